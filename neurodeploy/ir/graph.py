@@ -1,0 +1,154 @@
+"""The IR graph: named nodes, directed (source, target) edges; cycles allowed.
+
+A node with several incoming edges sums them (only neurons and Output may have more than one: residual adds and
+recurrent connections are several edges into one neuron). Float and quantized graphs are the same type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from neurodeploy.errors import IRError
+from neurodeploy.ir.ops import RESET_MODES, SIGN_MODES, CubaLIF, Input, Op, Output, Shape, _Neuron, _Synapse
+
+
+class Graph:
+    """A directed graph of IR ops. Immutable by convention: passes build new graphs."""
+
+    def __init__(self, nodes: Mapping[str, Op], edges: Iterable[tuple[str, str]], meta: Mapping[str, Any] | None = None):
+        self.nodes: dict[str, Op] = dict(nodes)
+        self.edges: list[tuple[str, str]] = [(str(a), str(b)) for a, b in edges]
+        self.meta: dict[str, Any] = dict(meta or {})
+        self._preds: dict[str, list[str]] = {name: [] for name in self.nodes}
+        self._succs: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for src, dst in self.edges:
+            if src not in self.nodes or dst not in self.nodes:
+                missing = src if src not in self.nodes else dst
+                raise IRError(f"edge ({src} -> {dst}) refers to unknown node '{missing}'",
+                              fix="add the node or remove the edge")
+            self._preds[dst].append(src)
+            self._succs[src].append(dst)
+
+    # ----------------------------------------------------------------------------------------------- structure
+    def predecessors(self, name: str) -> list[str]:
+        return list(self._preds[name])
+
+    def successors(self, name: str) -> list[str]:
+        return list(self._succs[name])
+
+    @property
+    def inputs(self) -> list[str]:
+        return [n for n, op in self.nodes.items() if isinstance(op, Input)]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [n for n, op in self.nodes.items() if isinstance(op, Output)]
+
+    def by_role(self, role: str) -> list[str]:
+        return [n for n, op in self.nodes.items() if op.role == role]
+
+    @property
+    def quantized(self) -> bool:
+        """True when every synapse and neuron op carries integers (``quant`` set)."""
+        ops = [op for op in self.nodes.values() if op.role in ("synapse", "neuron")]
+        return bool(ops) and all(getattr(op, "quant", None) is not None for op in ops)
+
+    def order(self) -> list[str]:
+        """Nodes in breadth-first order from the inputs (a topological order when the graph is acyclic)."""
+        seen: dict[str, None] = {}
+        frontier = list(self.inputs)
+        while frontier:
+            nxt = []
+            for name in frontier:
+                if name in seen:
+                    continue
+                seen[name] = None
+                nxt.extend(s for s in self._succs[name] if s not in seen)
+            frontier = nxt
+        for name in self.nodes:  # unreachable nodes keep their insertion order at the end
+            seen.setdefault(name, None)
+        return list(seen)
+
+    def with_nodes(self, nodes: Mapping[str, Op] | None = None, edges: Iterable[tuple[str, str]] | None = None,
+                   meta: Mapping[str, Any] | None = None) -> Graph:
+        return Graph(self.nodes if nodes is None else nodes, self.edges if edges is None else edges,
+                     self.meta if meta is None else meta)
+
+    # ------------------------------------------------------------------------------------------------- shapes
+    def shapes(self) -> dict[str, Shape]:
+        """Infer every node's output shape (fixed point over the graph, so cycles through neurons resolve)."""
+        shapes: dict[str, Shape] = {}
+        for name, op in self.nodes.items():
+            if isinstance(op, Input | _Neuron):
+                shapes[name] = tuple(int(d) for d in op.shape)
+        changed = True
+        while changed:
+            changed = False
+            for name in self.order():
+                if name in shapes and not isinstance(self.nodes[name], _Neuron):
+                    continue
+                preds = self._preds[name]
+                if not preds:
+                    continue
+                if any(p not in shapes for p in preds):
+                    continue
+                in_shapes = {shapes[p] for p in preds}
+                if len(in_shapes) > 1 and len({int(np.prod(s)) for s in in_shapes}) > 1:
+                    raise IRError(f"inputs of different sizes are summed: {sorted(in_shapes)} from {preds}",
+                                  node=name, fix="make every incoming connection produce the neuron's size")
+                op = self.nodes[name]
+                try:
+                    out = op.output_shape(next(iter(in_shapes)))
+                except IRError as err:
+                    raise IRError(str(err), node=name) from None
+                if shapes.get(name) != out:
+                    shapes[name] = out
+                    changed = True
+        missing = [n for n in self.nodes if n not in shapes]
+        if missing:
+            raise IRError(f"cannot infer the shape of {missing[:5]} (not reachable from an input)",
+                          node=missing[0], fix="connect the node to an Input or remove it")
+        return shapes
+
+    # --------------------------------------------------------------------------------------------- validation
+    def validate(self) -> Graph:
+        """Check structure, shapes and parameter ranges; raise :class:`IRError` naming the node. Returns self."""
+        if not self.inputs:
+            raise IRError("the graph has no Input node", fix="add an Input op")
+        if not self.outputs:
+            raise IRError("the graph has no Output node", fix="add an Output op after the layer to read")
+        for name, op in self.nodes.items():
+            n_pred = len(self._preds[name])
+            if isinstance(op, Input) and n_pred:
+                raise IRError("an Input node cannot have incoming edges", node=name, fix="remove those edges")
+            if op.role in ("synapse", "linear") and n_pred != 1:
+                raise IRError(f"{op.op_type} needs exactly one input, it has {n_pred}", node=name,
+                              fix="connect exactly one source (sum several sources in a neuron instead)")
+            if isinstance(op, Output) and n_pred < 1:
+                raise IRError("Output node has no source", node=name, fix="connect the layer to read to it")
+            if isinstance(op, _Neuron | CubaLIF) and getattr(op, "reset", "zero") not in RESET_MODES:
+                raise IRError(f"reset mode '{op.reset}' is not one of {RESET_MODES}", node=name,
+                              fix="use 'zero' or 'subtract'")
+            if isinstance(op, _Synapse):
+                self._validate_synapse(name, op)
+        self.shapes()
+        return self
+
+    def _validate_synapse(self, name: str, op: _Synapse) -> None:
+        if op.sign_mode is not None and op.sign_mode not in SIGN_MODES:
+            raise IRError(f"sign_mode '{op.sign_mode}' is not one of {SIGN_MODES}", node=name,
+                          fix="use mixed, excitatory or inhibitory")
+        if op.delays is not None:
+            delays = np.asarray(op.delays)
+            if delays.size and (delays.min() < 0 or not np.issubdtype(delays.dtype, np.integer)):
+                raise IRError("synaptic delays must be non-negative integers (steps)", node=name,
+                              fix="round delays to whole time steps with dt")
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per node: name, op, shape, origin, quantized (used by ``inspect``)."""
+        shapes = self.shapes()
+        return [{"name": n, "op": op.op_type, "shape": list(shapes[n]), "origin": op.origin,
+                 "inputs": self._preds[n]} for n, op in self.nodes.items()]

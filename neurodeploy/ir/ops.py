@@ -1,0 +1,358 @@
+"""IR operations: one frozen dataclass per op, its maths in the docstring and its own shape rule.
+
+Conventions shared by every op
+------------------------------
+* Shapes exclude the batch and time axes; arrays are C-ordered and a flat index is ``np.ravel_multi_index``.
+* Time is discrete: step ``t = 1, 2, ...`` (Lava's numbering); arrays index step ``t`` at position ``t - 1``.
+* Every *synapse* op (Dense, Sparse, Conv2d) adds one step: a spike emitted at step ``t`` reaches the target
+  neuron at step ``t + 1 + d`` where ``d`` is the synapse's delay (0 when ``delays`` is None). This is Lava's
+  convention (``PyDenseModelBitAcc`` sends the previous step's buffer) and therefore Loihi's.
+* *Float form* (``quant is None``): parameters are real numbers. *Quantized form* (``quant`` set): parameters are
+  the integers of Loihi's fields, and ``quant.scale`` maps them back to float (see :class:`QuantInfo`).
+* ``origin`` names the source layer (torch module path, NIR node, ONNX node) an op came from, for error messages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from neurodeploy.errors import IRError
+
+Shape = tuple[int, ...]
+
+RESET_MODES = ("zero", "subtract")
+SIGN_MODES = ("mixed", "excitatory", "inhibitory")
+
+#: Registry of op classes by name, filled automatically by ``Op.__init_subclass__`` (no hand-kept list).
+OP_TYPES: dict[str, type[Op]] = {}
+
+
+@dataclass(frozen=True)
+class QuantInfo:
+    """How a quantized op's integers relate to the float model it came from.
+
+    ``scale`` is lambda, the integer synaptic-input units per float unit of the *target neuron population*:
+    a float weight ``w`` is represented as ``weights * 2**weight_exp ~= lambda * w``, a float threshold ``theta``
+    as ``vth ~= lambda * theta`` and a float state ``x`` (u or v) as ``x_int ~= 64 * lambda * x`` (Loihi left-shifts
+    synaptic input and threshold by 6 bits). ``bits`` records the bit width of each integer field, ``error`` the
+    relative quantization error of each field (root-mean-square error over root-mean-square value).
+    """
+
+    scale: float
+    bits: dict[str, int] = field(default_factory=dict)
+    error: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """Base of every IR op. ``role`` is one of ``io``, ``linear`` (folded into synapses), ``synapse``, ``neuron``."""
+
+    origin: str = field(default="", kw_only=True)
+    role: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        OP_TYPES[cls.__name__] = cls
+
+    @property
+    def op_type(self) -> str:
+        return type(self).__name__
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        """Shape rule: the output shape given the (summed) input shape."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """All dataclass fields as a dict (arrays are not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def replace(self, **changes: Any) -> Op:
+        values = self.params()
+        values.update(changes)
+        return type(self)(**values)
+
+
+def _size(shape: Shape) -> int:
+    return int(math.prod(shape))
+
+
+# ----------------------------------------------------------------------------------------------------------- io
+@dataclass(frozen=True, eq=False)
+class Input(Op):
+    """Spike source. At step ``t`` it emits column ``t - 1`` of the stimulus (Lava ``RingBuffer``)."""
+
+    shape: Shape = ()
+    role: ClassVar[str] = "io"
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        return tuple(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Output(Op):
+    """Marks a network output: passes its single predecessor's spikes through unchanged."""
+
+    shape: Shape = ()
+    role: ClassVar[str] = "io"
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        return tuple(self.shape) if self.shape else tuple(input_shape or ())
+
+
+# ------------------------------------------------------------------------------------------------------ synapses
+@dataclass(frozen=True, eq=False)
+class _Synapse(Op):
+    """Fields shared by synapse ops.
+
+    Quantized maths (Lava ``PyDenseModelBitAcc``), applied once to the stored mantissas: clip by ``sign_mode``
+    (excitatory [0, 255], inhibitory [-255, 0], mixed [-256, 255]), then truncate
+    ``W = (W >> k) << k`` with ``k = 8 - num_weight_bits + (1 if mixed)``. Each step:
+    ``acc = W @ s`` (s binary, or graded when ``num_message_bits > 0``), then ``a = acc << weight_exp`` for
+    ``weight_exp >= 0`` else ``acc >> -weight_exp`` (floor), applied to the sum (per delay bucket), not per synapse.
+    Float maths: ``a = W @ s``.
+    """
+
+    delays: np.ndarray | None = None
+    weight_exp: int = 0
+    num_weight_bits: int | None = None
+    sign_mode: str | None = None
+    num_message_bits: int = 0
+    quant: QuantInfo | None = None
+    role: ClassVar[str] = "synapse"
+
+    @property
+    def quantized(self) -> bool:
+        return self.quant is not None
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(_Synapse):
+    """Dense synapses ``a = W @ s (+ bias)``; ``weight`` is ``[n_out, n_in]``, input flattened in C order.
+
+    ``bias`` exists only in float form (converters fold it into the target neuron's bias).
+    ``delays`` (optional, ``[n_out, n_in]`` integers in steps) makes it Lava's ``DelayDense``.
+    """
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    bias: np.ndarray | None = None
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        n_out, n_in = self.weight.shape
+        if input_shape is not None and _size(input_shape) != n_in:
+            raise IRError(f"Dense expects {n_in} inputs but receives shape {input_shape} "
+                          f"({_size(input_shape)} values)", node=self.origin or None,
+                          fix="check the layer sizes or insert a Flatten")
+        return (int(n_out),)
+
+
+@dataclass(frozen=True, eq=False)
+class Sparse(_Synapse):
+    """Sparse synapses in COO form: ``a[row[k]] += value[k] * s[col[k]]`` (duplicates add, like a CSR sum).
+
+    ``out_shape`` is the target shape, ``in_size`` the flattened source size, ``delays`` (optional) per entry.
+    """
+
+    out_shape: Shape = ()
+    in_size: int = 0
+    row: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    col: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    value: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        if input_shape is not None and _size(input_shape) != self.in_size:
+            raise IRError(f"Sparse expects {self.in_size} inputs but receives shape {input_shape}",
+                          node=self.origin or None, fix="check the connectivity's source size")
+        return tuple(self.out_shape)
+
+    def to_dense(self) -> np.ndarray:
+        dense = np.zeros((_size(self.out_shape), self.in_size), dtype=self.value.dtype)
+        np.add.at(dense, (self.row, self.col), self.value)
+        return dense
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(_Synapse):
+    """2-D convolution ``a[o, y, x] = sum_{c,i,j} W[o, c, i, j] * s[c, y*sy + i*dy - py, x*sx + j*dx - px]``.
+
+    ``weight`` is ``[C_out, C_in / groups, kh, kw]``; input shape ``(C_in, H, W)``. ``bias`` float form only.
+    """
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 1, 1)))
+    bias: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        if input_shape is None or len(input_shape) != 3:
+            raise IRError(f"Conv2d needs an input of shape (C, H, W), got {input_shape}", node=self.origin or None,
+                          fix="give the model's input shape as C,H,W")
+        c_in, h, w = input_shape
+        c_out, c_per_group, kh, kw = self.weight.shape
+        if c_per_group * self.groups != c_in:
+            raise IRError(f"Conv2d expects {c_per_group * self.groups} input channels, got {c_in}",
+                          node=self.origin or None, fix="check the input shape's channel count")
+        h_out = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
+        w_out = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
+        if h_out <= 0 or w_out <= 0:
+            raise IRError(f"Conv2d output would be empty for input {input_shape}", node=self.origin or None,
+                          fix="use a larger input or a smaller kernel")
+        return (int(c_out), int(h_out), int(w_out))
+
+
+# ------------------------------------------------------------------------------ linear ops (folded into synapses)
+@dataclass(frozen=True, eq=False)
+class _Pool2d(Op):
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    padding: tuple[int, int] = (0, 0)
+    role: ClassVar[str] = "linear"
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        if input_shape is None or len(input_shape) != 3:
+            raise IRError(f"{self.op_type} needs an input of shape (C, H, W), got {input_shape}",
+                          node=self.origin or None, fix="pool after a convolution or give the input as C,H,W")
+        c, h, w = input_shape
+        h_out = (h + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1
+        w_out = (w + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1
+        return (int(c), int(h_out), int(w_out))
+
+
+@dataclass(frozen=True, eq=False)
+class SumPool2d(_Pool2d):
+    """Sum pooling ``y[c, i, j] = sum over the window of x`` (zero padding)."""
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d(_Pool2d):
+    """Average pooling ``y = SumPool2d(x) / (kh * kw)`` (zero padding counted, as torch's default)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten(Op):
+    """Reshape dims ``start_dim .. end_dim`` (batch excluded) into one; data order unchanged (C order)."""
+
+    start_dim: int = 0
+    end_dim: int = -1
+    role: ClassVar[str] = "linear"
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        shape = tuple(input_shape or ())
+        if not shape:
+            return shape
+        start = self.start_dim % len(shape)
+        end = self.end_dim % len(shape)
+        return shape[:start] + (_size(shape[start:end + 1]),) + shape[end + 1:]
+
+
+@dataclass(frozen=True, eq=False)
+class Scale(Op):
+    """Element-wise gain ``y = scale * x`` (NIR Scale); folded into the next synapse's weights."""
+
+    scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+    role: ClassVar[str] = "linear"
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        return tuple(input_shape or np.shape(self.scale))
+
+
+@dataclass(frozen=True, eq=False)
+class Delay(Op):
+    """Per-element delay ``y[t] = x[t - delay]`` in steps; folded into the next synapse's per-synapse delays.
+
+    A spike that crosses a Delay of ``d`` and then a synapse of delay ``d'`` reaches its neuron
+    ``1 + d + d'`` steps later. Loihi 2 synapses support ``d + d'`` in [0, 62].
+    """
+
+    delay: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    role: ClassVar[str] = "linear"
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        return tuple(input_shape or np.shape(self.delay))
+
+
+# -------------------------------------------------------------------------------------------------------- neurons
+@dataclass(frozen=True, eq=False)
+class _Neuron(Op):
+    shape: Shape = ()
+    quant: QuantInfo | None = None
+    role: ClassVar[str] = "neuron"
+
+    @property
+    def quantized(self) -> bool:
+        return self.quant is not None
+
+    @property
+    def size(self) -> int:
+        return _size(self.shape)
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        if input_shape is not None and _size(input_shape) != self.size:
+            raise IRError(f"{self.op_type} of shape {self.shape} receives input of shape {input_shape}",
+                          node=self.origin or None, fix="make the incoming layer's size match the neurons")
+        return tuple(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class CubaLIF(_Neuron):
+    """Current-based LIF neuron in Loihi form.
+
+    Float form (Lava ``PyLifModelFloat``), each step with summed synaptic input ``a``::
+
+        u = u * (1 - du) + a
+        v = v * (1 - dv) + u + bias
+        s = v > vth;  reset: v = 0 ("zero") or v = v - vth ("subtract") where s
+
+    Quantized form (Lava ``PyLifModelBitAcc``, 24-bit u and v, 12-bit decays)::
+
+        u  = sign(u * (4096 - (du + 1))) * (|u * (4096 - (du + 1))| >> 12)        # rounds toward zero
+        u  = u + (a << 6), then one conditional wrap into 24 bits:
+             u > 2**23 -> u - 2**24;  u <= -2**23 -> u + 2**24  (all in wrapping int32)
+        v  = clip(sign(v * (4096 - dv)) * (|v * (4096 - dv)| >> 12) + u + (bias << bias_exp),
+                  -(2**23 - 1), 2**23 - 1)                                       # bias_exp < 0: floor shift
+        s  = v > (vth << 6);  reset: v = 0 ("zero", Lava) or v = v - (vth << 6) ("subtract", emulator only)
+
+    ``du``, ``dv`` in [0, 4095]; ``vth`` in [0, 2**17 - 1]; ``bias`` (the mantissa) in [-4096, 4095];
+    ``bias_exp`` in [0, 7]. ``readout`` marks a lowered integrator whose spikes nobody consumes.
+    """
+
+    du: float = 1.0
+    dv: float = 0.0
+    vth: float = 1.0
+    bias: np.ndarray | float = 0.0
+    bias_exp: np.ndarray | int = 0
+    reset: str = "zero"
+    readout: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class IF(_Neuron):
+    """Integrate-and-fire: ``v = v + a + bias; s = v > vth; reset`` (float form only).
+
+    The quantizer lowers it to :class:`CubaLIF` with ``du = 4095`` (u keeps only this step's input) and ``dv = 0``.
+    """
+
+    vth: float = 1.0
+    bias: np.ndarray | float = 0.0
+    reset: str = "zero"
+
+
+@dataclass(frozen=True, eq=False)
+class LI(_Neuron):
+    """Leaky integrator readout (no spikes): ``u = u*(1-du) + a; v = v*(1-dv) + u + bias`` (float form only).
+
+    The quantizer lowers it to :class:`CubaLIF` with ``vth = 2**17 - 1`` and ``readout=True``; its output is v.
+    """
+
+    du: float = 1.0
+    dv: float = 0.0
+    bias: np.ndarray | float = 0.0
+
+
+def neuron_ops() -> tuple[type[Op], ...]:
+    return tuple(t for t in OP_TYPES.values() if t.role == "neuron" and not t.__name__.startswith("_"))
