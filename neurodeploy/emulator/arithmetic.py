@@ -1,0 +1,89 @@
+"""Loihi fixed-point arithmetic, exactly as Lava 0.10.0's bit-accurate CPU models compute it.
+
+Every function works on int64 numpy arrays and reproduces Lava's int32 behaviour (values that Lava stores in int32
+buffers wrap modulo 2**32) so that results are equal to the last bit, including the overflow corner cases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SIGN_MODE_CODES = {"mixed": 1, "excitatory": 2, "inhibitory": 3}  # lava.utils.weightutils.SignMode values
+
+DECAY_SHIFT = 12  # decays are 12-bit fractions of 2**12
+DECAY_UNITY = 1 << DECAY_SHIFT
+ACT_SHIFT = 6  # synaptic input is left-shifted by 6 bits before it is added to u
+VTH_SHIFT = 6  # the threshold is left-shifted by 6 bits before the comparison
+MAX_UV = 1 << 23  # u and v are 24-bit signed state
+
+
+def wrap_int32(x: np.ndarray) -> np.ndarray:
+    """``x`` modulo 2**32 into [-2**31, 2**31), as an int32 store does (returned as int64)."""
+    return ((np.asarray(x, dtype=np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def shift(x: np.ndarray, exp: int | np.ndarray) -> np.ndarray:
+    """``x << exp`` for ``exp >= 0``, else ``x >> -exp`` (arithmetic, i.e. floor division by 2**-exp)."""
+    x = np.asarray(x, dtype=np.int64)
+    exp = np.asarray(exp, dtype=np.int64)
+    return np.where(exp >= 0, np.left_shift(x, np.maximum(exp, 0)), np.right_shift(x, np.maximum(-exp, 0)))
+
+
+def decay(x: np.ndarray, factor: int) -> np.ndarray:
+    """``sign(x * factor) * (|x * factor| >> 12)``: multiply by ``factor / 4096`` rounding toward zero."""
+    p = np.asarray(x, dtype=np.int64) * np.int64(factor)
+    return np.sign(p) * np.right_shift(np.abs(p), DECAY_SHIFT)
+
+
+def effective_weights(weights: np.ndarray, sign_mode: str | None, num_weight_bits: int | None) -> np.ndarray:
+    """Lava's one-time weight preparation: ``clip_weights`` to 8 bits by sign mode, then ``truncate_weights``.
+
+    Sign mode ``None`` is determined as Lava does: all >= 0 excitatory, all <= 0 inhibitory, else mixed.
+    Clip: excitatory [0, 255], inhibitory [-255, 0], mixed [-256, 255]. Truncate ``k = 8 - bits + (1 if mixed)``
+    least significant bits of the magnitude-signed value (inhibitory weights are negated, truncated, negated back).
+    """
+    w = wrap_int32(np.asarray(weights))  # Lava casts weights to int32
+    if sign_mode is None:
+        if w.size == 0 or w.min() >= 0:
+            sign_mode = "excitatory"
+        elif w.max() <= 0:
+            sign_mode = "inhibitory"
+        else:
+            sign_mode = "mixed"
+    bits = 8 if num_weight_bits is None else int(num_weight_bits)
+    mixed = int(sign_mode == "mixed")
+    if sign_mode == "inhibitory":
+        w = -w
+    w = np.clip(w, -(1 << 8) * mixed, (1 << 8) - 1)
+    if sign_mode == "inhibitory":
+        w = -w
+    k = 8 - bits + mixed
+    if sign_mode == "inhibitory":
+        w = -(np.right_shift(-w, k) << k)
+    else:
+        w = np.right_shift(w, k) << k
+    return w.astype(np.int64)
+
+
+def effective_bias(bias_mant: np.ndarray, bias_exp: np.ndarray) -> np.ndarray:
+    """``bias_mant << bias_exp`` (``>> -bias_exp``, floor, for a negative exponent), as ``scale_bias``."""
+    return wrap_int32(shift(bias_mant, bias_exp))
+
+
+def lif_step(u: np.ndarray, v: np.ndarray, a_in: np.ndarray, du: int, dv: int, bias: np.ndarray, vth: int,
+             reset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step of Lava's ``PyLifModelBitAcc`` (see :class:`neurodeploy.ir.ops.CubaLIF`). Returns u, v, spikes.
+
+    ``a_in`` is the step's summed synaptic input as Lava's int32 ports deliver it; ``bias`` the effective bias.
+    """
+    u = wrap_int32(decay(u, DECAY_UNITY - (du + 1)) + wrap_int32(a_in) * (1 << ACT_SHIFT))
+    u = np.where(u > MAX_UV, u - 2 * MAX_UV, np.where(u <= -MAX_UV, u + 2 * MAX_UV, u))
+    v = wrap_int32(decay(v, DECAY_UNITY - dv) + u + bias)
+    v = np.clip(v, -MAX_UV + 1, MAX_UV - 1)
+    threshold = wrap_int32(np.int64(vth) << VTH_SHIFT)
+    spikes = v > threshold
+    if reset == "zero":
+        v = np.where(spikes, 0, v)
+    else:  # "subtract": emulator-only extension, no Lava model
+        v = np.where(spikes, v - threshold, v)
+    return u, v, spikes

@@ -1,0 +1,311 @@
+"""The emulator: executes an IR graph step by step with Lava's timing and either Loihi integer or float maths.
+
+Step semantics (identical to a Lava network of RingBuffer -> Dense/Sparse -> LIF processes run for T steps):
+
+1. every synapse delivers the activation it buffered on the previous step (slot 0 of its delay line);
+2. every neuron sums what it received into ``a_in`` and updates u, v and its spikes (Lava ``run_spk``);
+3. every source emits its step-``t`` spikes: an Input emits stimulus column ``t - 1`` (RingBuffer), a neuron the
+   spikes of step 2;
+4. every synapse accumulates ``W @ s`` per delay bucket into its delay line (slot ``d`` is delivered ``1 + d``
+   steps later) -- so a stimulus column ``k`` reaches the first neuron layer at step ``k + 2``.
+
+Recorded arrays are ``[B, T, *shape]`` with index ``t - 1`` holding step ``t``: u and v after the reset, exactly
+what a Lava ``Monitor`` probing ``u``/``v``/``s_out`` reports. The batch axis is vectorised: samples never interact.
+
+Integer mode runs quantized graphs (every synapse and neuron carries ``quant``); float mode runs float graphs
+(Lava ``PyLifModelFloat`` maths; IF is CubaLIF with du = 1, dv = 0; LI never spikes and its output is v).
+Graphs that still hold linear ops are folded first (:func:`neurodeploy.passes.fold.fold_linear`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurodeploy.emulator import arithmetic as ar
+from neurodeploy.errors import InputError, UnsupportedOpError
+from neurodeploy.ir.graph import Graph
+from neurodeploy.ir.linear import op_matrix
+from neurodeploy.ir.ops import IF, LI, CubaLIF, Input, Output, _Synapse
+from neurodeploy.passes.fold import fold_linear
+
+RECORDABLE = ("spikes", "u", "v")
+#: Below this fraction of active inputs a synapse gathers only the active columns (event-driven path).
+EVENT_FRACTION = 0.05
+#: Above this density a synapse matrix is stored dense and multiplied with BLAS.
+DENSE_DENSITY = 0.25
+
+
+@dataclass
+class SimResult:
+    """What a run produced. ``outputs[name]`` is ``[B, T, *shape]``; ``recorded['<node>/<field>']`` likewise.
+
+    ``spike_counts[node]`` is the total number of spikes of a neuron node; ``synaptic_ops[synapse]`` the number of
+    synaptic events (a spike crossing one synapse) the synapse processed, summed over batch and steps.
+    """
+
+    outputs: dict[str, np.ndarray]
+    recorded: dict[str, np.ndarray] = field(default_factory=dict)
+    spike_counts: dict[str, int] = field(default_factory=dict)
+    synaptic_ops: dict[str, int] = field(default_factory=dict)
+    steps: int = 0
+    batch: int = 0
+    arithmetic: str = "int"
+
+
+class _SynapseRunner:
+    """A synapse op prepared for execution: per-delay-bucket matrices and its delay line."""
+
+    def __init__(self, name: str, op: _Synapse, in_shape: tuple[int, ...], integer: bool):
+        self.name = name
+        self.n_in = int(math.prod(in_shape))
+        matrix = op_matrix(op, in_shape).tocoo()
+        values = matrix.data
+        if integer:
+            values = ar.effective_weights(values, op.sign_mode, op.num_weight_bits).astype(np.float64)
+            self.weight_exp = int(op.weight_exp)
+        else:
+            values = values.astype(np.float64)
+            self.weight_exp = 0
+        self.n_out = matrix.shape[0]
+        if op.delays is None:
+            delays = np.zeros(values.size, dtype=np.int64)
+        elif isinstance(op.delays, np.ndarray) and op.delays.shape == matrix.shape:
+            delays = np.asarray(op.delays, dtype=np.int64)[matrix.row, matrix.col]
+        else:
+            delays = np.broadcast_to(np.asarray(op.delays, dtype=np.int64).ravel(), values.shape)
+        self.graded = op.num_message_bits > 0
+        self.max_delay = int(delays.max()) if delays.size else 0
+        self.buckets = []
+        for d in np.unique(delays) if delays.size else [0]:
+            keep = delays == d
+            m = sp.csr_matrix((values[keep], (matrix.row[keep], matrix.col[keep])), shape=matrix.shape)
+            m.sum_duplicates()
+            m.eliminate_zeros()
+            dense = m.nnz > DENSE_DENSITY * max(1, m.shape[0] * m.shape[1])
+            self.buckets.append((int(d), m.toarray() if dense else m, None if dense else m.tocsc()))
+        self.fanout = np.bincount(matrix.col[values != 0], minlength=self.n_in).astype(np.int64)
+
+    def accumulate(self, s: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """``W_d @ s`` for each delay bucket ``d``; ``s`` is ``[B, n_in]`` float64; result ``[B, n_out]``."""
+        active = np.flatnonzero(s.any(axis=0))
+        out = []
+        for d, m, csc in self.buckets:
+            if active.size == 0:
+                acc = np.zeros((s.shape[0], self.n_out))
+            elif active.size < EVENT_FRACTION * self.n_in:
+                sub = m[:, active] if csc is None else csc[:, active]
+                acc = np.asarray((sub @ s[:, active].T).T)
+            elif csc is None:
+                acc = s @ m.T
+            else:
+                acc = np.asarray((m @ s.T).T)
+            out.append((d, acc))
+        return out
+
+
+class _NeuronRunner:
+    """A neuron op prepared for execution: its parameters in the arithmetic of the run."""
+
+    def __init__(self, name: str, op, integer: bool):
+        self.name = name
+        self.shape = tuple(op.shape)
+        self.size = int(math.prod(self.shape))
+        self.readout = isinstance(op, LI) or bool(getattr(op, "readout", False))
+        self.reset = getattr(op, "reset", "zero")
+        if integer:
+            if not isinstance(op, CubaLIF) or op.quant is None:
+                raise UnsupportedOpError(f"{op.op_type} is not quantized; integer emulation needs Loihi integers",
+                                         node=name, fix="run the quantize pass (neurodeploy compile) first")
+            self.du, self.dv, self.vth = int(op.du), int(op.dv), int(op.vth)
+            bias = np.broadcast_to(np.asarray(op.bias, dtype=np.int64).ravel(), (self.size,))
+            exp = np.broadcast_to(np.asarray(op.bias_exp, dtype=np.int64).ravel(), (self.size,))
+            self.bias = ar.effective_bias(bias, exp)
+        else:
+            if isinstance(op, IF):
+                self.du, self.dv = 1.0, 0.0
+            else:
+                self.du, self.dv = float(op.du), float(op.dv)
+            self.vth = math.inf if isinstance(op, LI) else float(op.vth)
+            self.bias = np.broadcast_to(np.asarray(op.bias, dtype=np.float64).ravel(), (self.size,))
+
+    def step_int(self, u, v, a_in):
+        return ar.lif_step(u, v, a_in, self.du, self.dv, self.bias, self.vth, self.reset)
+
+    def step_float(self, u, v, a_in):
+        u = u * (1.0 - self.du) + a_in
+        v = v * (1.0 - self.dv) + u + self.bias
+        spikes = v > self.vth
+        if self.reset == "zero":
+            v = np.where(spikes, 0.0, v)
+        else:
+            v = np.where(spikes, v - self.vth, v)
+        return u, v, spikes
+
+
+class Program:
+    """A graph prepared for repeated runs. Build once with :meth:`from_graph`, then call :meth:`run`."""
+
+    def __init__(self, graph: Graph, arithmetic: str = "auto"):
+        if any(op.role == "linear" for op in graph.nodes.values()) or not _is_folded(graph):
+            graph, _ = fold_linear(graph)
+        graph.validate()
+        if arithmetic == "auto":
+            arithmetic = "int" if graph.quantized else "float"
+        if arithmetic not in ("int", "float"):
+            raise InputError(f"arithmetic must be 'int', 'float' or 'auto', not {arithmetic!r}")
+        self.graph = graph
+        self.integer = arithmetic == "int"
+        self.arithmetic = arithmetic
+        shapes = graph.shapes()
+        self.shapes = shapes
+        self.inputs = graph.inputs
+        self.neurons = {n: _NeuronRunner(n, op, self.integer) for n, op in graph.nodes.items() if op.role == "neuron"}
+        self.synapses = {}
+        for name, op in graph.nodes.items():
+            if isinstance(op, _Synapse):
+                (src,) = graph.predecessors(name)
+                self.synapses[name] = _SynapseRunner(name, op, shapes[src], self.integer)
+        self.syn_source = {n: graph.predecessors(n)[0] for n in self.synapses}
+        self.neuron_inputs = {n: [p for p in graph.predecessors(n) if p in self.synapses] for n in self.neurons}
+        self.outputs = {n: graph.predecessors(n)[0] for n in graph.outputs}
+
+    def _check_inputs(self, spikes) -> dict[str, np.ndarray]:
+        if not isinstance(spikes, Mapping):
+            if len(self.inputs) != 1:
+                raise InputError(f"the model has inputs {self.inputs}; pass a dict name -> array",
+                                 fix="store one array per input name in the .npz")
+            spikes = {self.inputs[0]: spikes}
+        arrays = {}
+        batch = steps = None
+        for name in self.inputs:
+            if name not in spikes:
+                raise InputError(f"no stimulus given for input '{name}'", fix=f"add an array named '{name}'")
+            x = np.asarray(spikes[name])
+            shape = self.shapes[name]
+            if x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != tuple(shape):
+                raise InputError(f"input '{name}' must be shaped [B, T, {', '.join(map(str, shape))}], "
+                                 f"got {list(x.shape)}", fix="reshape the stimulus to [batch, time, *input_shape]")
+            if batch is None:
+                batch, steps = x.shape[:2]
+            elif x.shape[:2] != (batch, steps):
+                raise InputError(f"input '{name}' has batch/time {x.shape[:2]}, others have {(batch, steps)}")
+            if self.integer and x.size and not np.isin(x, (0, 1)).all():
+                raise InputError(f"input '{name}' holds values other than 0 and 1; Loihi inputs are spikes",
+                                 fix="encode the stimulus as binary spike trains")
+            if not np.all(np.isfinite(x.astype(np.float64))):
+                raise InputError(f"input '{name}' holds NaN or infinite values", fix="clean the stimulus")
+            arrays[name] = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
+        return arrays
+
+    def run(self, spikes, record: Iterable[str] = (), nodes: Iterable[str] | None = None,
+            progress: bool = False) -> SimResult:
+        """Run on ``spikes`` (``[B, T, *input_shape]`` or a dict per input) and return a :class:`SimResult`.
+
+        ``record`` picks fields among ``spikes``, ``u``, ``v``; ``nodes`` restricts recording to those neurons.
+        """
+        record = tuple(record)
+        bad = [f for f in record if f not in RECORDABLE]
+        if bad:
+            raise InputError(f"cannot record {bad}; choose among {RECORDABLE}")
+        inputs = self._check_inputs(spikes)
+        batch, steps = next(iter(inputs.values())).shape[:2]
+        rec_nodes = list(self.neurons) if nodes is None else list(nodes)
+        for n in rec_nodes:
+            if n not in self.neurons:
+                raise InputError(f"'{n}' is not a neuron node", fix=f"choose among {sorted(self.neurons)}")
+        state_dtype = np.int64 if self.integer else np.float64
+        u = {n: np.zeros((batch, p.size), state_dtype) for n, p in self.neurons.items()}
+        v = {n: np.zeros((batch, p.size), state_dtype) for n, p in self.neurons.items()}
+        lines = {n: np.zeros((batch, s.n_out, s.max_delay + 1), state_dtype) for n, s in self.synapses.items()}
+        rec_dtype = {"spikes": np.uint8, "u": np.int32 if self.integer else np.float64,
+                     "v": np.int32 if self.integer else np.float64}
+        wanted = {(n, f) for n in rec_nodes for f in record}
+        for src in self.outputs.values():
+            if src in self.neurons:
+                wanted.add((src, "v" if self.neurons[src].readout else "spikes"))
+        traces = {f"{n}/{f}": np.zeros((batch, steps, self.neurons[n].size), rec_dtype[f]) for n, f in wanted}
+        spike_counts = {n: 0 for n in self.neurons}
+        syn_ops = {n: 0 for n in self.synapses}
+        steps_iter = range(steps)
+        if progress:
+            from tqdm import tqdm
+
+            steps_iter = tqdm(steps_iter, desc="emulating", unit="step")
+        current: dict[str, np.ndarray] = {}
+        for k in steps_iter:
+            for name, neuron in self.neurons.items():
+                a_in = np.zeros((batch, neuron.size), state_dtype)
+                for syn in self.neuron_inputs[name]:
+                    delivered = lines[syn][:, :, 0]
+                    a_in = a_in + (ar.wrap_int32(delivered) if self.integer else delivered)
+                if self.integer:
+                    u[name], v[name], s = neuron.step_int(u[name], v[name], a_in)
+                else:
+                    u[name], v[name], s = neuron.step_float(u[name], v[name], a_in)
+                current[name] = s
+                for fld, value in (("spikes", s), ("u", u[name]), ("v", v[name])):
+                    trace = traces.get(f"{name}/{fld}")
+                    if trace is not None:
+                        trace[:, k] = value
+                spike_counts[name] += int(s.sum())
+            for name, syn in self.synapses.items():
+                src = self.syn_source[name]
+                if src in inputs:
+                    s = inputs[src][:, k]
+                else:
+                    s = current[src].astype(np.float64)
+                if self.integer and not syn.graded:
+                    s = (s != 0).astype(np.float64)
+                syn_ops[name] += int((s != 0).sum(axis=0) @ syn.fanout)
+                line = lines[name]
+                line[:, :, 0] = 0
+                line = np.roll(line, -1, axis=2) if syn.max_delay else line
+                for d, acc in syn.accumulate(s):
+                    if self.integer:
+                        line[:, :, d] += ar.shift(np.rint(acc).astype(np.int64), syn.weight_exp)
+                    else:
+                        line[:, :, d] += acc
+                lines[name] = line
+        return self._result(traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs)
+
+    def _result(self, traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs) -> SimResult:
+        outputs = {}
+        for out, src in self.outputs.items():
+            if src in inputs:
+                data = inputs[src].astype(np.uint8)
+            elif self.neurons[src].readout:
+                data = traces[f"{src}/v"]
+            else:
+                data = traces[f"{src}/spikes"]
+            outputs[out] = data.reshape(batch, steps, *self.shapes[src])
+        recorded = {}
+        for n in rec_nodes:
+            for f in record:
+                recorded[f"{n}/{f}"] = traces[f"{n}/{f}"].reshape(batch, steps, *self.neurons[n].shape)
+        return SimResult(outputs, recorded, spike_counts, syn_ops, steps, batch, self.arithmetic)
+
+
+def _is_folded(graph: Graph) -> bool:
+    for name, op in graph.nodes.items():
+        if op.role == "synapse":
+            if any(graph.nodes[p].role not in ("neuron",) and not isinstance(graph.nodes[p], Input)
+                   for p in graph.predecessors(name)):
+                return False
+            if any(graph.nodes[s].role != "neuron" for s in graph.successors(name)):
+                return False
+        if op.role == "neuron" and any(graph.nodes[p].role != "synapse" for p in graph.predecessors(name)):
+            return False
+        if isinstance(op, Output) and any(graph.nodes[p].role == "synapse" for p in graph.predecessors(name)):
+            return False
+    return True
+
+
+def simulate(graph: Graph, spikes, record: Iterable[str] = (), arithmetic: str = "auto",
+             nodes: Iterable[str] | None = None, progress: bool = False) -> SimResult:
+    """Prepare ``graph`` and run it once. See :class:`Program` and the module docstring for the semantics."""
+    return Program(graph, arithmetic).run(spikes, record=record, nodes=nodes, progress=progress)
