@@ -18,7 +18,8 @@ from neurodeploy.ir.ops import RESET_MODES, SIGN_MODES, CubaLIF, Input, Op, Outp
 class Graph:
     """A directed graph of IR ops. Immutable by convention: passes build new graphs."""
 
-    def __init__(self, nodes: Mapping[str, Op], edges: Iterable[tuple[str, str]], meta: Mapping[str, Any] | None = None):
+    def __init__(self, nodes: Mapping[str, Op], edges: Iterable[tuple[str, str]],
+                 meta: Mapping[str, Any] | None = None):
         self.nodes: dict[str, Op] = dict(nodes)
         self.edges: list[tuple[str, str]] = [(str(a), str(b)) for a, b in edges]
         self.meta: dict[str, Any] = dict(meta or {})
