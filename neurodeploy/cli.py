@@ -1,0 +1,146 @@
+"""The ``neurodeploy`` command line: compile | run | inspect.
+
+Every user error is a :class:`~neurodeploy.errors.NeurodeployError`: it is printed as one paragraph without a
+traceback and the command exits with status 2. Outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from neurodeploy.errors import InputError, NeurodeployError, SerializationError
+from neurodeploy.fileio import write_atomic
+
+
+def _parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise InputError(f"--input-shape '{text}' is not a list of integers", fix="write it like 64 or 1,28,28") from None
+    if not shape or min(shape) <= 0:
+        raise InputError(f"--input-shape '{text}' must hold positive sizes", fix="write it like 64 or 1,28,28")
+    return shape
+
+
+def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """Read an ``.npz`` without unpickling; a clear error for a missing or corrupt file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SerializationError(f"{what} file '{p}' does not exist", fix="check the path")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError) as err:
+        raise SerializationError(f"{what} file '{p}' is not a readable .npz ({err})",
+                                 fix="write it with numpy.savez (object arrays are refused)") from None
+
+
+def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+def _stimulus(arrays: dict[str, np.ndarray], inputs: dict[str, list[int]], source: str) -> object:
+    if len(inputs) == 1:
+        name = next(iter(inputs))
+        for key in ("spikes", name):
+            if key in arrays:
+                return arrays[key]
+        raise InputError(f"'{source}' has no array named 'spikes' (it holds {sorted(arrays)})",
+                         fix="save the stimulus as spikes=[B, T, *input_shape]")
+    missing = [n for n in inputs if n not in arrays]
+    if missing:
+        raise InputError(f"'{source}' lacks arrays for inputs {missing}", fix="save one array per input name")
+    return {n: arrays[n] for n in inputs}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neurodeploy")
+def cli() -> None:
+    """Deploy trained spiking neural networks onto neuromorphic hardware."""
+
+
+@cli.command("compile")
+@click.argument("model")
+@click.option("--target", default="emulator", show_default=True, help="emulator | loihi2 | spinnaker | null")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="artifact directory")
+@click.option("--input-shape", help="input shape of a torch module, e.g. 64 or 2,34,34")
+@click.option("--dt", type=float, help="time step in seconds (required for NIR models)")
+@click.option("--reset", type=click.Choice(["zero", "subtract"]), help="reset mode for NIR neurons")
+@click.option("--calibration", type=click.Path(dir_okay=False), help=".npz with spikes=[B,T,...] for scales")
+@click.option("--dump-ir", type=click.Path(file_okay=False), help="write the IR after every pass here")
+def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dump_ir) -> None:
+    """Convert MODEL (NIR file, .ndg, or file.py:object) and compile it for TARGET into --out."""
+    from neurodeploy.compiler import compile_graph, write_artifact
+    from neurodeploy.model_loading import load_model
+
+    graph = load_model(model, _parse_shape(input_shape), dt, reset)
+    calib = None
+    if calibration:
+        calib = _stimulus(load_npz(calibration, "calibration"), {n: [] for n in graph.inputs}, calibration)
+    artifact = compile_graph(graph, target, calibration=calib, dump_dir=dump_ir)
+    path = write_artifact(artifact, out_dir)
+    shapes = artifact.graph.shapes()
+    n_neurons = sum(int(np.prod(shapes[n])) for n in artifact.graph.by_role("neuron"))
+    click.echo(f"compiled {model} for {target}: {len(artifact.graph.nodes)} nodes, {n_neurons} neurons, "
+               f"latency {artifact.manifest['latency_steps']} steps -> {path}")
+
+
+@cli.command("run")
+@click.argument("artifact_dir", type=click.Path())
+@click.option("--input", "input_path", required=True, type=click.Path(), help=".npz with spikes=[B,T,*shape]")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="result .npz")
+@click.option("--record", default="", help="comma list among spikes,u,v (every neuron node)")
+@click.option("--backend", default="emulator", show_default=True, help="emulator | lava | pynn")
+@click.option("--progress/--no-progress", default=True, help="show a progress bar")
+def run_cmd(artifact_dir, input_path, output_path, record, backend, progress) -> None:
+    """Run a compiled model on a stimulus and write the output spikes (and recordings)."""
+    from neurodeploy.artifact import load_artifact
+    from neurodeploy.registry import get_backend
+
+    artifact = load_artifact(artifact_dir)
+    fields = tuple(f.strip() for f in record.split(",") if f.strip())
+    spikes = _stimulus(load_npz(input_path, "input"), artifact.manifest["inputs"], input_path)
+    arrays, _ = get_backend(backend).run(artifact, spikes, record=fields, progress=progress and sys.stderr.isatty())
+    save_npz(output_path, arrays)
+    click.echo(f"wrote {len(arrays)} arrays to {output_path}")
+
+
+@cli.command("inspect")
+@click.argument("artifact_dir", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def inspect_cmd(artifact_dir, as_json) -> None:
+    """Show nodes, shapes, integer parameters, bit widths and quantization error of a compiled model."""
+    from neurodeploy.artifact import dump_json, load_artifact
+    from neurodeploy.inspection import describe, render_text
+
+    artifact = load_artifact(artifact_dir)
+    info = describe(artifact)
+    click.echo(dump_json(info) if as_json else render_text(info))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning user errors into one-paragraph messages and exit code 2."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except NeurodeployError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except OSError as err:
+        click.echo(f"error: {err.strerror or err} ({err.filename or ''})", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

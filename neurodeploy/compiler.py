@@ -1,0 +1,97 @@
+"""Compile a float IR graph for a target: fold, quantize, check limits, emit backend files.
+
+The pipeline is a :class:`~neurodeploy.passes.manager.PassManager` run; backends never quantize.
+"""
+
+from __future__ import annotations
+
+import heapq
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodeploy.artifact import Artifact, base_manifest, write_artifact_files
+from neurodeploy.fileio import atomic_directory
+from neurodeploy.ir.graph import Graph
+from neurodeploy.passes.fold import fold_linear
+from neurodeploy.passes.manager import PassManager
+from neurodeploy.registry import get_backend, get_target
+
+
+def latency_steps(graph: Graph) -> dict[str, int]:
+    """Shortest number of steps from any Input to each Output's source.
+
+    A stimulus column ``k`` can first influence an output at array index ``k + latency``: every synapse adds one
+    step plus its smallest delay (Lava/Loihi timing), neurons add none.
+    """
+    dist: dict[str, int] = {n: 0 for n in graph.inputs}
+    heap = [(0, n) for n in graph.inputs]
+    while heap:
+        d, name = heapq.heappop(heap)
+        if d > dist.get(name, np.inf):
+            continue
+        for succ in graph.successors(name):
+            op = graph.nodes[succ]
+            step = 0
+            if op.role == "synapse":
+                delays = getattr(op, "delays", None)
+                step = 1 + (int(np.min(delays)) if delays is not None and np.size(delays) else 0)
+            if d + step < dist.get(succ, np.inf):
+                dist[succ] = d + step
+                heapq.heappush(heap, (d + step, succ))
+    return {out: int(dist[out]) for out in graph.outputs if out in dist}
+
+
+def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarray | None = None,
+                  dump_dir: str | Path | None = None) -> Artifact:
+    """Run the compile passes for ``target`` on a float (or already quantized) graph; return the artifact."""
+    from neurodeploy.passes.limits import check_limits
+    from neurodeploy.passes.quantize import quantize
+    from neurodeploy.profiles import load_profile
+
+    spec = get_target(target)
+    profile = load_profile(spec.profile)
+    report: dict[str, Any] = {}
+
+    def quantize_pass(g: Graph) -> tuple[Graph, bool]:
+        if g.quantized:
+            return g, False
+        q, changed, rep = _call_quantize(quantize, g, profile, calibration)
+        report.update(rep)
+        return q, changed
+
+    manager = PassManager([("fold", fold_linear), ("quantize", quantize_pass),
+                           ("check_limits", lambda g: check_limits(g, profile))], dump_dir=dump_dir)
+    compiled = manager.run(graph)
+    manifest = base_manifest(compiled, target, spec.profile)
+    manifest["latency_steps"] = latency_steps(compiled)
+    manifest["passes"] = [{"name": r.name, "changed": r.changed, "seconds": round(r.seconds, 6)}
+                          for r in manager.records]
+    manifest["backend"] = spec.backend
+    manifest["source"] = dict(graph.meta)
+    return Artifact(compiled, manifest, report)
+
+
+def _call_quantize(quantize, graph, profile, calibration):
+    """Adapt to the quantize pass's return value: ``(graph, changed)`` or ``(graph, changed, report)``."""
+    result = quantize(graph, profile, calibration=calibration)
+    if len(result) == 3:
+        return result
+    q, changed = result
+    return q, changed, dict(getattr(quantize, "last_report", {}) or {})
+
+
+def write_artifact(artifact: Artifact, out_dir: str | Path) -> Path:
+    """Write ``artifact`` and its backend's files to ``out_dir`` atomically; return the path."""
+    backend = get_backend(artifact.manifest["backend"])
+    with atomic_directory(out_dir) as tmp:
+        write_artifact_files(artifact, tmp)
+        emit = getattr(backend, "emit", None)
+        if emit is not None:
+            extra = emit(artifact, tmp)
+            if extra:
+                artifact.manifest.setdefault("backend_files", extra)
+                write_artifact_files(artifact, tmp)
+    artifact.path = Path(out_dir)
+    return artifact.path
