@@ -22,7 +22,8 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
     try:
         shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
     except ValueError:
-        raise InputError(f"--input-shape '{text}' is not a list of integers", fix="write it like 64 or 1,28,28") from None
+        raise InputError(f"--input-shape '{text}' is not a list of integers",
+                         fix="write it like 64 or 1,28,28") from None
     if not shape or min(shape) <= 0:
         raise InputError(f"--input-shape '{text}' must hold positive sizes", fix="write it like 64 or 1,28,28")
     return shape

@@ -30,7 +30,7 @@ from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import InputError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
-from neurodeploy.ir.ops import IF, LI, CubaLIF, Input, Output, _Synapse
+from neurodeploy.ir.ops import IF, LI, CubaLIF, Dense, Input, Output, Sparse, _Synapse
 from neurodeploy.passes.fold import fold_linear
 
 RECORDABLE = ("spikes", "u", "v")
@@ -63,32 +63,39 @@ class _SynapseRunner:
     def __init__(self, name: str, op: _Synapse, in_shape: tuple[int, ...], integer: bool):
         self.name = name
         self.n_in = int(math.prod(in_shape))
-        matrix = op_matrix(op, in_shape).tocoo()
-        values = matrix.data
-        if integer:
-            values = ar.effective_weights(values, op.sign_mode, op.num_weight_bits).astype(np.float64)
-            self.weight_exp = int(op.weight_exp)
+        if isinstance(op, Sparse):  # keep every entry with its own delay (no duplicate merging across delays)
+            rows, cols = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64)
+            values, shape = np.asarray(op.value), (int(math.prod(op.out_shape)), op.in_size)
         else:
-            values = values.astype(np.float64)
-            self.weight_exp = 0
-        self.n_out = matrix.shape[0]
+            coo = op_matrix(op, in_shape).tocoo()
+            rows, cols, values, shape = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, coo.shape
         if op.delays is None:
             delays = np.zeros(values.size, dtype=np.int64)
-        elif isinstance(op.delays, np.ndarray) and op.delays.shape == matrix.shape:
-            delays = np.asarray(op.delays, dtype=np.int64)[matrix.row, matrix.col]
+        elif isinstance(op, Dense):
+            delays = np.asarray(op.delays, dtype=np.int64)[rows, cols]
         else:
             delays = np.broadcast_to(np.asarray(op.delays, dtype=np.int64).ravel(), values.shape)
+        sign_mode = op.sign_mode
+        if integer and sign_mode is None:  # Lava determines it once, from the whole (summed) matrix
+            merged = sp.csr_matrix((values, (rows, cols)), shape=shape).data
+            sign_mode = "excitatory" if merged.size == 0 or merged.min() >= 0 else (
+                "inhibitory" if merged.max() <= 0 else "mixed")
+        self.weight_exp = int(op.weight_exp) if integer else 0
+        self.n_out = shape[0]
         self.graded = op.num_message_bits > 0
         self.max_delay = int(delays.max()) if delays.size else 0
         self.buckets = []
         for d in np.unique(delays) if delays.size else [0]:
             keep = delays == d
-            m = sp.csr_matrix((values[keep], (matrix.row[keep], matrix.col[keep])), shape=matrix.shape)
-            m.sum_duplicates()
+            m = sp.csr_matrix((values[keep].astype(np.float64), (rows[keep], cols[keep])), shape=shape)
+            m.sum_duplicates()  # as Lava's csr weights; clip and truncate apply to the summed weight
+            if integer:
+                m.data = ar.effective_weights(np.rint(m.data).astype(np.int64), sign_mode,
+                                              op.num_weight_bits).astype(np.float64)
             m.eliminate_zeros()
             dense = m.nnz > DENSE_DENSITY * max(1, m.shape[0] * m.shape[1])
             self.buckets.append((int(d), m.toarray() if dense else m, None if dense else m.tocsc()))
-        self.fanout = np.bincount(matrix.col[values != 0], minlength=self.n_in).astype(np.int64)
+        self.fanout = np.bincount(cols[values != 0], minlength=self.n_in).astype(np.int64)
 
     def accumulate(self, s: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """``W_d @ s`` for each delay bucket ``d``; ``s`` is ``[B, n_in]`` float64; result ``[B, n_out]``."""

@@ -1,0 +1,35 @@
+# Two entry points (see README): `make demo` runs the bundled example end to end, `make test` runs every test.
+# Both create the environments they need: .venv (Python 3.11, torch 2.13.0 CPU, snntorch, nir, PyNN+Brian2) and
+# .venv-lava (Python 3.10, lava-nc 0.10.0, which does not run on 3.11).
+SHELL := /bin/bash
+PY311 := $(shell scripts/find_python.sh 3.11)
+PY310 := $(shell scripts/find_python.sh 3.10)
+
+.PHONY: demo test lint bench envs clean
+
+envs: .venv/.installed .venv-lava/.installed
+
+.venv/.installed: pyproject.toml
+	test -x .venv/bin/python || $(PY311) -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[torch,nir,pynn,dev]'
+	touch $@
+
+.venv-lava/.installed: pyproject.toml
+	test -x .venv-lava/bin/python || $(PY310) -m venv .venv-lava
+	.venv-lava/bin/pip install -q -e '.[lava]' pytest
+	touch $@
+
+demo: .venv/.installed
+	.venv/bin/python examples/digits/demo.py
+
+test: envs
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -q tests --ignore=tests/lava
+	NEURODEPLOY_REQUIRE_LAVA=1 .venv-lava/bin/python -m pytest -q tests/lava
+
+bench: envs
+	.venv-lava/bin/python benchmarks/bench_emulator_vs_lava.py
+
+clean:
+	rm -rf .venv .venv-lava out
