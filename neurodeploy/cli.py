@@ -1,4 +1,4 @@
-"""The ``neurodeploy`` command line: compile | run | inspect.
+"""The ``neurodeploy`` command line: compile | run | inspect | profile.
 
 Every user error is a :class:`~neurodeploy.errors.NeurodeployError`: it is printed as one paragraph without a
 traceback and the command exits with status 2. Outputs are written atomically.
@@ -123,6 +123,28 @@ def inspect_cmd(artifact_dir, as_json) -> None:
     artifact = load_artifact(artifact_dir)
     info = describe(artifact)
     click.echo(dump_json(info) if as_json else render_text(info))
+
+
+@cli.command("profile")
+@click.argument("artifact_dir", type=click.Path())
+@click.option("--input", "input_path", required=True, type=click.Path(), help=".npz with spikes=[B,T,*shape]")
+@click.option("--backend", default="emulator", show_default=True, help="backend to compare with the emulator")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False), help="also write the JSON report here")
+def profile_cmd(artifact_dir, input_path, backend, as_json, output_path) -> None:
+    """Run the same stimuli on BACKEND and on the emulator: equality, spike counts, synaptic ops, time per step."""
+    from neurodeploy.artifact import dump_json, load_artifact
+    from neurodeploy.fileio import write_bytes_atomic
+    from neurodeploy.profiling import profile, render_profile
+
+    artifact = load_artifact(artifact_dir)
+    spikes = _stimulus(load_npz(input_path, "input"), artifact.manifest["inputs"], input_path)
+    report = profile(artifact, spikes, backend)
+    if output_path:
+        write_bytes_atomic(output_path, dump_json(report).encode())
+    click.echo(dump_json(report) if as_json else render_profile(report))
+    if report.get("equal") is False:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
