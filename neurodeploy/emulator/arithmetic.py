@@ -66,24 +66,41 @@ def effective_weights(weights: np.ndarray, sign_mode: str | None, num_weight_bit
 
 
 def effective_bias(bias_mant: np.ndarray, bias_exp: np.ndarray) -> np.ndarray:
-    """``bias_mant << bias_exp`` (``>> -bias_exp``, floor, for a negative exponent), as ``scale_bias``."""
-    return wrap_int32(shift(bias_mant, bias_exp))
+    """``bias_mant << bias_exp`` (``>> -bias_exp``, floor, for a negative exponent), as ``scale_bias`` (int32)."""
+    return wrap_int32(shift(bias_mant, bias_exp)).astype(np.int32)
+
+
+def _trunc_shift(p: np.ndarray) -> np.ndarray:
+    """``sign(p) * (|p| >> 12)`` for int64 ``p``: adding 4095 to negatives turns the floor shift into truncation."""
+    p += (p >> 63) & (DECAY_UNITY - 1)
+    p >>= DECAY_SHIFT
+    return p
 
 
 def lif_step(u: np.ndarray, v: np.ndarray, a_in: np.ndarray, du: int, dv: int, bias: np.ndarray, vth: int,
              reset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step of Lava's ``PyLifModelBitAcc`` (see :class:`neurodeploy.ir.ops.CubaLIF`). Returns u, v, spikes.
 
-    ``a_in`` is the step's summed synaptic input as Lava's int32 ports deliver it; ``bias`` the effective bias.
+    ``u``, ``v`` are int32 arrays (Lava's storage; numpy int32 arithmetic wraps modulo 2**32 exactly as Lava's
+    does); ``a_in`` is the step's summed synaptic input as delivered by Lava's int32 ports; ``bias`` the effective
+    bias (int32). Products with the decay factor are formed in int64, as Lava does.
     """
-    u = wrap_int32(decay(u, DECAY_UNITY - (du + 1)) + wrap_int32(a_in) * (1 << ACT_SHIFT))
-    u = np.where(u > MAX_UV, u - 2 * MAX_UV, np.where(u <= -MAX_UV, u + 2 * MAX_UV, u))
-    v = wrap_int32(decay(v, DECAY_UNITY - dv) + u + bias)
-    v = np.clip(v, -MAX_UV + 1, MAX_UV - 1)
-    threshold = wrap_int32(np.int64(vth) << VTH_SHIFT)
-    spikes = v > threshold
+    decayed = _trunc_shift(u.astype(np.int64) * (DECAY_UNITY - (du + 1))).astype(np.int32)
+    decayed += np.left_shift(a_in.astype(np.int32), ACT_SHIFT)  # int32: wraps like Lava
+    out_of_range = (decayed > MAX_UV) | (decayed <= -MAX_UV)
+    if out_of_range.any():  # Lava's single conditional wrap into 24 bits
+        decayed = np.where(decayed > MAX_UV, decayed - np.int32(2 * MAX_UV),
+                           np.where(decayed <= -MAX_UV, decayed + np.int32(2 * MAX_UV), decayed))
+    u = decayed
+    v_new = _trunc_shift(v.astype(np.int64) * (DECAY_UNITY - dv)).astype(np.int32)
+    v_new += u
+    v_new += bias
+    np.minimum(v_new, MAX_UV - 1, out=v_new)
+    np.maximum(v_new, -MAX_UV + 1, out=v_new)
+    threshold = np.int32(wrap_int32(np.int64(vth) << VTH_SHIFT))
+    spikes = v_new > threshold
     if reset == "zero":
-        v = np.where(spikes, 0, v)
+        v_new[spikes] = 0
     else:  # "subtract": emulator-only extension, no Lava model
-        v = np.where(spikes, v - threshold, v)
-    return u, v, spikes
+        v_new[spikes] -= threshold
+    return u, v_new, spikes

@@ -36,6 +36,8 @@ from neurodeploy.passes.fold import fold_linear
 RECORDABLE = ("spikes", "u", "v")
 #: Below this fraction of active inputs a synapse gathers only the active columns (event-driven path).
 EVENT_FRACTION = 0.05
+#: Integers of magnitude below 2**24 are exact in float32 (24-bit significand), and so are their partial sums.
+FLOAT32_EXACT = float(2**24)
 #: Above this density a synapse matrix is stored dense and multiplied with BLAS.
 DENSE_DENSITY = 0.25
 
@@ -55,6 +57,11 @@ class SimResult:
     steps: int = 0
     batch: int = 0
     arithmetic: str = "int"
+
+
+def _row_abs_sum_max(m: sp.csr_matrix) -> float:
+    """Largest ``sum_j |W_ij|``: a bound on any partial sum of ``W @ s`` for binary ``s``."""
+    return float(abs(m).sum(axis=1).max()) if m.nnz else 0.0
 
 
 class _SynapseRunner:
@@ -93,8 +100,11 @@ class _SynapseRunner:
                 m.data = ar.effective_weights(np.rint(m.data).astype(np.int64), sign_mode,
                                               op.num_weight_bits).astype(np.float64)
             m.eliminate_zeros()
+            if integer and not self.graded and _row_abs_sum_max(m) < FLOAT32_EXACT:
+                m = m.astype(np.float32)  # every partial sum is an integer below 2**24: float32 is exact
             dense = m.nnz > DENSE_DENSITY * max(1, m.shape[0] * m.shape[1])
             self.buckets.append((int(d), m.toarray() if dense else m, None if dense else m.tocsc()))
+        self.dtype = np.result_type(*[b[1].dtype for b in self.buckets]) if self.buckets else np.float64
         self.fanout = np.bincount(cols[values != 0], minlength=self.n_in).astype(np.int64)
 
     def accumulate(self, s: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -225,19 +235,22 @@ class Program:
         for n in rec_nodes:
             if n not in self.neurons:
                 raise InputError(f"'{n}' is not a neuron node", fix=f"choose among {sorted(self.neurons)}")
-        state_dtype = np.int64 if self.integer else np.float64
+        state_dtype = np.int32 if self.integer else np.float64  # Lava stores u and v in int32
         u = {n: np.zeros((batch, p.size), state_dtype) for n, p in self.neurons.items()}
         v = {n: np.zeros((batch, p.size), state_dtype) for n, p in self.neurons.items()}
-        lines = {n: np.zeros((batch, s.n_out, s.max_delay + 1), state_dtype) for n, s in self.synapses.items()}
-        rec_dtype = {"spikes": np.uint8, "u": np.int32 if self.integer else np.float64,
-                     "v": np.int32 if self.integer else np.float64}
+        line_dtype = np.int64 if self.integer else np.float64
+        # delay lines as rings [slot, B, n_out]: slot (head + d) % len is delivered d steps after the next one
+        rings = {n: np.zeros((s.max_delay + 1, batch, s.n_out), line_dtype) for n, s in self.synapses.items()}
+        heads = {n: 0 for n in self.synapses}
+        rec_dtype = {"spikes": np.uint8, "u": state_dtype, "v": state_dtype}
         wanted = {(n, f) for n in rec_nodes for f in record}
         for src in self.outputs.values():
             if src in self.neurons:
                 wanted.add((src, "v" if self.neurons[src].readout else "spikes"))
         traces = {f"{n}/{f}": np.zeros((batch, steps, self.neurons[n].size), rec_dtype[f]) for n, f in wanted}
-        spike_counts = {n: 0 for n in self.neurons}
-        syn_ops = {n: 0 for n in self.synapses}
+        neuron_traces = {n: [(f, traces[f"{n}/{f}"]) for f in RECORDABLE if f"{n}/{f}" in traces]
+                         for n in self.neurons}
+        counts = {n: np.zeros(p.size, np.int64) for n, p in self.neurons.items()}
         steps_iter = range(steps)
         if progress:
             from tqdm import tqdm
@@ -246,38 +259,40 @@ class Program:
         current: dict[str, np.ndarray] = {}
         for k in steps_iter:
             for name, neuron in self.neurons.items():
-                a_in = np.zeros((batch, neuron.size), state_dtype)
-                for syn in self.neuron_inputs[name]:
-                    delivered = lines[syn][:, :, 0]
-                    a_in = a_in + (ar.wrap_int32(delivered) if self.integer else delivered)
-                if self.integer:
-                    u[name], v[name], s = neuron.step_int(u[name], v[name], a_in)
+                incoming = self.neuron_inputs[name]
+                if incoming:
+                    a_in = sum(rings[syn][heads[syn]] for syn in incoming)
                 else:
-                    u[name], v[name], s = neuron.step_float(u[name], v[name], a_in)
+                    a_in = np.zeros((batch, neuron.size), line_dtype)
+                step = neuron.step_int if self.integer else neuron.step_float
+                u[name], v[name], s = step(u[name], v[name], a_in)
                 current[name] = s
-                for fld, value in (("spikes", s), ("u", u[name]), ("v", v[name])):
-                    trace = traces.get(f"{name}/{fld}")
-                    if trace is not None:
-                        trace[:, k] = value
-                spike_counts[name] += int(s.sum())
+                values = {"spikes": s, "u": u[name], "v": v[name]}
+                for fld, trace in neuron_traces[name]:
+                    trace[:, k] = values[fld]
+                counts[name] += s.sum(axis=0)
             for name, syn in self.synapses.items():
                 src = self.syn_source[name]
-                if src in inputs:
-                    s = inputs[src][:, k]
-                else:
-                    s = current[src].astype(np.float64)
+                s = inputs[src][:, k] if src in inputs else current[src]
                 if self.integer and not syn.graded:
-                    s = (s != 0).astype(np.float64)
-                syn_ops[name] += int((s != 0).sum(axis=0) @ syn.fanout)
-                line = lines[name]
-                line[:, :, 0] = 0
-                line = np.roll(line, -1, axis=2) if syn.max_delay else line
+                    s = s != 0
+                s = s.astype(syn.dtype)
+                ring, head = rings[name], heads[name]
+                ring[head] = 0
+                head = heads[name] = (head + 1) % ring.shape[0]
                 for d, acc in syn.accumulate(s):
+                    slot = ring[(head + d) % ring.shape[0]]
                     if self.integer:
-                        line[:, :, d] += ar.shift(np.rint(acc).astype(np.int64), syn.weight_exp)
+                        acc = acc.astype(np.int64)  # exact: integer sums held in float64 (< 2**53)
+                        slot += acc << syn.weight_exp if syn.weight_exp >= 0 else acc >> -syn.weight_exp
                     else:
-                        line[:, :, d] += acc
-                lines[name] = line
+                        slot += acc
+        spike_counts = {n: int(c.sum()) for n, c in counts.items()}
+        syn_ops = {}
+        for name, syn in self.synapses.items():
+            src = self.syn_source[name]
+            per_neuron = (inputs[src] != 0).sum(axis=(0, 1)) if src in inputs else counts[src]
+            syn_ops[name] = int(per_neuron @ syn.fanout)
         return self._result(traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs)
 
     def _result(self, traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs) -> SimResult:
