@@ -1,0 +1,494 @@
+"""NIR <-> float IR.
+
+NIR describes neurons as continuous-time ODEs and carries neither a time step nor a reset *mode* (its neurons
+reset to ``v_reset``). :func:`from_nir` therefore needs ``dt`` (seconds per step) and takes ``reset``
+("zero", the default, which is NIR's own ``v -> v_reset`` with ``v_reset = 0``; or "subtract"); a node whose NIR
+metadata holds ``reset`` (as :func:`to_nir` writes it) keeps that mode.
+
+Discretisation: forward Euler, updating the current before the voltage (the order of snnTorch, Lava and Loihi),
+with ``S[t]`` the summed input of step ``t``::
+
+    I[t] = (1 - dt/tau_syn) I[t-1] + (dt/tau_syn) w_in S[t]
+    v[t] = (1 - dt/tau_mem) v[t-1] + (dt/tau_mem) (v_leak + r I[t])
+
+so, with ``u = (dt r / tau_mem) I``, the IR's ``u = (1 - du) u + a; v = (1 - dv) v + u + bias`` holds with
+
+=========  ===================  ===================  ==========================  =====================================
+NIR node   du                   dv                   bias                        input gain g (folded into a Scale)
+=========  ===================  ===================  ==========================  =====================================
+LIF        1                    dt / tau             dt v_leak / tau             dt r / tau
+CubaLIF    dt / tau_syn         dt / tau_mem         dt v_leak / tau_mem         (dt r / tau_mem) (dt w_in / tau_syn)
+IF         (IF op)              0                    0                           dt r
+LI         1  (LI op)           dt / tau             dt v_leak / tau             dt r / tau
+CubaLI     dt / tau_syn (LI)    dt / tau_mem         dt v_leak / tau_mem         as CubaLIF
+I          1  (LI op)           0                    0                           dt r
+=========  ===================  ===================  ==========================  =====================================
+
+``vth = v_threshold``. Forward Euler rather than the exact exponential ``exp(-dt/tau)`` because it is what the
+exporters assume: snnTorch writes ``tau = dt/(1 - beta)`` and ``r = tau/dt`` (and ``w_in = tau_syn/dt``), which
+forward Euler maps back to exactly ``dv = 1 - beta`` and ``g = 1``; the exponential would give
+``dv = 1 - exp(beta - 1)``. It also makes :func:`to_nir` the exact inverse (``tau = dt/dv``, ``r = 1/dv``,
+``w_in = 1/du``, ``v_leak = bias/dv``), so ``from_nir(to_nir(g), dt)`` returns ``g`` up to float rounding.
+Gains within 1e-5 of 1 are taken as 1 (float32 rounding in exporters); ``dt > tau`` (an unstable Euler step) and
+``v_reset != 0`` are rejected. Per-neuron decays must be uniform per node; per-neuron thresholds are normalised
+(inputs and bias divided by ``v_threshold``, ``vth = 1``).
+
+Other nodes: Affine/Linear -> Dense (bias folded into the neuron, see :mod:`neurodeploy.converters._common`),
+Conv2d -> Conv2d ('same'/'valid' padding resolved), SumPool2d/AvgPool2d, Flatten (``start_dim``/``end_dim``
+counted without the batch axis, as NIR's type inference does), Scale, Delay (``delay / dt`` rounded to whole
+steps), Input, Output; nested NIRGraphs are inlined (names joined with "."). Cycles are allowed. NIR edges are
+instantaneous: every synapse of the IR adds one step, and a neuron fed by spikes without a synapse in between
+gets an identity synapse (one more step); ``meta["latency_steps"]`` gives the result.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from neurodeploy.converters._common import Notes, compact, finish, is_one, per_neuron, scalar, uniform
+
+from neurodeploy.errors import ConversionError, SerializationError, UnsupportedOpError
+from neurodeploy.ir.graph import Graph
+from neurodeploy.ir.ops import (
+    IF,
+    LI,
+    RESET_MODES,
+    AvgPool2d,
+    Conv2d,
+    CubaLIF,
+    Delay,
+    Dense,
+    Flatten,
+    Input,
+    Op,
+    Output,
+    Scale,
+    Sparse,
+    SumPool2d,
+)
+
+SUPPORTED = ("Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d", "LIF", "CubaLIF",
+             "IF", "LI", "CubaLI", "I", "Delay", "Scale", "NIRGraph")
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+def read_nir(path: str | os.PathLike) -> Any:
+    """``nir.read`` with errors that name the file instead of an h5py traceback."""
+    import nir
+
+    p = Path(path)
+    if not p.is_file():
+        raise SerializationError(f"NIR file '{p}' does not exist", fix="check the path")
+    try:
+        return nir.read(str(p))
+    except Exception as err:  # h5py/nir raise OSError, KeyError, ValueError, AssertionError, ... for bad files
+        raise SerializationError(f"'{p}' is not a readable NIR file (corrupt, truncated or not NIR: "
+                                 f"{type(err).__name__}: {err})",
+                                 fix="re-export the model with nir.write / snntorch.export_to_nir") from None
+
+
+def _inline(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]], set[str]]:
+    """Flatten nested NIRGraphs. Returns nodes, edges and the names of pass-through (inner Input/Output) nodes."""
+    import nir
+
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    passthrough: set[str] = set()
+    ports: dict[str, tuple[list[str], list[str]]] = {}
+    for name, node in graph.nodes.items():
+        full = f"{prefix}{name}"
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges, sub_pass = _inline(node, f"{full}.")
+            nodes.update(sub_nodes)
+            edges += sub_edges
+            passthrough |= sub_pass
+            ins = [f"{full}.{n}" for n, m in node.nodes.items() if isinstance(m, nir.Input)]
+            outs = [f"{full}.{n}" for n, m in node.nodes.items() if isinstance(m, nir.Output)]
+            passthrough |= set(ins) | set(outs)
+            ports[full] = (ins, outs)
+        else:
+            nodes[full] = node
+    for src, dst in graph.edges:
+        src, dst = f"{prefix}{src}", f"{prefix}{dst}"
+        for s in _port(ports, src, 1, src):
+            for d in _port(ports, dst, 0, dst):
+                edges.append((s, d))
+    return nodes, edges, passthrough
+
+
+def _port(ports: dict[str, tuple[list[str], list[str]]], name: str, side: int, edge_end: str) -> list[str]:
+    if name not in ports:
+        return [name]
+    found = ports[name][side]
+    if len(found) != 1:
+        kind = "Output" if side else "Input"
+        raise ConversionError(f"an edge refers to subgraph '{name}', which has {len(found)} {kind} nodes",
+                              node=name, fix=f"name the subgraph's {kind} node in the edge ('{name}.<node>')")
+    return found
+
+
+def _drop_passthrough(nodes: dict[str, Any], edges: list[tuple[str, str]], passthrough: set[str]):
+    for p in passthrough:
+        preds = [a for a, b in edges if b == p]
+        succs = [b for a, b in edges if a == p]
+        edges = [e for e in edges if p not in e] + [(a, b) for a in preds for b in succs]
+        nodes.pop(p, None)
+    return nodes, edges
+
+
+# ------------------------------------------------------------------------------------------------- node maps
+def _arr(node: Any, field: str) -> np.ndarray:
+    return np.asarray(getattr(node, field), dtype=np.float64)
+
+
+def _meta_reset(node: Any, default: str, name: str) -> str:
+    meta = getattr(node, "metadata", None) or {}
+    value = meta.get("reset", default) if isinstance(meta, dict) else default
+    if isinstance(value, bytes | np.bytes_):
+        value = value.decode("utf8")
+    value = str(value)
+    if value not in RESET_MODES:
+        raise ConversionError(f"metadata reset mode {value!r} is not one of {RESET_MODES}", node=name,
+                              fix="set the node's metadata 'reset' to 'zero' or 'subtract'")
+    return value
+
+
+def _ratio(dt: float, tau: np.ndarray, name: str, field: str) -> np.ndarray:
+    if np.any(tau <= 0) or np.any(np.isnan(tau)):
+        raise ConversionError(f"{field} must be positive, got min {np.nanmin(tau):.6g}", node=name,
+                              fix=f"fix the node's {field}")
+    ratio = dt / tau  # tau = inf (no leak) -> 0
+    if np.any(ratio > 1.0 + 1e-12):
+        raise ConversionError(f"{field} = {np.min(tau):.6g} s is shorter than the step dt = {dt:.6g} s: a forward "
+                              "Euler step would overshoot (decay factor 1 - dt/tau < 0)", node=name,
+                              fix="pass a smaller dt (NIR exported by snnTorch uses dt = 1e-4)")
+    return np.minimum(ratio, 1.0)
+
+
+def _no_reset_potential(node: Any, name: str) -> None:
+    v_reset = getattr(node, "v_reset", None)
+    if v_reset is not None and np.any(np.asarray(v_reset) != 0):
+        raise ConversionError("v_reset is not 0: IR neurons reset to 0 (or by subtraction)", node=name,
+                              fix="shift v_leak, v_threshold and v_reset so that v_reset = 0")
+
+
+def _neuron(kind: str, node: Any, name: str, dt: float, reset: str, notes: Notes) -> tuple[Op, np.ndarray]:
+    """The IR neuron of a NIR neuron node, and its input gain per neuron (see the module docstring)."""
+    origin = name
+    if kind in ("LIF", "LI"):
+        shape = _arr(node, "tau").shape
+        k = _ratio(dt, _arr(node, "tau"), name, "tau")
+        du, dv = 1.0, scalar(k, shape, "tau", name)
+        gain = dt * _arr(node, "r") / _arr(node, "tau")
+        bias = k * _arr(node, "v_leak")
+    elif kind in ("CubaLIF", "CubaLI"):
+        shape = _arr(node, "tau_mem").shape
+        ks = _ratio(dt, _arr(node, "tau_syn"), name, "tau_syn")
+        km = _ratio(dt, _arr(node, "tau_mem"), name, "tau_mem")
+        du, dv = scalar(ks, shape, "tau_syn", name), scalar(km, shape, "tau_mem", name)
+        gain = (dt * _arr(node, "r") / _arr(node, "tau_mem")) * (dt * _arr(node, "w_in") / _arr(node, "tau_syn"))
+        bias = km * _arr(node, "v_leak")
+    elif kind in ("IF", "I"):
+        shape = _arr(node, "r").shape
+        du, dv = 1.0, 0.0
+        gain = dt * _arr(node, "r")
+        bias = np.zeros(shape)
+    else:  # pragma: no cover - guarded by SUPPORTED
+        raise UnsupportedOpError(f"NIR node type {kind}", node=name)
+    shape = tuple(int(d) for d in shape)
+    gain = np.where(np.isfinite(gain), gain, 0.0) * np.ones(shape)
+    bias = np.asarray(bias, dtype=np.float64) * np.ones(shape)
+    if kind in ("LI", "CubaLI", "I"):
+        return LI(shape=shape, du=du, dv=dv, bias=compact(bias), origin=origin), gain
+    _no_reset_potential(node, name)
+    vth = per_neuron(_arr(node, "v_threshold"), shape, "v_threshold", name)
+    if not uniform(vth):
+        if np.any(vth <= 0):
+            raise ConversionError("per-neuron thresholds must be positive to be normalised", node=name,
+                                  fix="use positive thresholds or one threshold per node")
+        gain, bias = gain / vth, bias / vth
+        notes.add(name, "per-neuron thresholds normalised: inputs and bias of neuron i divided by v_threshold_i, "
+                        "vth = 1 (spikes identical, v scaled by 1/v_threshold_i)")
+        vth = np.ones(shape)
+    mode = _meta_reset(node, reset, name)
+    vth_value = float(vth.flat[0]) if vth.size else 1.0
+    if kind == "IF":
+        return IF(shape=shape, vth=vth_value, bias=compact(bias), reset=mode, origin=origin), gain
+    return CubaLIF(shape=shape, du=du, dv=dv, vth=vth_value, bias=compact(bias), reset=mode, origin=origin), gain
+
+
+def _padding(node: Any, name: str) -> tuple[int, int]:
+    pad = node.padding
+    kernel = np.asarray(node.weight).shape[2:]
+    dilation = np.broadcast_to(np.asarray(node.dilation, dtype=int), (2,))
+    if isinstance(pad, bytes | np.bytes_):
+        pad = pad.decode("utf8")
+    if isinstance(pad, str):
+        if pad == "valid":
+            return (0, 0)
+        span = [int(d) * (int(k) - 1) for d, k in zip(dilation, kernel)]
+        stride = np.broadcast_to(np.asarray(node.stride, dtype=int), (2,))
+        if any(s % 2 for s in span) or np.any(stride != 1):
+            raise UnsupportedOpError("Conv2d padding 'same' needs stride 1 and an odd kernel span", node=name,
+                                     fix="use explicit integer padding")
+        return (span[0] // 2, span[1] // 2)
+    p = np.broadcast_to(np.asarray(pad, dtype=int), (2,))
+    return (int(p[0]), int(p[1]))
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    p = np.broadcast_to(np.asarray(v, dtype=int).ravel() if np.ndim(v) else np.asarray(v, dtype=int), (2,))
+    return (int(p[0]), int(p[1]))
+
+
+def _convert_node(kind: str, node: Any, name: str, dt: float, reset: str, notes: Notes):
+    """Returns (op, gain or None)."""
+    if kind == "Input":
+        shape = node.input_type["input"]
+        return Input(shape=tuple(int(d) for d in np.asarray(shape).ravel()), origin=name), None
+    if kind == "Output":
+        return Output(origin=name), None
+    if kind in ("Affine", "Linear"):
+        weight = _arr(node, "weight")
+        if weight.ndim != 2:
+            raise UnsupportedOpError(f"{kind} weight has {weight.ndim} dimensions; only 2-D [out, in] weights are "
+                                     "supported", node=name, fix="reshape the weight to [out, in]")
+        bias = _arr(node, "bias").ravel() if kind == "Affine" else None
+        if bias is not None and not np.any(bias):
+            bias = None
+        return Dense(weight=weight, bias=bias, origin=name), None
+    if kind == "Conv2d":
+        bias = _arr(node, "bias").ravel() if getattr(node, "bias", None) is not None else None
+        if bias is not None and (bias.size == 1 and np.asarray(node.weight).shape[0] != 1):
+            bias = np.full(np.asarray(node.weight).shape[0], float(bias[0]))
+        if bias is not None and not np.any(bias):
+            bias = None
+        return Conv2d(weight=_arr(node, "weight"), bias=bias, stride=_pair(node.stride),
+                      padding=_padding(node, name), dilation=_pair(node.dilation), groups=int(node.groups),
+                      origin=name), None
+    if kind in ("SumPool2d", "AvgPool2d"):
+        cls = SumPool2d if kind == "SumPool2d" else AvgPool2d
+        return cls(kernel=_pair(node.kernel_size), stride=_pair(node.stride), padding=_pair(node.padding),
+                   origin=name), None
+    if kind == "Flatten":
+        return Flatten(start_dim=int(node.start_dim), end_dim=int(node.end_dim), origin=name), None
+    if kind == "Scale":
+        return Scale(scale=_arr(node, "scale"), origin=name), None
+    if kind == "Delay":
+        steps = _arr(node, "delay") / dt
+        rounded = np.rint(steps)
+        if np.any(rounded < 0):
+            raise ConversionError("negative delay", node=name, fix="use delays >= 0")
+        if not np.allclose(steps, rounded, rtol=0, atol=1e-6):
+            notes.add(name, f"delays rounded to whole steps of dt = {dt:g} s (max error "
+                            f"{np.max(np.abs(steps - rounded)) * dt:.3g} s)")
+        return Delay(delay=rounded.astype(np.int64), origin=name), None
+    return _neuron(kind, node, name, dt, reset, notes)
+
+
+def from_nir(nir_graph_or_path: Any, dt: float | None = None, *, reset: str = "zero") -> Graph:
+    """Convert a NIR graph (object or ``.nir`` file) into a float IR graph; see the module docstring.
+
+    ``dt`` (seconds per step) is required: NIR is continuous-time. ``reset`` is the reset mode of every spiking
+    neuron whose NIR metadata does not set one ("zero" is NIR's ``v -> v_reset = 0``).
+    """
+    import nir
+
+    if dt is None:
+        raise ConversionError("NIR graphs are continuous-time: the step dt (seconds) is required",
+                              fix="pass dt, e.g. from_nir(path, dt=1e-3) or --dt 1e-3 (snnTorch's NIR export "
+                                  "assumes dt = 1e-4)")
+    if not (isinstance(dt, int | float | np.floating) and np.isfinite(dt) and dt > 0):
+        raise ConversionError(f"dt must be a positive number of seconds, got {dt!r}", fix="pass e.g. dt=1e-3")
+    if reset not in RESET_MODES:
+        raise ConversionError(f"reset must be one of {RESET_MODES}, got {reset!r}", fix="pass reset='zero' or "
+                                                                                          "'subtract'")
+    dt = float(dt)
+    source = "NIR graph"
+    if isinstance(nir_graph_or_path, str | os.PathLike):
+        source = f"NIR file '{nir_graph_or_path}'"
+        graph = read_nir(nir_graph_or_path)
+    else:
+        graph = nir_graph_or_path
+    if not isinstance(graph, nir.NIRGraph):
+        raise ConversionError(f"expected a nir.NIRGraph, got {type(graph).__name__}",
+                              fix="pass a NIRGraph or the path of a .nir file")
+    raw_nodes, raw_edges, passthrough = _inline(graph)
+    raw_nodes, raw_edges = _drop_passthrough(raw_nodes, raw_edges, passthrough)
+    notes = Notes()
+    nodes: dict[str, Op] = {}
+    gains: dict[str, np.ndarray] = {}
+    for name, node in raw_nodes.items():
+        kind = type(node).__name__
+        if kind not in SUPPORTED:
+            raise UnsupportedOpError(f"NIR node '{name}' has type {kind}, which neurodeploy cannot convert",
+                                     node=name, fix=f"use only {', '.join(SUPPORTED[:-1])}")
+        op, gain = _convert_node(kind, node, name, dt, reset, notes)
+        nodes[name] = op
+        if gain is not None and not is_one(gain):
+            gains[name] = gain
+    for src, dst in raw_edges:
+        for end in (src, dst):
+            if end not in nodes:
+                raise ConversionError(f"an edge ({src} -> {dst}) refers to unknown node '{end}'", node=end,
+                                      fix="repair the NIR graph's edge list")
+    _note_identity_synapses(nodes, raw_edges, notes)
+    meta = {"dt": dt, "source": "nir", "reset_default": reset}
+    return finish(nodes, raw_edges, meta, notes, gains=gains, source=source)
+
+
+def _note_identity_synapses(nodes: dict[str, Op], edges: list[tuple[str, str]], notes: Notes) -> None:
+    preds: dict[str, list[str]] = {}
+    for a, b in edges:
+        preds.setdefault(b, []).append(a)
+    for name, op in nodes.items():
+        if op.role != "neuron":
+            continue
+        for p in preds.get(name, []):
+            node = p
+            while nodes[node].role == "linear" and len(preds.get(node, [])) == 1:
+                node = preds[node][0]
+            if nodes[node].role != "synapse":
+                notes.add(name, f"fed by '{p}' without a synapse (a NIR identity edge is instantaneous): the IR "
+                                "inserts an identity synapse, which adds one step")
+
+
+# ------------------------------------------------------------------------------------------------- exporting
+def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1) if np.size(value) == int(np.prod(shape))
+                           else np.asarray(value, dtype=np.float64), shape).reshape(shape).copy()
+
+
+def _neuron_to_nir(name: str, op: Op, dt: float) -> Any:
+    import nir
+
+    shape = tuple(op.shape)
+    meta = {"origin": op.origin} if op.origin else {}
+    bias = _full(op.bias, shape)
+    if isinstance(op, IF):
+        if np.any(bias):
+            raise ConversionError("an IF neuron with a bias has no NIR equivalent (NIR IF has no leak voltage)",
+                                  node=name, fix="remove the bias")
+        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=np.full(shape, float(op.vth)),
+                      v_reset=np.zeros(shape), metadata={**meta, "reset": op.reset})
+    du, dv = float(op.du), float(op.dv)
+    if du <= 0 or dv < 0 or du > 1 or dv > 1:
+        raise ConversionError(f"du = {du}, dv = {dv} have no NIR time constants (need 0 < du <= 1, 0 <= dv <= 1)",
+                              node=name, fix="use decays in that range")
+    if dv == 0:
+        if du != 1 or np.any(bias):
+            raise ConversionError("a neuron without voltage leak (dv = 0) and with a current decay or a bias has no "
+                                  "NIR equivalent", node=name, fix="use dv > 0")
+        if isinstance(op, LI):
+            return nir.I(r=np.full(shape, 1.0 / dt), metadata=meta)
+        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=np.full(shape, float(op.vth)), v_reset=np.zeros(shape),
+                      metadata={**meta, "reset": op.reset})
+    tau_mem = np.full(shape, dt / dv)
+    common = {"r": np.full(shape, 1.0 / dv), "v_leak": bias / dv}
+    if du == 1:
+        if isinstance(op, LI):
+            return nir.LI(tau=tau_mem, metadata=meta, **common)
+        return nir.LIF(tau=tau_mem, v_threshold=np.full(shape, float(op.vth)), v_reset=np.zeros(shape),
+                       metadata={**meta, "reset": op.reset}, **common)
+    syn = {"tau_syn": np.full(shape, dt / du), "tau_mem": tau_mem, "w_in": np.full(shape, 1.0 / du)}
+    if isinstance(op, LI):
+        return nir.CubaLI(metadata=meta, **syn, **common)
+    return nir.CubaLIF(v_threshold=np.full(shape, float(op.vth)), v_reset=np.zeros(shape),
+                       metadata={**meta, "reset": op.reset}, **syn, **common)
+
+
+def _op_to_nir(name: str, op: Op, in_shape: tuple[int, ...] | None, shape: tuple[int, ...], dt: float) -> Any:
+    import nir
+
+    meta = {"origin": op.origin} if op.origin else {}
+    if isinstance(op, Input):
+        return nir.Input(input_type={"input": np.array(shape)}, metadata=meta)
+    if isinstance(op, Output):
+        return nir.Output(output_type={"output": np.array(shape)}, metadata=meta)
+    if getattr(op, "quant", None) is not None:
+        raise ConversionError("the node is quantized; NIR holds float models", node=name,
+                              fix="export the float graph (before compile), e.g. from_snntorch(...) or from_nir(...)")
+    if op.role == "synapse" and getattr(op, "delays", None) is not None:
+        raise ConversionError("per-synapse delays have no NIR node", node=name,
+                              fix="express delays as Delay ops before or after the synapse")
+    if isinstance(op, Dense):
+        weight = np.asarray(op.weight, dtype=np.float64)
+        if op.bias is not None and np.any(op.bias):
+            return nir.Affine(weight=weight, bias=np.asarray(op.bias, dtype=np.float64), metadata=meta)
+        return nir.Linear(weight=weight, metadata=meta)
+    if isinstance(op, Sparse):
+        return nir.Linear(weight=np.asarray(op.to_dense(), dtype=np.float64).reshape(-1, op.in_size), metadata=meta)
+    if isinstance(op, Conv2d):
+        weight = np.asarray(op.weight, dtype=np.float64)
+        bias = np.zeros(weight.shape[0]) if op.bias is None else np.asarray(op.bias, dtype=np.float64)
+        return nir.Conv2d(input_shape=None if in_shape is None else tuple(int(d) for d in in_shape[1:]),
+                          weight=weight, stride=op.stride, padding=op.padding, dilation=op.dilation,
+                          groups=op.groups, bias=bias, metadata=meta)
+    if isinstance(op, SumPool2d | AvgPool2d):
+        cls = nir.SumPool2d if isinstance(op, SumPool2d) else nir.AvgPool2d
+        return cls(kernel_size=np.array(op.kernel), stride=np.array(op.stride), padding=np.array(op.padding),
+                   metadata=meta)
+    if isinstance(op, Flatten):
+        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=op.start_dim, end_dim=op.end_dim,
+                           metadata=meta)
+    if isinstance(op, Scale):
+        return nir.Scale(scale=_full(op.scale, shape), metadata=meta)
+    if isinstance(op, Delay):
+        return nir.Delay(delay=_full(op.delay, shape) * dt, metadata=meta)
+    if op.role == "neuron":
+        return _neuron_to_nir(name, op, dt)
+    raise UnsupportedOpError(f"{op.op_type} has no NIR equivalent", node=name,
+                             fix="export a graph of synapse, linear and neuron ops only")
+
+
+def to_nir(graph: Graph, dt: float | None = None) -> Any:
+    """Export a float IR graph as a ``nir.NIRGraph`` (the inverse of :func:`from_nir`; see the module docstring).
+
+    ``dt`` defaults to ``graph.meta["dt"]``. The reset mode of every spiking neuron is kept in its NIR metadata
+    (``reset``), which :func:`from_nir` reads back; other NIR tools see NIR's plain reset to ``v_reset = 0``.
+    """
+    import nir
+
+    dt = graph.meta.get("dt") if dt is None else dt
+    if dt is None or not (np.isfinite(dt) and dt > 0):
+        raise ConversionError(f"exporting to NIR needs the step dt in seconds (got {dt!r})",
+                              fix="pass dt or set graph.meta['dt']")
+    dt = float(dt)
+    graph.validate()
+    shapes = graph.shapes()
+    nodes = {}
+    for name, op in graph.nodes.items():
+        preds = graph.predecessors(name)
+        in_shape = shapes[preds[0]] if preds else None
+        nodes[name] = _op_to_nir(name, op, in_shape, tuple(shapes[name]), dt)
+    out = nir.NIRGraph(nodes=nodes, edges=list(graph.edges), type_check=False,
+                       metadata={"source": "neurodeploy", "dt": dt})
+    try:
+        out.infer_types()
+    except Exception:  # NIR's type inference is incomplete for some ops; the graph itself is still valid
+        pass
+    return out
+
+
+def write_nir(graph: Graph, path: str | os.PathLike, dt: float | None = None) -> None:
+    """Export ``graph`` with :func:`to_nir` and write it atomically with ``nir.write``."""
+    import nir
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nir_graph = to_nir(graph, dt)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        nir.write(tmp, nir_graph)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["from_nir", "to_nir", "write_nir", "read_nir", "SUPPORTED"]
