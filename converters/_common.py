@@ -288,10 +288,11 @@ def finish(nodes: dict[str, Op], edges: Iterable[tuple[str, str]], meta: dict[st
                        f"reaches this output at step t + {steps}")
     for name, steps in graph.meta["node_latency_steps"].items():
         op = graph.nodes[name]
-        if steps > 1 and np.any(np.asarray(getattr(op, "bias", 0.0)) != 0):
-            notes.add(name, f"this neuron's bias acts from step 1 but its first input arrives {steps} steps after the "
-                            f"stimulus: for {steps - 1} step(s) it integrates the bias alone, which the source "
-                            "model (where every layer sees its input in the same step) never does")
+        if steps > 0 and np.any(np.asarray(getattr(op, "bias", 0.0)) != 0):
+            notes.add(name, f"this neuron's bias acts from step 1 but the stimulus reaches it {steps} step(s) later: "
+                            f"for its first {steps} step(s) it integrates the bias alone, which the source model "
+                            "(where the bias and the input start together) never does; later steps differ by the "
+                            "state this leaves (exact when the bias is 0)")
     graph.meta["conversion_notes"] = list(notes.items)
     return graph
 

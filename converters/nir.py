@@ -359,8 +359,10 @@ def _note_identity_synapses(nodes: dict[str, Op], edges: list[tuple[str, str]], 
 
 # ------------------------------------------------------------------------------------------------- exporting
 def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    return np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1) if np.size(value) == int(np.prod(shape))
-                           else np.asarray(value, dtype=np.float64), shape).reshape(shape).copy()
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size == int(np.prod(shape)):
+        return arr.reshape(shape).copy()
+    return np.broadcast_to(arr, shape).copy()
 
 
 def _neuron_to_nir(name: str, op: Op, dt: float) -> Any:
