@@ -19,7 +19,7 @@ which turns it into the IR's float form:
    Afterwards every synapse's ``bias`` is None, as the IR's float form requires.
 4. The graph is validated and test-folded with :func:`neurodeploy.passes.fold.fold_linear` so that a model the
    compiler cannot fold fails here, naming the layer; ``meta["latency_steps"]`` (steps from the input to the
-   first output, see :func:`latency_steps`), ``meta["output_latency_steps"]`` (per output),
+   slowest output in the folded graph, see :func:`latency_steps`), ``meta["output_latency_steps"]`` (per output),
    ``meta["node_latency_steps"]`` (per neuron) and ``meta["conversion_notes"]`` are set.
 """
 
@@ -273,11 +273,10 @@ def finish(nodes: dict[str, Op], edges: Iterable[tuple[str, str]], meta: dict[st
     graph = g.graph(meta)
     try:
         graph.validate()
-        fold_linear(graph)
+        folded, _ = fold_linear(graph)
     except NeurodeployError as err:
-        raise ConversionError(f"the converted {source} is not a valid IR graph: {err}", node=err.node,
-                              fix=err.fix or "check the model's layer order") from None
-    dist = latency_steps(graph)
+        raise ConversionError(f"the converted {source} is not a valid IR graph: {err}") from None
+    dist = latency_steps(folded)  # after folding: identity synapses count, Delay ops are synapse delays
     outputs = {o: int(dist[o]) for o in graph.outputs if o in dist}
     graph.meta["output_latency_steps"] = outputs
     graph.meta["latency_steps"] = max(outputs.values()) if outputs else 0
