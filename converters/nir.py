@@ -487,6 +487,9 @@ def write_nir(graph: Graph, path: str | os.PathLike, dt: float | None = None) ->
     os.close(fd)
     try:
         nir.write(tmp, nir_graph)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
