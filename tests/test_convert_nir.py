@@ -257,3 +257,35 @@ def test_snntorch_export_to_nir_round_trip(tmp_path):
     path = tmp_path / "snn.nir"
     nir.write(path, to_nir(ours))
     _same_graph(ours, from_nir(path, dt=dt))
+
+
+def test_bundled_digits_example_is_consistent():
+    """The committed NIR file, stimulus and weights agree: model.py converts to the same IR as digits_snn.nir."""
+    pytest.importorskip("torch")
+    pytest.importorskip("snntorch")
+    from pathlib import Path
+
+    from neurodeploy.converters.snntorch import from_snntorch
+
+    from neurodeploy.model_loading import load_model
+
+    here = Path(__file__).resolve().parents[1] / "examples" / "digits"
+    data = np.load(here / "digits_test.npz")
+    spikes, labels = data["spikes"], data["labels"]
+    assert spikes.dtype == np.uint8 and spikes.ndim == 3 and spikes.shape[2] == 64 and len(labels) == len(spikes)
+    g = from_nir(here / "digits_snn.nir", dt=1e-3)
+    module = load_model(f"{here / 'model.py'}:model", input_shape=(64,), dt=1e-3)
+    direct = from_snntorch(_load_module(here / "model.py"), (64,), dt=1e-3)
+    assert module.nodes.keys() == direct.nodes.keys()
+    _same_graph(g, direct, rtol=1e-12)
+    out = simulate(g, spikes[:100].astype(float)).outputs["output"]
+    assert (out.sum(axis=1).argmax(axis=1) == labels[:100]).mean() > 0.9
+
+
+def _load_module(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_digits_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.model
