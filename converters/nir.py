@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from neurodeploy.converters._common import Notes, compact, finish, is_one, per_neuron, scalar, uniform
 
+from neurodeploy.converters._common import Notes, compact, finish, is_one, per_neuron, scalar, uniform
 from neurodeploy.errors import ConversionError, SerializationError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import (

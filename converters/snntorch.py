@@ -67,8 +67,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from neurodeploy.converters._common import Notes, finish, per_neuron, scalar, size, uniform
 
+from neurodeploy.converters._common import Notes, finish, per_neuron, scalar, size, uniform
 from neurodeploy.errors import ConversionError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import AvgPool2d, Conv2d, CubaLIF, Dense, Flatten, Input, Op, Output, Scale, Sparse

@@ -9,7 +9,6 @@ import pytest
 nir = pytest.importorskip("nir")
 
 from neurodeploy.converters.nir import from_nir, to_nir, write_nir  # noqa: E402
-
 from neurodeploy.emulator import simulate  # noqa: E402
 from neurodeploy.errors import ConversionError, SerializationError, UnsupportedOpError  # noqa: E402
 from neurodeploy.ir.ops import IF, LI, AvgPool2d, Conv2d, CubaLIF, Delay, Dense, Flatten, Scale, SumPool2d  # noqa: E402
@@ -230,8 +229,9 @@ def test_snntorch_export_to_nir_round_trip(tmp_path):
     torch = pytest.importorskip("torch")
     snn = pytest.importorskip("snntorch")
     pytest.importorskip("nirtorch")
-    from neurodeploy.converters.snntorch import from_snntorch
     from snntorch.export_nir import export_to_nir
+
+    from neurodeploy.converters.snntorch import from_snntorch
 
     torch.manual_seed(0)
     # snnTorch 1.0's exporter needs per-neuron beta/threshold tensors for NIR 1.0's type check
@@ -266,7 +266,6 @@ def test_bundled_digits_example_is_consistent():
     from pathlib import Path
 
     from neurodeploy.converters.snntorch import from_snntorch
-
     from neurodeploy.model_loading import load_model
 
     here = Path(__file__).resolve().parents[1] / "examples" / "digits"

@@ -14,9 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
 
-from neurodeploy.converters.snntorch import from_snntorch  # noqa: E402
 from snntorch import utils  # noqa: E402
 
+from neurodeploy.converters.snntorch import from_snntorch  # noqa: E402
 from neurodeploy.emulator import simulate  # noqa: E402
 from neurodeploy.errors import ConversionError, UnsupportedOpError  # noqa: E402
 from neurodeploy.ir.ops import LI, AvgPool2d, Conv2d, CubaLIF, Dense, Flatten, Scale, Sparse  # noqa: E402

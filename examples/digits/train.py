@@ -51,11 +51,11 @@ def forward(net: torch.nn.Sequential, spikes: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    from neurodeploy.converters.nir import write_nir
-    from neurodeploy.converters.snntorch import from_snntorch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
+    from neurodeploy.converters.nir import write_nir
+    from neurodeploy.converters.snntorch import from_snntorch
     from neurodeploy.emulator import simulate
 
     start = time.perf_counter()
