@@ -1,0 +1,13 @@
+"""Lava backend: quantized IR graph -> plain Lava description -> Loihi 2 bit-accurate CPU simulation.
+
+* :mod:`.describe` -- :func:`describe` builds a JSON + NPZ serialisable description (no lava needed);
+* :mod:`.rebuild` -- turns a description into Lava processes; imports only numpy, scipy and lava (copyable);
+* :mod:`.run` -- :func:`run_description` / :func:`run_graph` run it with ``Loihi2SimCfg(select_tag="fixed_pt")``.
+
+Lava itself is imported lazily, so describing and saving work in an environment without lava-nc.
+"""
+
+from neurodeploy.backends.lava.describe import describe, load_description, save_description
+from neurodeploy.backends.lava.run import run_description, run_graph
+
+__all__ = ["describe", "save_description", "load_description", "run_description", "run_graph"]
