@@ -1,0 +1,134 @@
+"""Float parameters -> Loihi integer fields: the rounding rule of every quantizer, one function per field.
+
+Every rounding here is *round half to even* (``numpy.rint``), then a clip to the field's range; the number of
+clipped values is returned as ``saturated`` so the caller can report it. ``lam`` (lambda) is the target
+population's scale: integer synaptic-input units per float unit (see :class:`neurodeploy.ir.ops.QuantInfo`).
+
+* Weights (Lava ``clip_weights`` + ``truncate_weights``): with ``k = 8 - num_weight_bits + (1 if mixed)`` the
+  mantissas Lava leaves unchanged are the multiples of ``2**k`` in ``[0, 255]`` (excitatory), ``[-255, 0]``
+  (inhibitory) or ``[-256, 255]`` (mixed). ``m = 2**k * clip(rint(lam * w / 2**weight_exp / 2**k))``, so that
+  ``m * 2**weight_exp ~= lam * w``.
+* Bias: ``B = 64 * lam * b`` (v is 64 lambda per float unit); per neuron the smallest ``bias_exp`` in the
+  profile's range with ``rint(B / 2**bias_exp)`` inside the signed mantissa range, ``bias = rint(B / 2**bias_exp)``
+  (clipped, at the largest exponent, when none fits).
+* Threshold: ``vth = clip(rint(lam * theta), 0, 2**vth_bits - 1)``.
+* Decays: ``du = clip(rint(4096 * du_float) - 1, 0, 4095)`` (Lava multiplies by ``4096 - (du + 1)``) and
+  ``dv = clip(rint(4096 * dv_float), 0, 4095)``; effective decays ``(du + 1) / 4096`` and ``dv / 4096``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurodeploy.ir.ops import Sparse
+
+SIGN_LIMITS = {"excitatory": (0, 255), "inhibitory": (-255, 0), "mixed": (-256, 255)}
+
+
+def rint(x) -> np.ndarray:
+    """Round half to even (``numpy.rint``), as int64."""
+    return np.rint(np.asarray(x, dtype=np.float64)).astype(np.int64)
+
+
+def sign_mode_of(weights: np.ndarray) -> str:
+    """Lava's rule: all >= 0 excitatory, all <= 0 (some < 0) inhibitory, otherwise mixed."""
+    w = np.asarray(weights)
+    if w.size == 0 or w.min() >= 0:
+        return "excitatory"
+    if w.max() <= 0:
+        return "inhibitory"
+    return "mixed"
+
+
+def weight_grid(sign_mode: str, num_weight_bits: int) -> tuple[int, int, int]:
+    """``(lo, hi, step)``: mantissas unchanged by Lava's clip + truncate are the multiples of step in [lo, hi]."""
+    lo, hi = SIGN_LIMITS[sign_mode]
+    step = 1 << (8 - int(num_weight_bits) + int(sign_mode == "mixed"))
+    return -((-lo) // step) * step, (hi // step) * step, step
+
+
+def quantize_weights(scaled: np.ndarray, weight_exp: int, sign_mode: str, num_weight_bits: int
+                     ) -> tuple[np.ndarray, int]:
+    """Mantissas for ``scaled = lam * w`` at ``weight_exp``; returns ``(mantissas int64, #clipped)``."""
+    lo, hi, step = weight_grid(sign_mode, num_weight_bits)
+    q = rint(np.asarray(scaled, dtype=np.float64) / (2.0 ** weight_exp) / step)
+    clipped = np.clip(q, lo // step, hi // step)
+    return clipped * step, int(np.count_nonzero(clipped != q))
+
+
+def fitting_exponent(scaled: np.ndarray, sign_mode: str, num_weight_bits: int, exp_min: int, exp_max: int) -> int:
+    """Smallest ``weight_exp`` in ``[exp_min, exp_max]`` at which no mantissa clips (``exp_max`` if none)."""
+    for exp in range(exp_min, exp_max + 1):
+        if quantize_weights(scaled, exp, sign_mode, num_weight_bits)[1] == 0:
+            return exp
+    return exp_max
+
+
+def quantize_bias(scaled: np.ndarray, bias_bits: int, exp_min: int, exp_max: int
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    """``scaled = 64 * lam * b`` -> ``(mantissa, bias_exp, #clipped)`` with the smallest fitting exponent."""
+    x = np.asarray(scaled, dtype=np.float64)
+    lo, hi = -(1 << (bias_bits - 1)), (1 << (bias_bits - 1)) - 1
+    exps = np.full(x.shape, exp_max, dtype=np.int64)
+    undecided = np.ones(x.shape, dtype=bool)
+    for exp in range(exp_min, exp_max + 1):
+        q = rint(x / 2.0 ** exp)
+        fits = undecided & (q >= lo) & (q <= hi)
+        exps[fits] = exp
+        undecided &= ~fits
+    q = rint(x / 2.0 ** exps)
+    mant = np.clip(q, lo, hi)
+    return mant, exps, int(np.count_nonzero(mant != q))
+
+
+def effective_bias(mant: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    """``mant * 2**exp`` as float (exponents are >= 0 in every profile, so this is exact)."""
+    return np.asarray(mant, dtype=np.float64) * 2.0 ** np.asarray(exps, dtype=np.float64)
+
+
+def quantize_threshold(scaled: float, vth_bits: int) -> tuple[int, int]:
+    """``scaled = lam * theta`` -> ``(vth, #clipped)``."""
+    q = int(rint(scaled))
+    v = min(max(q, 0), (1 << vth_bits) - 1)
+    return v, int(v != q)
+
+
+def quantize_du(du: float, du_bits: int = 12) -> tuple[int, int]:
+    """``du -> clip(rint(4096 du) - 1, 0, 2**du_bits - 1)``; returns ``(du_int, #clipped)``."""
+    q = int(rint(4096.0 * du)) - 1
+    v = min(max(q, 0), (1 << du_bits) - 1)
+    return v, int(v != q)
+
+
+def quantize_dv(dv: float, dv_bits: int = 12) -> tuple[int, int]:
+    """``dv -> clip(rint(4096 dv), 0, 2**dv_bits - 1)``; returns ``(dv_int, #clipped)``."""
+    q = int(rint(4096.0 * dv))
+    v = min(max(q, 0), (1 << dv_bits) - 1)
+    return v, int(v != q)
+
+
+def relative_error(quantized, reference) -> float:
+    """RMS error over RMS value: ``sqrt(sum (q - x)**2 / sum x**2)``; the absolute RMS error when ``x`` is 0."""
+    q = np.asarray(quantized, dtype=np.float64).ravel()
+    x = np.asarray(reference, dtype=np.float64).ravel()
+    if q.size == 0:
+        return 0.0
+    err = float(np.sum((q - x) ** 2))
+    norm = float(np.sum(x ** 2))
+    return float(np.sqrt(err / norm)) if norm > 0 else float(np.sqrt(err / q.size))
+
+
+def merge_sparse(op: Sparse) -> Sparse:
+    """Sum duplicate (row, col, delay) entries, as Lava's CSR weights are summed before clip and truncate."""
+    delays = np.zeros(op.value.size, np.int64) if op.delays is None else np.asarray(op.delays, np.int64).ravel()
+    keys = np.stack([np.asarray(op.row, np.int64), np.asarray(op.col, np.int64), delays], axis=1)
+    if keys.shape[0] == 0:
+        return op
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    if uniq.shape[0] == keys.shape[0]:
+        return op
+    values = np.bincount(inverse.ravel(), weights=np.asarray(op.value, np.float64), minlength=uniq.shape[0])
+    if np.issubdtype(np.asarray(op.value).dtype, np.integer):
+        values = np.rint(values).astype(np.int64)
+    return op.replace(row=uniq[:, 0], col=uniq[:, 1], value=values,
+                      delays=None if op.delays is None else uniq[:, 2])

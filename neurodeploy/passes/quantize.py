@@ -1,0 +1,586 @@
+"""The quantize pass: a folded float graph -> the same graph holding Loihi integers, one scale per population.
+
+Maths (see :class:`neurodeploy.ir.ops.QuantInfo` and :mod:`neurodeploy.passes.quant_fields` for every rounding)
+----------------------------------------------------------------------------------------------------------------
+Each neuron population N gets a scale ``lam`` (integer synaptic-input units per float unit). Then
+
+* every synapse S into N: ``weight * 2**weight_exp ~= lam * w`` with its own ``weight_exp`` (per connection),
+  ``sign_mode`` from the float weights' signs, ``num_weight_bits`` from the profile, mantissas that Lava's
+  clip/truncate leave unchanged, integer ``delays`` inside the profile's range;
+* N itself: ``vth ~= lam * theta``, ``bias << bias_exp ~= 64 * lam * b`` (per-neuron exponent),
+  ``du = round(4096 du) - 1`` and ``dv = round(4096 dv)`` clamped to ``[0, 4095]`` (the error is reported),
+  u and v in 24 bits represent ``64 * lam * x``. IF becomes ``CubaLIF(du=4095, dv=0)``; LI becomes
+  ``CubaLIF(vth=2**vth_bits - 1, readout=True)``.
+
+Choosing ``lam`` (``method="calibrated"``, the default)
+--------------------------------------------------------
+The float graph is run once on the calibration stimuli (given, or generated Bernoulli spikes, see
+:mod:`neurodeploy.passes.quant_calibration`), recording u, v and spikes. For each population:
+
+1. *Hard* upper bounds, the fields must hold the values: ``lam * theta <= 2**vth_bits - 1`` and
+   ``64 lam max|b| <= bias_max * 2**bias_exp_max``.
+2. *Soft* upper bounds, so the 24-bit state neither wraps (u) nor saturates (v) and the per-step input fits
+   ``activation_bits``: ``64 lam H max|u| <= 2**23 - 1``; ``64 lam max(max v, H max(-v)) <= 2**23 - 1`` for a
+   spiking neuron (v resets at threshold, so only its negative excursion gets headroom), ``64 lam H max|v|``
+   for a readout; ``lam H max|a| <= 2**(activation_bits - 1) - 1``. ``H = state_headroom`` (default 2) covers
+   data the calibration did not show. A population that stayed silent is bounded by its worst-case input instead.
+3. The *minimum useful scale* ``lam_min = 2**(min_weight_bits - 1) / max|w|`` (incoming weights) keeps the
+   largest weight at ``min_weight_bits`` bits. If a hard bound lies below it, the value cannot be represented
+   and :class:`~neurodeploy.errors.QuantizationError` names the field; if only a soft bound does, the soft bound
+   wins and the report carries a warning.
+4. Candidates: ``lam_hi * 2**(-j/candidates)`` for ``j < candidates`` (one octave: halving lam only shifts
+   every exponent by one), per synapse the largest scale ``<= lam_hi`` at which its largest weight exactly
+   fills the mantissa range, and the max-abs scale (below). For each candidate, each incoming synapse takes,
+   among its fitting exponent (no clipping) and up to four finer ones (which clip outliers), the ``weight_exp``
+   with the lowest expected per-step input error weighted by the presynaptic firing rates. The population is
+   then emulated alone in Loihi integers (``simulate(..., arithmetic="int")``), driven by the *float* run's
+   presynaptic spikes, and scored by (number of (sample, step, neuron) bins whose spike differs from the float
+   run, relative RMS error of v). The lowest score wins; ties go to the larger scale.
+
+``method="maxabs"`` is the naive baseline: ``lam = min_S mantissa_max / max|w_S|`` (the largest incoming weight
+maps to the largest mantissa at ``weight_exp = 0``), capped by the hard bounds only, each synapse at its fitting
+exponent. Both methods finish with an integer run of the whole quantized network on the calibration stimuli;
+the per-node report compares it with the float run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neurodeploy.emulator.engine import simulate
+from neurodeploy.errors import InputError, QuantizationError, UnsupportedOpError
+from neurodeploy.ir.graph import Graph
+from neurodeploy.ir.linear import op_matrix
+from neurodeploy.ir.ops import IF, LI, Conv2d, CubaLIF, Dense, Input, Op, Output, QuantInfo, Sparse
+from neurodeploy.passes import quant_calibration as cal
+from neurodeploy.passes import quant_fields as qf
+from neurodeploy.passes.fold import fold_linear
+from neurodeploy.profiles import Profile, load_profile
+
+METHODS = ("calibrated", "maxabs")
+#: Generated calibration stimuli when none are given: Bernoulli spikes at this rate, shape [batch, steps, ...].
+DEFAULT_RATE = 0.2
+DEFAULT_BATCH = 8
+DEFAULT_STEPS = 100
+#: How many finer exponents than the fitting one (which clip the largest weights) are considered per synapse.
+EXTRA_EXPONENTS = 4
+
+
+# ------------------------------------------------------------------------------------------- prepared pieces
+@dataclass
+class _Synapse:
+    """A float synapse prepared for quantization: flat parameters and the entries they expand to."""
+
+    name: str
+    op: Op
+    source: str
+    target: str
+    weights: np.ndarray  # flat float parameters (Dense weight, merged Sparse values, Conv2d kernel)
+    rows: np.ndarray  # expanded non-zero entries: target index, source index, parameter index
+    cols: np.ndarray
+    kidx: np.ndarray
+    n_out: int
+    sign_mode: str
+    rates: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    p_any: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def w_max(self) -> float:
+        return float(np.max(np.abs(self.weights))) if self.weights.size else 0.0
+
+    def fill_scale(self, num_weight_bits: int) -> float:
+        """The scale at which the largest weight just fills the mantissa range at ``weight_exp = 0``."""
+        lo, hi, _ = qf.weight_grid(self.sign_mode, num_weight_bits)
+        pos = float(self.weights.max()) if self.weights.size else 0.0
+        neg = float(-self.weights.min()) if self.weights.size else 0.0
+        limits = [hi / pos if pos > 0 else math.inf, -lo / neg if neg > 0 else math.inf]
+        return min(limits)
+
+    def row_abs_sum_max(self) -> float:
+        sums = np.bincount(self.rows, weights=np.abs(self.weights[self.kidx]), minlength=self.n_out)
+        return float(sums.max()) if sums.size else 0.0
+
+
+@dataclass
+class _Population:
+    """A float neuron node in CubaLIF form (IF: du = 1, dv = 0; LI: no threshold, readout)."""
+
+    name: str
+    op: Op
+    shape: tuple[int, ...]
+    du: float
+    dv: float
+    theta: float | None
+    bias: np.ndarray
+    reset: str
+    readout: bool
+    synapses: list[str]
+
+    @property
+    def size(self) -> int:
+        return int(math.prod(self.shape))
+
+
+def _where(name: str, op: Op, fld: str) -> str:
+    origin = f" (source layer '{op.origin}')" if op.origin else ""
+    return f"{op.op_type}{origin} field '{fld}'"
+
+
+def _qerror(name: str, op: Op, fld: str, message: str, fix: str) -> QuantizationError:
+    return QuantizationError(f"{_where(name, op, fld)}: {message}", node=name, fix=fix)
+
+
+def _finite(name: str, op: Op, fld: str, value) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        raise _qerror(name, op, fld, f"holds {int(bad.sum())} NaN or infinite value(s) (first at index {first}: "
+                                     f"{arr[first] if arr.ndim else arr})",
+                      fix="check the trained model or the converter that produced it; Loihi fields are integers")
+    return arr
+
+
+# ------------------------------------------------------------------------------------------------ checking
+def _check_graph(graph: Graph, profile: Profile) -> None:
+    for name, op in graph.nodes.items():
+        if isinstance(op, Input | Output):
+            continue
+        if not isinstance(op, Dense | Sparse | Conv2d | CubaLIF | IF | LI):
+            raise UnsupportedOpError(f"the quantizer cannot lower {op.op_type}", node=name,
+                                     fix="express the layer with Dense/Sparse/Conv2d synapses and CubaLIF/IF/LI "
+                                         "neurons")
+        if op.role == "synapse":
+            _check_synapse(name, op, profile)
+        else:
+            _check_neuron(name, op, profile)
+
+
+def _check_synapse(name: str, op, profile: Profile) -> None:
+    a = profile.arithmetic
+    _finite(name, op, "value" if isinstance(op, Sparse) else "weight", op.value if isinstance(op, Sparse)
+            else op.weight)
+    if getattr(op, "bias", None) is not None and np.any(np.asarray(op.bias) != 0):
+        raise _qerror(name, op, "bias", "a synapse bias is left after folding", fix="run the fold pass first")
+    if op.num_message_bits:
+        raise _qerror(name, op, "num_message_bits", f"graded spikes ({op.num_message_bits} bits) are not "
+                      "supported by the quantizer", fix="use binary spikes (num_message_bits = 0)")
+    if op.delays is not None and np.size(op.delays):
+        delays = np.asarray(op.delays)
+        lo, hi = int(delays.min()), int(delays.max())
+        if lo < a.delay_min or hi > a.delay_max:
+            bad = hi if hi > a.delay_max else lo
+            raise _qerror(name, op, "delays", f"delay {bad} is outside {profile.name}'s range "
+                          f"[{a.delay_min}, {a.delay_max}] steps",
+                          fix="shorten the delay (coarser time step, or a chain of relay neurons for long delays)")
+
+
+def _check_neuron(name: str, op, profile: Profile) -> None:
+    for fld in ("du", "dv"):
+        if hasattr(op, fld):
+            value = float(_finite(name, op, fld, getattr(op, fld)))
+            if not 0.0 <= value <= 1.0:
+                raise _qerror(name, op, fld, f"{fld} = {value} is not a decay in [0, 1]",
+                              fix=f"use 0 <= {fld} <= 1 ({fld} = 1 - exp(-dt / tau))")
+    _finite(name, op, "bias", op.bias)
+    if hasattr(op, "vth") and not isinstance(op, LI):
+        theta = float(_finite(name, op, "vth", op.vth))
+        if theta < 0:
+            raise _qerror(name, op, "vth", f"threshold {theta} is negative; Loihi thresholds are unsigned "
+                          f"{profile.arithmetic.vth_bits}-bit integers",
+                          fix="use a non-negative threshold (a neuron with vth < 0 fires at rest: model that with a "
+                              "positive bias instead)")
+    reset = getattr(op, "reset", "zero")
+    if reset not in profile.reset_modes:
+        raise _qerror(name, op, "reset", f"reset mode '{reset}' is not supported by {profile.name} "
+                      f"(supported: {list(profile.reset_modes)})",
+                      fix="retrain with reset to zero, or compile for a target whose profile allows it "
+                          "(e.g. 'emulator' allows 'subtract')")
+
+
+# ---------------------------------------------------------------------------------------------- preparing
+def _prepare_synapse(graph: Graph, shapes, name: str, op) -> _Synapse:
+    (source,) = graph.predecessors(name)
+    (target,) = graph.successors(name)
+    in_shape = shapes[source]
+    if isinstance(op, Sparse):
+        weights = np.asarray(op.value, np.float64)
+        rows, cols, kidx = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64), np.arange(weights.size)
+        n_out = int(math.prod(op.out_shape))
+    elif isinstance(op, Dense):
+        w = np.asarray(op.weight, np.float64)
+        weights = w.ravel()
+        rows, cols = np.nonzero(w)
+        kidx = np.ravel_multi_index((rows, cols), w.shape)
+        n_out = w.shape[0]
+    else:  # Conv2d: expand a kernel of parameter indices to find which parameter each matrix entry uses
+        weights = np.asarray(op.weight, np.float64).ravel()
+        index_kernel = np.arange(1, weights.size + 1, dtype=np.float64).reshape(np.shape(op.weight))
+        m = op_matrix(op.replace(weight=index_kernel), in_shape).tocoo()
+        rows, cols, kidx = m.row.astype(np.int64), m.col.astype(np.int64), m.data.astype(np.int64) - 1
+        n_out = m.shape[0]
+    keep = weights[kidx] != 0
+    return _Synapse(name, op, source, target, weights, rows[keep], cols[keep], kidx[keep], n_out,
+                    qf.sign_mode_of(weights))
+
+
+def _population(name: str, op, synapses: list[str]) -> _Population:
+    size = int(math.prod(op.shape))
+    bias = np.broadcast_to(np.asarray(op.bias, np.float64).ravel(), (size,)).copy()
+    if isinstance(op, IF):
+        return _Population(name, op, tuple(op.shape), 1.0, 0.0, float(op.vth), bias, op.reset, False, synapses)
+    if isinstance(op, LI):
+        return _Population(name, op, tuple(op.shape), float(op.du), float(op.dv), None, bias, "zero", True,
+                           synapses)
+    return _Population(name, op, tuple(op.shape), float(op.du), float(op.dv), float(op.vth), bias, op.reset,
+                       bool(op.readout), synapses)
+
+
+# ----------------------------------------------------------------------------------------- quantizing ops
+def _exponent(syn: _Synapse, lam: float, bits: int, profile: Profile, method: str
+              ) -> tuple[int, float, list[dict[str, Any]]]:
+    """``(weight_exp, expected input error cost, considered options)`` for synapse ``syn`` at scale ``lam``."""
+    a = profile.arithmetic
+    scaled = lam * syn.weights
+    fit = qf.fitting_exponent(scaled, syn.sign_mode, bits, a.weight_exp_min, a.weight_exp_max)
+    options = [fit] if method == "maxabs" else list(range(fit, max(a.weight_exp_min, fit - EXTRA_EXPONENTS) - 1, -1))
+    best, best_cost, considered = fit, math.inf, []
+    for exp in options:
+        mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
+        errors = (mant * 2.0 ** exp - scaled)[syn.kidx]
+        cost = cal.expected_input_error(errors, syn.rows, syn.cols, syn.rates, syn.p_any, syn.n_out, exp)
+        considered.append({"weight_exp": exp, "cost": cost, "clipped": clipped})
+        if cost < best_cost:
+            best, best_cost = exp, cost
+    return best, best_cost, considered
+
+
+def _quantize_synapse(syn: _Synapse, lam: float, exp: int, bits: int, profile: Profile) -> tuple[Op, dict]:
+    a = profile.arithmetic
+    mant, clipped = qf.quantize_weights(lam * syn.weights, exp, syn.sign_mode, bits)
+    effective = mant * 2.0 ** exp / lam
+    error = qf.relative_error(effective, syn.weights)
+    qbits = {"weight": bits, "weight_exp": a.weight_exp_bits}
+    if syn.op.delays is not None:
+        qbits["delays"] = a.delay_bits
+    quant = QuantInfo(scale=float(lam), bits=qbits, error={"weight": error})
+    common = {"weight_exp": int(exp), "num_weight_bits": int(bits), "sign_mode": syn.sign_mode, "quant": quant}
+    if isinstance(syn.op, Sparse):
+        new = syn.op.replace(value=mant, **common)
+    else:
+        new = syn.op.replace(weight=mant.reshape(np.shape(syn.op.weight)), bias=None, **common)
+    stats = {"op": new.op_type, "origin": syn.op.origin, "source": syn.source, "target": syn.target,
+             "scale": float(lam), "weight_exp": int(exp), "sign_mode": syn.sign_mode, "num_weight_bits": int(bits),
+             "error": {"weight": error}, "zeros": {"weight": int(np.count_nonzero((mant == 0) & (syn.weights != 0)))},
+             "saturated": {"weight": clipped}, "weights": int(np.count_nonzero(syn.weights))}
+    return new, stats
+
+
+def _quantize_neuron(pop: _Population, lam: float, profile: Profile) -> tuple[CubaLIF, dict]:
+    a = profile.arithmetic
+    du, du_sat = qf.quantize_du(pop.du, a.du_bits)
+    dv, dv_sat = qf.quantize_dv(pop.dv, a.dv_bits)
+    if pop.theta is None:
+        vth, vth_sat, vth_err = a.vth_max, 0, 0.0
+    else:
+        vth, vth_sat = qf.quantize_threshold(lam * pop.theta, a.vth_bits)
+        vth_err = qf.relative_error(vth / lam, pop.theta)
+    mant, exps, bias_sat = qf.quantize_bias(64.0 * lam * pop.bias, a.bias_bits, a.bias_exp_min, a.bias_exp_max)
+    scalar = np.ndim(pop.op.bias) == 0
+    bias = int(mant[0]) if scalar else mant.reshape(pop.shape)
+    bias_exp = int(exps[0]) if scalar else exps.reshape(pop.shape)
+    errors = {"du": qf.relative_error((du + 1) / 4096.0, pop.du), "dv": qf.relative_error(dv / 4096.0, pop.dv),
+              "vth": vth_err, "bias": qf.relative_error(qf.effective_bias(mant, exps) / (64.0 * lam), pop.bias)}
+    quant = QuantInfo(scale=float(lam), bits={"du": a.du_bits, "dv": a.dv_bits, "vth": a.vth_bits,
+                                              "bias": a.bias_bits, "bias_exp": a.bias_exp_bits,
+                                              "state": a.state_bits}, error=errors)
+    new = CubaLIF(shape=pop.shape, du=du, dv=dv, vth=vth, bias=bias, bias_exp=bias_exp, reset=pop.reset,
+                  readout=pop.readout, quant=quant, origin=pop.op.origin)
+    stats = {"op": "CubaLIF", "lowered_from": None if isinstance(pop.op, CubaLIF) else pop.op.op_type,
+             "origin": pop.op.origin, "scale": float(lam), "du": du, "dv": dv, "vth": vth, "error": errors,
+             "zeros": {"bias": int(np.count_nonzero((mant == 0) & (pop.bias != 0)))},
+             "saturated": {"du": du_sat, "dv": dv_sat, "vth": vth_sat, "bias": bias_sat}}
+    return new, stats
+
+
+# ---------------------------------------------------------------------------------------- choosing scales
+def _bounds(pop: _Population, syns: list[_Synapse], rec: Mapping[str, np.ndarray], profile: Profile,
+            headroom: float, min_weight_bits: int, warnings: list[str]) -> dict[str, float]:
+    """Upper bounds on ``lam`` (hard: vth, bias; soft: u, v, activation) and the minimum useful scale."""
+    a = profile.arithmetic
+    bounds: dict[str, float] = {}
+    if pop.theta:
+        bounds["vth"] = a.vth_max / pop.theta
+    b_max = float(np.max(np.abs(pop.bias))) if pop.bias.size else 0.0
+    if b_max > 0:
+        bounds["bias"] = a.bias_max * 2.0 ** a.bias_exp_max / (64.0 * b_max)
+    u = rec[f"{pop.name}/u"]
+    v = rec[f"{pop.name}/v"]
+    u_max = float(np.max(np.abs(u))) if u.size else 0.0
+    v_pos = float(np.max(v, initial=0.0))
+    v_neg = float(np.max(-v, initial=0.0))
+    a_max = float(np.max(np.abs(cal.step_inputs(u, pop.du)))) if u.size else 0.0
+    if u_max > 0:
+        bounds["u"] = a.state_max / (64.0 * headroom * u_max)
+    v_need = headroom * max(v_pos, v_neg) if pop.readout else max(v_pos, headroom * v_neg)
+    if v_need > 0:
+        bounds["v"] = a.state_max / (64.0 * v_need)
+    if a_max > 0:
+        bounds["activation"] = a.activation_max / (headroom * a_max)
+    elif syns:  # silent on the calibration data: bound by the worst case, every input spiking at once
+        worst = sum(s.row_abs_sum_max() for s in syns)
+        if worst > 0:
+            bounds["activation"] = a.activation_max / (headroom * worst)
+            warnings.append(f"'{pop.name}' received no input on the calibration data; its scale is bounded by its "
+                            "worst-case input instead (give calibration data that exercises it)")
+    w_max = max((s.w_max for s in syns), default=0.0)
+    bounds["min_useful"] = 2.0 ** (min_weight_bits - 1) / w_max if w_max > 0 else 0.0
+    return bounds
+
+
+def _check_hard_bounds(pop: _Population, bounds: dict[str, float], profile: Profile, min_weight_bits: int) -> None:
+    a = profile.arithmetic
+    lam_min = bounds["min_useful"]
+    if "vth" in bounds and bounds["vth"] < lam_min:
+        need = math.ceil(math.log2(lam_min * pop.theta + 1))
+        ratio = 2.0 ** (a.vth_bits - min_weight_bits + 1)
+        raise _qerror(pop.name, pop.op, "vth",
+                      f"threshold {pop.theta:g} needs {need} bits at the minimum useful scale {lam_min:.4g} (the "
+                      f"largest incoming weight kept at {min_weight_bits} bits); {profile.name} has {a.vth_bits}",
+                      fix=f"lower the threshold-to-weight ratio below about {ratio:g} (weight normalisation), or "
+                          "pass a smaller min_weight_bits")
+    if "bias" in bounds and bounds["bias"] < lam_min:
+        b_max = float(np.max(np.abs(pop.bias)))
+        need = math.ceil(math.log2(64.0 * lam_min * b_max + 1)) + 1
+        raise _qerror(pop.name, pop.op, "bias",
+                      f"bias {b_max:g} needs {need} bits (mantissa + exponent, signed) at the minimum useful scale "
+                      f"{lam_min:.4g}; {profile.name} has {a.bias_bits}-bit mantissas shifted by at most "
+                      f"{a.bias_exp_max}", fix="reduce the bias relative to the incoming weights, or pass a smaller "
+                                               "min_weight_bits")
+
+
+def _candidates(lam_hi: float, syns: list[_Synapse], bits: int, count: int, a) -> list[float]:
+    """One octave below ``lam_hi`` in ``count`` geometric steps (halving lam only shifts every exponent by one, so
+    lower octaves repeat the same mantissas), plus, per synapse, the largest scale at or below ``lam_hi`` at which
+    its largest weight exactly fills the mantissa range, and the max-abs scale."""
+    values = [lam_hi * 2.0 ** (-j / max(1, count)) for j in range(max(1, count))]
+    fills = [s.fill_scale(bits) for s in syns if s.w_max > 0]
+    for fill in fills:
+        exps = [e for e in range(a.weight_exp_min, a.weight_exp_max + 1) if fill * 2.0 ** e <= lam_hi]
+        if exps:
+            values.append(fill * 2.0 ** exps[-1])
+    if fills:
+        values.append(min(fills))  # the max-abs scale
+    return sorted({float(f"{v:.12g}") for v in values if 0 < v <= lam_hi * (1 + 1e-12)}, reverse=True)
+
+
+def _local_graph(pop: _Population, syn_ops: Mapping[str, Op], syns: list[_Synapse], neuron: Op,
+                 shapes) -> tuple[Graph, dict[str, str]]:
+    """``pop`` alone, each source replaced by an Input: (graph, input name -> source node)."""
+    nodes: dict[str, Op] = {}
+    edges = []
+    feeds: dict[str, str] = {}
+    for syn in syns:
+        inp = f"calibration:{syn.source}"
+        if inp not in nodes:
+            nodes[inp] = Input(shape=tuple(shapes[syn.source]))
+            feeds[inp] = syn.source
+        nodes[syn.name] = syn_ops[syn.name]
+        edges += [(inp, syn.name), (syn.name, pop.name)]
+    if not syns:
+        nodes["calibration:none"] = Input(shape=(1,))
+        feeds["calibration:none"] = ""
+    nodes[pop.name] = neuron
+    nodes["calibration:out"] = Output()
+    edges.append((pop.name, "calibration:out"))
+    return Graph(nodes, edges), feeds
+
+
+def _spikes_of(source: str, stim: Mapping[str, np.ndarray], rec: Mapping[str, np.ndarray]) -> np.ndarray:
+    return stim[source] if source in stim else rec[f"{source}/spikes"]
+
+
+def _score(pop, syn_ops, syns, neuron, lam, shapes, stim, rec) -> tuple[int, float, dict]:
+    graph, feeds = _local_graph(pop, syn_ops, syns, neuron, shapes)
+    batch, steps = next(iter(stim.values())).shape[:2]
+    drive = {inp: (np.zeros((batch, steps, 1), np.uint8) if not src
+                   else _spikes_of(src, stim, rec).reshape(batch, steps, *shapes[src])) for inp, src in feeds.items()}
+    res = simulate(graph, drive, record=("spikes", "v"), arithmetic="int", nodes=[pop.name])
+    s_int = res.recorded[f"{pop.name}/spikes"].reshape(batch, steps, -1)
+    s_float = rec[f"{pop.name}/spikes"]
+    v_int = res.recorded[f"{pop.name}/v"].reshape(batch, steps, -1)
+    v_err = cal.trace_error(v_int / (64.0 * lam), rec[f"{pop.name}/v"])
+    mismatches = int(np.count_nonzero((s_int != 0) != (s_float != 0)))
+    return mismatches, v_err, cal.spike_agreement(s_float, s_int)
+
+
+# ------------------------------------------------------------------------------------------------ the pass
+def _stimuli(graph: Graph, shapes, calibration, batch: int, steps: int, rate: float, seed: int
+             ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if calibration is None:
+        stim = cal.bernoulli_stimuli({n: tuple(shapes[n]) for n in graph.inputs}, batch, steps, rate, seed)
+        info = {"source": "generated", "distribution": "Bernoulli", "rate": rate, "batch": batch, "steps": steps,
+                "seed": seed, "note": "no calibration data was given: scales were chosen on random spikes; give "
+                                      "representative stimuli for a better fit"}
+        return stim, info
+    if not isinstance(calibration, Mapping):
+        if len(graph.inputs) != 1:
+            raise InputError(f"the model has inputs {graph.inputs}; pass calibration as a dict name -> array")
+        calibration = {graph.inputs[0]: calibration}
+    stim = {}
+    for name in graph.inputs:
+        if name not in calibration:
+            raise InputError(f"no calibration stimulus for input '{name}'", fix=f"add an array named '{name}'")
+        x = np.asarray(calibration[name])
+        if x.ndim != 2 + len(shapes[name]) or tuple(x.shape[2:]) != tuple(shapes[name]):
+            raise InputError(f"calibration for '{name}' must be shaped [B, T, {', '.join(map(str, shapes[name]))}], "
+                             f"got {list(x.shape)}", fix="reshape the calibration stimuli to [batch, time, *shape]")
+        if x.size and not np.isin(x, (0, 1)).all():
+            raise InputError(f"calibration for '{name}' holds values other than 0 and 1",
+                             fix="encode the calibration stimuli as binary spike trains")
+        stim[name] = x.astype(np.uint8)
+    first = stim[graph.inputs[0]]
+    return stim, {"source": "given", "batch": int(first.shape[0]), "steps": int(first.shape[1])}
+
+
+def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: str = "calibrated",
+             num_weight_bits: int | None = None, state_headroom: float = 2.0, min_weight_bits: int = 4,
+             candidates: int = 8, calibration_rate: float = DEFAULT_RATE, calibration_batch: int = DEFAULT_BATCH,
+             calibration_steps: int = DEFAULT_STEPS, seed: int = 0, report: dict | None = None
+             ) -> tuple[Graph, bool]:
+    """Quantize a float graph for ``profile`` (see the module docstring); return ``(graph, changed)``.
+
+    ``calibration``: ``[B, T, *input_shape]`` binary spikes (or a dict per input); ``None`` generates Bernoulli
+    stimuli (``calibration_rate``, ``_batch``, ``_steps``, ``seed``). ``report`` (a dict), if given, receives the
+    per-node report; it is also kept as ``quantize.last_report``. An already quantized graph is returned
+    unchanged.
+    """
+    profile = load_profile(profile)
+    out: dict[str, Any] = {} if report is None else report
+    out.clear()
+    quantize.last_report = out
+    if method not in METHODS:
+        raise QuantizationError(f"unknown quantization method '{method}'", fix=f"use one of {list(METHODS)}")
+    bits = profile.arithmetic.weight_bits if num_weight_bits is None else int(num_weight_bits)
+    if not 1 <= bits <= profile.arithmetic.weight_bits:
+        raise QuantizationError(f"num_weight_bits = {bits} is outside 1..{profile.arithmetic.weight_bits} "
+                                f"({profile.name})", fix="choose a weight width the profile supports")
+    if state_headroom < 1:
+        raise QuantizationError(f"state_headroom = {state_headroom} < 1 would let the calibration data overflow",
+                                fix="use state_headroom >= 1")
+    ops = [op for op in graph.nodes.values() if op.role in ("synapse", "neuron")]
+    n_quant = sum(getattr(op, "quant", None) is not None for op in ops)
+    if ops and n_quant == len(ops):
+        out.update({"profile": profile.name, "skipped": "the graph is already quantized"})
+        return graph, False
+    if n_quant:
+        name = next(n for n, op in graph.nodes.items() if getattr(op, "quant", None) is not None)
+        raise QuantizationError("the graph is partly quantized (some ops carry integers, others floats)", node=name,
+                                fix="quantize the float model as a whole")
+    graph, _ = fold_linear(graph)
+    graph.validate()
+    _check_graph(graph, profile)
+    nodes = {n: qf.merge_sparse(op) if isinstance(op, Sparse) else op for n, op in graph.nodes.items()}
+    graph = graph.with_nodes(nodes)
+    shapes = graph.shapes()
+
+    stim, calib_info = _stimuli(graph, shapes, calibration, calibration_batch, calibration_steps,
+                                calibration_rate, seed)
+    run = simulate(graph, stim, record=("u", "v", "spikes"), arithmetic="float")
+    rec = {k: np.asarray(v).reshape(v.shape[0], v.shape[1], -1) for k, v in run.recorded.items()}
+    flat_stim = {k: v.reshape(v.shape[0], v.shape[1], -1) for k, v in stim.items()}
+
+    syns = {n: _prepare_synapse(graph, shapes, n, op) for n, op in graph.nodes.items() if op.role == "synapse"}
+    for syn in syns.values():
+        syn.rates = cal.firing_rates(_spikes_of(syn.source, flat_stim, rec))
+        syn.p_any = cal.any_active_probability(syn.rows, syn.cols, syn.rates, syn.n_out)
+    warnings: list[str] = []
+    new_nodes: dict[str, Op] = dict(graph.nodes)
+    node_reports: dict[str, dict] = {}
+    for name, op in graph.nodes.items():
+        if op.role != "neuron":
+            continue
+        incoming = [syns[s] for s in graph.predecessors(name) if s in syns]
+        pop = _population(name, op, [s.name for s in incoming])
+        bounds = _bounds(pop, incoming, rec, profile, state_headroom, min_weight_bits, warnings)
+        _check_hard_bounds(pop, bounds, profile, min_weight_bits)
+        upper = {k: v for k, v in bounds.items() if k != "min_useful"}
+        lam_hard = min((bounds[k] for k in ("vth", "bias") if k in bounds), default=math.inf)
+        lam_hi = min(upper.values(), default=math.inf)
+        binding = min(upper, key=upper.get) if upper else None
+        if not math.isfinite(lam_hi):
+            lam_hi, binding = 1.0, "none (no threshold, bias, input or state to bound it)"
+        if lam_hi < bounds["min_useful"]:
+            warnings.append(f"'{name}': the {binding} range forces scale {lam_hi:.4g} below the minimum useful "
+                            f"scale {bounds['min_useful']:.4g}; small weights lose precision")
+        if method == "maxabs":
+            fills = [s.fill_scale(bits) for s in incoming if s.w_max > 0]
+            lam_list = [min(min(fills), lam_hard)] if fills else [lam_hi]
+        else:
+            lam_list = _candidates(lam_hi, incoming, bits, candidates, profile.arithmetic)
+        best = None
+        tried = []
+        for lam in lam_list:
+            syn_ops, syn_stats = {}, {}
+            for syn in incoming:
+                exp, cost, considered = _exponent(syn, lam, bits, profile, method)
+                syn_ops[syn.name], syn_stats[syn.name] = _quantize_synapse(syn, lam, exp, bits, profile)
+                syn_stats[syn.name]["input_rms_error"] = math.sqrt(cost / max(1, syn.n_out)) / lam
+                syn_stats[syn.name]["exponents_considered"] = considered
+            neuron, n_stats = _quantize_neuron(pop, lam, profile)
+            mismatches, v_err, agreement = _score(pop, syn_ops, incoming, neuron, lam, shapes, flat_stim, rec)
+            tried.append({"scale": lam, "mismatches": mismatches, "v_error": v_err})
+            if best is None or (mismatches, v_err) < (best[0], best[1]):
+                best = (mismatches, v_err, lam, syn_ops, syn_stats, neuron, n_stats, agreement)
+        _, _, lam, syn_ops, syn_stats, neuron, n_stats, agreement = best
+        new_nodes.update(syn_ops)
+        new_nodes[name] = neuron
+        node_reports.update(syn_stats)
+        state = {"u_wrap": int(np.count_nonzero(64.0 * lam * np.abs(rec[f"{name}/u"]) > profile.arithmetic.state_max)),
+                 "v": int(np.count_nonzero(64.0 * lam * np.abs(rec[f"{name}/v"]) > profile.arithmetic.state_max))}
+        n_stats["saturated"].update(state)
+        n_stats.update({"scale_bounds": {k: (v if math.isfinite(v) else None) for k, v in bounds.items()},
+                        "binding_bound": binding, "candidates": tried,
+                        "agreement": {"teacher_forced": agreement}})
+        node_reports[name] = n_stats
+
+    qgraph = Graph(new_nodes, graph.edges, graph.meta).validate()
+    final = simulate(qgraph, stim, record=("spikes", "v"), arithmetic="int")
+    for name, n_stats in node_reports.items():
+        if "agreement" not in n_stats:
+            continue
+        batch, steps = rec[f"{name}/spikes"].shape[:2]
+        s_int = final.recorded[f"{name}/spikes"].reshape(batch, steps, -1)
+        network = cal.spike_agreement(rec[f"{name}/spikes"], s_int)
+        v_int = final.recorded[f"{name}/v"].reshape(batch, steps, -1)
+        network["v_error"] = cal.trace_error(v_int / (64.0 * n_stats["scale"]), rec[f"{name}/v"])
+        n_stats["agreement"]["network"] = network
+    out.update({"profile": profile.name, "method": method, "num_weight_bits": bits,
+                "state_headroom": state_headroom, "min_weight_bits": min_weight_bits, "calibration": calib_info,
+                "nodes": node_reports, "warnings": warnings})
+    return qgraph, True
+
+
+quantize.last_report = {}
+
+
+class QuantizePass:
+    """:func:`quantize` as a pass manager pass: ``QuantizePass(profile, calibration, **options)(graph)``.
+
+    The report of the latest run is ``.report``.
+    """
+
+    def __init__(self, profile: Profile | str, calibration=None, **options: Any):
+        self.profile = load_profile(profile)
+        self.calibration = calibration
+        self.options = options
+        self.report: dict[str, Any] = {}
+
+    def __call__(self, graph: Graph) -> tuple[Graph, bool]:
+        self.report = {}
+        return quantize(graph, self.profile, self.calibration, report=self.report, **self.options)
