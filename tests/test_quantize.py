@@ -1,0 +1,351 @@
+"""The quantize pass: rounding rules on hand-computed values, idempotence, field mapping, float-vs-int agreement,
+calibrated vs max-abs scaling, the report, and every error path."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from neurodeploy.emulator import simulate
+from neurodeploy.emulator.arithmetic import effective_weights
+from neurodeploy.errors import InputError, QuantizationError, UnsupportedOpError
+from neurodeploy.ir import IF, LI, Conv2d, CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
+from neurodeploy.passes import quant_calibration as cal
+from neurodeploy.passes import quant_fields as qf
+from neurodeploy.passes.fold import fold_linear
+from neurodeploy.passes.limits import check_limits
+from neurodeploy.passes.manager import PassManager
+from neurodeploy.passes.quantize import QuantizePass, quantize
+
+
+def mlp(seed=0):
+    """Two spiking layers and a leaky readout; weights spread well around zero (a well-conditioned net)."""
+    rng = np.random.default_rng(seed)
+    return Graph({"in": Input(shape=(20,)), "fc1": Dense(weight=rng.normal(0.3, 0.5, (16, 20)), origin="net.fc1"),
+                  "h": CubaLIF(shape=(16,), du=1.0, dv=0.1, vth=1.0, origin="net.lif1"),
+                  "fc2": Dense(weight=rng.normal(0.2, 0.6, (4, 16))), "o": CubaLIF(shape=(4,), du=0.5, dv=0.1, vth=1.0),
+                  "fc3": Dense(weight=rng.normal(0.2, 0.6, (3, 4))), "r": LI(shape=(3,), du=0.2, dv=0.1),
+                  "out": Output(), "read": Output()},
+                 [("in", "fc1"), ("fc1", "h"), ("h", "fc2"), ("fc2", "o"), ("o", "out"), ("o", "fc3"), ("fc3", "r"),
+                  ("r", "read")])
+
+
+def one_layer(weight, **neuron):
+    params = {"du": 1.0, "dv": 0.0, "vth": 1.0}
+    params.update(neuron)
+    weight = np.atleast_2d(np.asarray(weight, dtype=float))
+    return Graph({"in": Input(shape=(weight.shape[1],)), "fc": Dense(weight=weight, origin="m.fc"),
+                  "n": CubaLIF(shape=(weight.shape[0],), origin="m.lif", **params), "out": Output()},
+                 [("in", "fc"), ("fc", "n"), ("n", "out")])
+
+
+def spikes(shape, rate=0.2, seed=1):
+    return (np.random.default_rng(seed).random(shape) < rate).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------ rounding rules
+def test_weight_grid_matches_lava_clip_and_truncate():
+    assert qf.weight_grid("excitatory", 8) == (0, 255, 1)
+    assert qf.weight_grid("inhibitory", 8) == (-255, 0, 1)
+    assert qf.weight_grid("mixed", 8) == (-256, 254, 2)  # k = 1: mixed 8-bit weights lose their lowest bit
+    assert qf.weight_grid("mixed", 4) == (-256, 224, 32)  # k = 5
+    assert qf.weight_grid("excitatory", 6) == (0, 252, 4)
+    for mode in ("excitatory", "inhibitory", "mixed"):
+        for bits in (1, 4, 8):
+            lo, hi, step = qf.weight_grid(mode, bits)
+            grid = np.arange(lo, hi + 1, step)
+            assert np.array_equal(effective_weights(grid, mode, bits), grid)
+
+
+def test_weight_rounding_is_half_to_even_then_clip():
+    # mixed, exponent 0, step 2: x / 2 = 1.5 -> 2, 1.25 -> 1, -0.7 -> -1, 2.5 -> 2 (tie to even), 150 -> clip 127
+    mant, clipped = qf.quantize_weights(np.array([3.0, 2.5, -1.4, 5.0, 300.0]), 0, "mixed", 8)
+    assert mant.tolist() == [4, 2, -2, 4, 254] and clipped == 1
+    # exponent 2: 1000 / 4 / 2 = 125 -> mantissa 250, 250 * 2**2 = 1000
+    assert qf.quantize_weights(np.array([1000.0]), 2, "mixed", 8)[0].tolist() == [250]
+    assert qf.fitting_exponent(np.array([1000.0]), "mixed", 8, -8, 7) == 2  # at exponent 1, 1000/2/2 = 250 > 127
+    assert qf.fitting_exponent(np.array([255.4]), "excitatory", 8, -8, 7) == 0
+    assert qf.fitting_exponent(np.array([1e9]), "excitatory", 8, -8, 7) == 7  # nothing fits: the largest exponent
+
+
+def test_bias_threshold_and_decay_rounding():
+    mant, exps, clipped = qf.quantize_bias(np.array([100.0, 5000.0, -4097.0, 1e6]), 13, 0, 7)
+    # 100 fits at 0; 5000 > 4095 -> exponent 1: 2500; -4097 < -4096 -> exponent 1: -2048.5 -> -2048 (tie to even);
+    # 1e6 / 128 = 7812.5 does not fit even at the largest exponent -> clipped to 4095 at exponent 7
+    assert mant.tolist() == [100, 2500, -2048, 4095] and exps.tolist() == [0, 1, 1, 7] and clipped == 1
+    assert qf.quantize_threshold(2.5, 17) == (2, 0)  # tie to even
+    assert qf.quantize_threshold(200000.0, 17) == (131071, 1)
+    assert qf.quantize_du(1.0) == (4095, 0)  # Lava multiplies by 4096 - (du + 1): du = 1 keeps nothing
+    assert qf.quantize_du(0.5) == (2047, 0)
+    assert qf.quantize_du(0.1) == (409, 0)  # rint(409.6) - 1
+    assert qf.quantize_du(0.0) == (0, 1)  # -1 is clamped to 0: u then decays by 1/4096 per step (reported)
+    assert qf.quantize_dv(0.1) == (410, 0)
+    assert qf.quantize_dv(1.0) == (4095, 1)  # 4096 is clamped: v keeps 1/4096 per step (reported)
+    assert qf.relative_error([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert qf.relative_error([0.5], [0.0]) == 0.5  # absolute error when the reference is zero
+
+
+def test_expected_input_error_weights_errors_by_rates():
+    rows, cols = np.array([0, 0]), np.array([0, 1])
+    rates = np.array([0.5, 0.0])
+    p_any = cal.any_active_probability(rows, cols, rates, 1)
+    # only the active source counts: mean 0.5 * 2, variance 0.25 * 4
+    assert cal.expected_input_error(np.array([2.0, 100.0]), rows, cols, rates, p_any, 1, 0) == pytest.approx(2.0)
+    # a negative exponent floors the sum: mean shifts by -p (1 - 2**-1) / 2, variance grows by p / 12
+    floor = cal.expected_input_error(np.zeros(2), rows, cols, rates, p_any, 1, -1)
+    assert floor == pytest.approx((0.5 * 0.25) ** 2 + 0.5 / 12)
+
+
+# ------------------------------------------------------------------------------------- mapping, idempotence
+def test_quantized_weights_pass_lavas_clip_and_truncate_unchanged():
+    rng = np.random.default_rng(2)
+    row, col = np.array([0, 0, 1, 2, 3]), np.array([0, 0, 1, 2, 3])
+    g = Graph({"in": Input(shape=(2, 5, 5)),
+               "conv": Conv2d(weight=rng.normal(0.1, 0.3, (2, 2, 3, 3))),
+               "c": IF(shape=(2, 3, 3), vth=1.0),
+               "exc": Sparse(out_shape=(4,), in_size=18, row=row, col=col, value=np.array([0.5, 0.4, 0.7, 0.3, 0.6]),
+                             delays=np.array([1, 1, 2, 0, 3])),
+               "inh": Dense(weight=-np.abs(rng.normal(0.2, 0.1, (4, 4)))),
+               "o": CubaLIF(shape=(4,), du=0.5, dv=0.1, vth=0.5), "out": Output()},
+              [("in", "conv"), ("conv", "c"), ("c", "exc"), ("exc", "o"), ("o", "inh"), ("inh", "o"), ("o", "out")])
+    for bits in (8, 4):
+        q, changed = quantize(g, "emulator", num_weight_bits=bits, calibration_batch=2, calibration_steps=40)
+        assert changed and q.quantized
+        modes = {}
+        for name in ("conv", "exc", "inh"):
+            op = q.nodes[name]
+            w = op.value if isinstance(op, Sparse) else op.weight
+            assert w.dtype == np.int64 and op.num_weight_bits == bits
+            assert np.array_equal(effective_weights(w, op.sign_mode, op.num_weight_bits), w)
+            modes[name] = op.sign_mode
+        assert modes == {"conv": "mixed", "exc": "excitatory", "inh": "inhibitory"}
+        assert q.nodes["exc"].row.size == 4  # the duplicate (0, 0, delay 1) entries were summed, as Lava's CSR does
+        assert check_limits(q, "loihi2") == (q, False)
+        again, changed = quantize(q, "emulator")  # an already quantized graph is left alone
+        assert again is q and not changed
+
+
+def test_neuron_fields_follow_the_documented_maps():
+    g = Graph({"in": Input(shape=(3,)), "fc": Dense(weight=np.array([[0.5, 0.2, 0.1], [0.3, 0.3, 0.3]])),
+               "a": CubaLIF(shape=(2,), du=0.25, dv=0.1, vth=0.7, bias=np.array([0.01, -0.02])),
+               "fc2": Dense(weight=np.array([[0.4, 0.6]])), "b": IF(shape=(1,), vth=2.0, bias=0.05),
+               "fc3": Dense(weight=np.array([[1.0]])), "r": LI(shape=(1,), du=0.5, dv=0.25),
+               "out": Output()}, [("in", "fc"), ("fc", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "fc3"), ("fc3", "r"),
+                                  ("r", "out")])
+    q, _ = quantize(g, "loihi2", calibration_batch=2, calibration_steps=50)
+    a, b, r = q.nodes["a"], q.nodes["b"], q.nodes["r"]
+    assert (a.du, a.dv) == (1023, 410)  # rint(4096 * 0.25) - 1, rint(409.6)
+    lam = a.quant.scale
+    assert a.vth == round(lam * 0.7)
+    effective = np.asarray(a.bias) * 2.0 ** np.asarray(a.bias_exp)
+    assert np.all(np.abs(effective - 64 * lam * np.array([0.01, -0.02])) <= 2.0 ** np.asarray(a.bias_exp) / 2)
+    assert isinstance(b, CubaLIF) and (b.du, b.dv) == (4095, 0) and b.vth == round(b.quant.scale * 2.0)
+    assert isinstance(b.bias, int) and isinstance(b.bias_exp, int)  # a scalar float bias stays scalar
+    assert isinstance(r, CubaLIF) and r.readout and r.vth == 2 ** 17 - 1 and (r.du, r.dv) == (2047, 1024)
+    for node in (a, b, r):
+        assert set(node.quant.error) == {"du", "dv", "vth", "bias"}
+        assert node.quant.bits == {"du": 12, "dv": 12, "vth": 17, "bias": 13, "bias_exp": 3, "state": 24}
+    fc = q.nodes["fc"]
+    assert fc.quant.scale == lam  # a synapse carries its target population's scale
+    step = 2.0 ** fc.weight_exp * 2 / lam  # mixed sign: mantissas are even
+    assert np.all(np.abs(fc.weight * 2.0 ** fc.weight_exp / lam - g.nodes["fc"].weight) <= step / 2 + 1e-12)
+
+
+def test_scales_respect_the_24_bit_state_on_calibration_data():
+    q, _ = quantize(mlp(), "loihi2", spikes((4, 60, 20)))
+    stim = spikes((4, 60, 20), seed=9)  # other data than the calibration
+    res = simulate(q, stim, record=("u", "v"), arithmetic="int")
+    for node in ("h", "o", "r"):
+        for fld in ("u", "v"):
+            assert np.abs(res.recorded[f"{node}/{fld}"]).max() < 2 ** 23 - 1
+
+
+# ------------------------------------------------------------------------------------------------ agreement
+def test_integer_emulation_agrees_with_float_on_a_well_conditioned_net():
+    """Tolerance: per spiking layer F1 >= 0.98 and spike counts within 2 %; readout v within 2 % RMS.
+
+    Why: the net keeps 7 magnitude bits per weight (mixed sign, 8-bit mantissa), i.e. ~0.5-1 % relative weight
+    error, and 11+ bits of threshold. A spike flips only where the float v lands that close to threshold, which
+    happens in well under 1 % of the bins of this net; a flipped spike of layer 1 perturbs layer 2, so the bound is
+    not zero. Bit-exact agreement is not expected from any 8-bit quantization.
+    """
+    g = mlp()
+    calib = spikes((8, 100, 20), seed=1)
+    test = spikes((8, 100, 20), seed=7)  # judged on data the calibration did not see
+    q, _ = quantize(g, "loihi2", calib)
+    fl = simulate(g, test, record=("spikes", "v"), arithmetic="float")
+    it = simulate(q, test, record=("spikes", "v"), arithmetic="int")
+    for node in ("h", "o"):
+        agreement = cal.spike_agreement(fl.recorded[f"{node}/spikes"], it.recorded[f"{node}/spikes"])
+        assert agreement["float_spikes"] > 500, "the layers should be active"
+        assert agreement["f1"] >= 0.98 and agreement["count_rel_error"] <= 0.02, (node, agreement)
+    lam = q.nodes["r"].quant.scale
+    assert cal.trace_error(it.recorded["r/v"] / (64 * lam), fl.recorded["r/v"]) <= 0.02
+
+
+def outlier_case():
+    """A rarely driven input (silent in calibration) with a 40x larger weight than all others.
+
+    Max-abs scaling maps that outlier to the largest mantissa, leaving the weights that matter ~7 levels
+    (~7 % rounding error); the calibrated choice clips the outlier and resolves the rest to ~0.5 %.
+    """
+    rng = np.random.default_rng(3)
+    w = np.abs(rng.normal(0.08, 0.04, (20, 50)))
+    w[:, 0] = 3.0
+    stim = spikes((8, 100, 50), seed=4)
+    stim[..., 0] = 0
+    return one_layer(w, dv=0.05), stim
+
+
+def overflow_case():
+    """A slow synaptic current (du = 0.01) integrates to ~100x a weight: at the max-abs scale u wraps in 24 bits."""
+    w = np.random.default_rng(5).uniform(0.2, 0.5, (10, 50))
+    return one_layer(w, du=0.01, dv=0.5, vth=200.0), spikes((4, 100, 50), rate=0.3, seed=6)
+
+
+@pytest.mark.parametrize("case", [outlier_case, overflow_case])
+def test_calibrated_scale_beats_naive_max_abs(case):
+    g, stim = case()
+    f1 = {}
+    for method in ("calibrated", "maxabs"):
+        report = {}
+        q, _ = quantize(g, "loihi2", stim, method=method, report=report)
+        fl = simulate(g, stim, record=("spikes",), arithmetic="float").recorded["n/spikes"]
+        it = simulate(q, stim, record=("spikes",), arithmetic="int").recorded["n/spikes"]
+        f1[method] = cal.spike_agreement(fl, it)["f1"]
+        assert report["nodes"]["n"]["agreement"]["network"]["f1"] == pytest.approx(f1[method])
+    assert f1["calibrated"] >= 0.99 and f1["calibrated"] - f1["maxabs"] >= 0.02, f1
+
+
+def test_maxabs_overflow_is_reported_as_u_wrap():
+    g, stim = overflow_case()
+    report = {}
+    quantize(g, "loihi2", stim, method="maxabs", report=report)
+    assert report["nodes"]["n"]["saturated"]["u_wrap"] > 0
+    quantize(g, "loihi2", stim, report=report)
+    assert report["nodes"]["n"]["saturated"]["u_wrap"] == 0
+
+
+# --------------------------------------------------------------------------------------------------- report
+def test_report_contents_and_generated_calibration():
+    report = {}
+    quantize(mlp(), "loihi2", report=report)
+    assert quantize.last_report is report
+    calib = report["calibration"]
+    assert calib["source"] == "generated" and calib["rate"] == 0.2 and calib["seed"] == 0 and "note" in calib
+    fc1, h, r = report["nodes"]["fc1"], report["nodes"]["h"], report["nodes"]["r"]
+    assert fc1["origin"] == "net.fc1" and fc1["target"] == "h" and set(fc1["error"]) == {"weight"}
+    assert {"weight"} == set(fc1["zeros"]) == set(fc1["saturated"]) and fc1["weights"] == 320
+    assert set(h["error"]) == {"du", "dv", "vth", "bias"}
+    assert {"du", "dv", "vth", "bias", "u_wrap", "v"} <= set(h["saturated"])
+    assert set(h["agreement"]) == {"teacher_forced", "network"}
+    assert {"f1", "bin_agreement", "count_rel_error", "float_spikes", "int_spikes"} <= set(h["agreement"]["network"])
+    assert h["candidates"] and h["binding_bound"] in h["scale_bounds"]
+    assert r["lowered_from"] == "LI" and "v_error" in r["agreement"]["network"]
+    given = {}
+    quantize(mlp(), "loihi2", spikes((2, 30, 20)), report=given)
+    assert given["calibration"] == {"source": "given", "batch": 2, "steps": 30}
+
+
+def test_generated_calibration_is_deterministic():
+    a, _ = quantize(mlp(), "loihi2", calibration_steps=40)
+    b, _ = quantize(mlp(), "loihi2", calibration_steps=40)
+    for name in ("fc1", "fc2", "h"):
+        for fld in ("weight", "vth"):
+            if hasattr(a.nodes[name], fld):
+                assert np.array_equal(getattr(a.nodes[name], fld), getattr(b.nodes[name], fld))
+
+
+def test_usable_in_a_pass_manager():
+    qpass = QuantizePass("emulator", calibration_steps=30)
+    manager = PassManager([("fold", fold_linear), ("quantize", qpass),
+                           ("check_limits", functools.partial(check_limits, profile="emulator"))])
+    out = manager.run(mlp())
+    assert out.quantized and qpass.report["nodes"]
+    assert [r.changed for r in manager.records] == [False, True, False]
+    partial = functools.partial(quantize, profile="loihi1", calibration_steps=30)
+    assert partial(mlp())[1]
+
+
+# ------------------------------------------------------------------------------------------------- errors
+def error_of(graph, profile="loihi2", calibration=None, **options):
+    with pytest.raises(QuantizationError) as info:
+        quantize(graph, profile, calibration, calibration_batch=2, calibration_steps=20, **options)
+    return str(info.value)
+
+
+def test_nan_weight_names_node_origin_and_field():
+    w = np.ones((2, 3))
+    w[1, 2] = np.nan
+    msg = error_of(one_layer(w))
+    assert "node 'fc'" in msg and "m.fc" in msg and "'weight'" in msg and "NaN" in msg and "(1, 2)" in msg
+    assert "Fix:" in msg
+
+
+def test_negative_threshold_is_rejected():
+    msg = error_of(one_layer([[1.0]], vth=-0.5))
+    assert "node 'n'" in msg and "m.lif" in msg and "'vth'" in msg and "-0.5" in msg and "negative" in msg
+
+
+def test_threshold_needing_more_than_17_bits_at_the_minimum_useful_scale():
+    # lam_min = 2**3 / 1 keeps the weight at 4 bits; 8 * 1e5 = 8e5 needs 20 bits > 17
+    msg = error_of(one_layer([[1.0]], vth=1e5))
+    assert "node 'n'" in msg and "'vth'" in msg and "needs 20 bits" in msg and "17" in msg
+    q, _ = quantize(one_layer([[1.0]], vth=1e5), "loihi2", min_weight_bits=1, calibration_steps=10)  # the fix
+    assert q.nodes["n"].vth <= 2 ** 17 - 1
+
+
+def test_bias_too_large_for_mantissa_and_exponent():
+    # lam_min = 2**3 / 0.01 = 800; 64 * 800 * 20 = 1024000 > 4095 * 2**7 = 524160 (13-bit mantissa, exponent <= 7)
+    msg = error_of(one_layer([[0.01]], bias=20.0))
+    assert "node 'n'" in msg and "'bias'" in msg and "needs 21 bits" in msg
+
+
+def test_delay_out_of_range_and_reset_mode_the_profile_lacks():
+    g = one_layer([[1.0, 1.0]])
+    g.nodes["fc"] = Dense(weight=np.ones((1, 2)), delays=np.array([[0, 70]]), origin="m.fc")
+    g = Graph(g.nodes, g.edges)
+    msg = error_of(g)
+    assert "node 'fc'" in msg and "'delays'" in msg and "70" in msg and "[0, 62]" in msg
+    msg = error_of(one_layer([[1.0]], reset="subtract"), profile="loihi2")
+    assert "node 'n'" in msg and "'reset'" in msg and "subtract" in msg and "emulator" in msg
+    q, _ = quantize(one_layer([[1.0]], reset="subtract"), "emulator", calibration_steps=10)
+    assert q.nodes["n"].reset == "subtract"
+
+
+def test_decay_outside_unit_interval_and_nan_bias():
+    assert "'du'" in error_of(one_layer([[1.0]], du=1.5))
+    assert "'bias'" in error_of(one_layer([[1.0]], bias=np.array([np.nan])))
+
+
+def test_graded_spikes_partial_quantization_and_bad_options():
+    g = one_layer([[1.0]])
+    graded = Graph({**g.nodes, "fc": Dense(weight=np.ones((1, 1)), num_message_bits=8)}, g.edges)
+    assert "'num_message_bits'" in error_of(graded)
+    partly = Graph({**g.nodes, "fc": Dense(weight=np.ones((1, 1), np.int64), quant=QuantInfo(scale=1.0))}, g.edges)
+    assert "partly quantized" in error_of(partly)
+    assert "method" in error_of(g, method="best")
+    assert "num_weight_bits" in error_of(g, num_weight_bits=9)
+    assert "state_headroom" in error_of(g, state_headroom=0.5)
+
+
+def test_calibration_input_errors():
+    g = one_layer([[1.0, 1.0]])
+    with pytest.raises(InputError, match="other than 0 and 1"):
+        quantize(g, "loihi2", np.full((1, 5, 2), 0.5))
+    with pytest.raises(InputError, match=r"\[B, T, 2\]"):
+        quantize(g, "loihi2", np.zeros((1, 5, 3)))
+    with pytest.raises(InputError, match="no calibration stimulus for input 'in'"):
+        quantize(g, "loihi2", {"other": np.zeros((1, 5, 2))})
+
+
+def test_unsupported_op_is_named():
+    from neurodeploy.ir.ops import _Neuron
+
+    class Izhikevich(_Neuron):
+        pass
+
+    g = Graph({"in": Input(shape=(1,)), "fc": Dense(weight=np.ones((1, 1))), "n": Izhikevich(shape=(1,)),
+               "out": Output()}, [("in", "fc"), ("fc", "n"), ("n", "out")])
+    with pytest.raises(UnsupportedOpError, match="node 'n'.*Izhikevich"):
+        quantize(g, "loihi2")
