@@ -147,7 +147,7 @@ def test_neuron_fields_follow_the_documented_maps():
         assert node.quant.bits == {"du": 12, "dv": 12, "vth": 17, "bias": 13, "bias_exp": 3, "state": 24}
     fc = q.nodes["fc"]
     assert fc.quant.scale == lam  # a synapse carries its target population's scale
-    step = 2.0 ** fc.weight_exp * 2 / lam  # mixed sign: mantissas are even
+    step = 2.0 ** fc.weight_exp * qf.weight_grid(fc.sign_mode, fc.num_weight_bits)[2] / lam
     assert np.all(np.abs(fc.weight * 2.0 ** fc.weight_exp / lam - g.nodes["fc"].weight) <= step / 2 + 1e-12)
 
 
