@@ -13,10 +13,12 @@ records a single target correctly); and a connected component whose neurons are 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+from scipy.sparse import SparseEfficiencyWarning
 
 from neurodeploy.backends.lava.rebuild import build_processes
 from neurodeploy.errors import BackendError, InputError
@@ -109,7 +111,9 @@ def _run_sample(description: dict[str, Any], data: dict[str, np.ndarray], steps:
     for probes in monitors.values():
         anchor = probes[0][2]
         try:
-            anchor.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+            with warnings.catch_warnings():  # DelaySparse edits csr structure on its first step (harmless)
+                warnings.simplefilter("ignore", SparseEfficiencyWarning)
+                anchor.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
             for key, mon, proc in probes:
                 results[key] = np.asarray(mon.get_data()[proc.name][_PORT[key[1]]])
         except Exception as err:  # Lava raises bare Exceptions from its runtime
