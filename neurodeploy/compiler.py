@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import heapq
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -47,20 +46,12 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
                   dump_dir: str | Path | None = None) -> Artifact:
     """Run the compile passes for ``target`` on a float (or already quantized) graph; return the artifact."""
     from neurodeploy.passes.limits import check_limits
-    from neurodeploy.passes.quantize import quantize
+    from neurodeploy.passes.quantize import QuantizePass
     from neurodeploy.profiles import load_profile
 
     spec = get_target(target)
     profile = load_profile(spec.profile)
-    report: dict[str, Any] = {}
-
-    def quantize_pass(g: Graph) -> tuple[Graph, bool]:
-        if g.quantized:
-            return g, False
-        q, changed, rep = _call_quantize(quantize, g, profile, calibration)
-        report.update(rep)
-        return q, changed
-
+    quantize_pass = QuantizePass(profile, calibration)
     manager = PassManager([("fold", fold_linear), ("quantize", quantize_pass),
                            ("check_limits", lambda g: check_limits(g, profile))], dump_dir=dump_dir)
     compiled = manager.run(graph)
@@ -70,16 +61,7 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
                           for r in manager.records]
     manifest["backend"] = spec.backend
     manifest["source"] = dict(graph.meta)
-    return Artifact(compiled, manifest, report)
-
-
-def _call_quantize(quantize, graph, profile, calibration):
-    """Adapt to the quantize pass's return value: ``(graph, changed)`` or ``(graph, changed, report)``."""
-    result = quantize(graph, profile, calibration=calibration)
-    if len(result) == 3:
-        return result
-    q, changed = result
-    return q, changed, dict(getattr(quantize, "last_report", {}) or {})
+    return Artifact(compiled, manifest, quantize_pass.report)
 
 
 def write_artifact(artifact: Artifact, out_dir: str | Path) -> Path:
