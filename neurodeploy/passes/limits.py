@@ -90,9 +90,6 @@ def _check_synapse(name: str, op, profile: Profile) -> None:
 
 def _check_neuron(name: str, op, profile: Profile) -> None:
     a = profile.arithmetic
-    if not isinstance(op, CubaLIF):
-        raise QuantizationError(f"{op.op_type} is not a Loihi neuron; it must be lowered to CubaLIF", node=name,
-                                fix="run the quantize pass (it lowers IF and LI to CubaLIF)")
     requantize = "re-run the quantize pass for this profile"
     _integers(name, op, "du", op.du, 0, a.du_max, fix=requantize)
     _integers(name, op, "dv", op.dv, 0, a.dv_max, fix=requantize)
@@ -196,6 +193,9 @@ def check_limits(graph: Graph, profile: Profile | str, *, max_chips: int | None 
                                     node=name, fix="run the fold and quantize passes first")
         if op.role not in ("synapse", "neuron"):
             continue
+        if op.role == "neuron" and not isinstance(op, CubaLIF):
+            raise QuantizationError(f"{op.op_type} is not a Loihi neuron; it must be lowered to CubaLIF", node=name,
+                                    fix="run the quantize pass (it lowers IF and LI to CubaLIF)")
         if getattr(op, "quant", None) is None:
             raise QuantizationError(f"{op.op_type} is not quantized", node=name,
                                     fix="run the quantize pass before checking limits")
