@@ -242,22 +242,23 @@ def _population(name: str, op, synapses: list[str]) -> _Population:
 
 
 # ----------------------------------------------------------------------------------------- quantizing ops
-def _exponent(syn: _Synapse, lam: float, bits: int, profile: Profile, method: str
-              ) -> tuple[int, float, list[dict[str, Any]]]:
-    """``(weight_exp, expected input error cost, considered options)`` for synapse ``syn`` at scale ``lam``."""
-    a = profile.arithmetic
+def _cost(syn: _Synapse, lam: float, exp: int, bits: int) -> tuple[float, int]:
+    """Expected per-step input error (squared input units, see quant_calibration) and #clipped at ``exp``."""
     scaled = lam * syn.weights
-    fit = qf.fitting_exponent(scaled, syn.sign_mode, bits, a.weight_exp_min, a.weight_exp_max)
-    options = [fit] if method == "maxabs" else list(range(fit, max(a.weight_exp_min, fit - EXTRA_EXPONENTS) - 1, -1))
-    best, best_cost, considered = fit, math.inf, []
-    for exp in options:
-        mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
-        errors = (mant * 2.0 ** exp - scaled)[syn.kidx]
-        cost = cal.expected_input_error(errors, syn.rows, syn.cols, syn.rates, syn.p_any, syn.n_out, exp)
-        considered.append({"weight_exp": exp, "cost": cost, "clipped": clipped})
-        if cost < best_cost:
-            best, best_cost = exp, cost
-    return best, best_cost, considered
+    mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
+    errors = (mant * 2.0 ** exp - scaled)[syn.kidx]
+    return cal.expected_input_error(errors, syn.rows, syn.cols, syn.rates, syn.p_any, syn.n_out, exp), clipped
+
+
+def _exponent(syn: _Synapse, lam: float, bits: int, profile: Profile, method: str) -> tuple[int, int]:
+    """``(proposed weight_exp, fitting weight_exp)``: the fitting one for maxabs, else the lowest-cost one among
+    the fitting exponent and up to EXTRA_EXPONENTS finer ones (ties keep the coarser, which clips less)."""
+    a = profile.arithmetic
+    fit = qf.fitting_exponent(lam * syn.weights, syn.sign_mode, bits, a.weight_exp_min, a.weight_exp_max)
+    if method == "maxabs":
+        return fit, fit
+    options = range(fit, max(a.weight_exp_min, fit - EXTRA_EXPONENTS) - 1, -1)
+    return min(options, key=lambda e: (_cost(syn, lam, e, bits)[0], -e)), fit
 
 
 def _quantize_synapse(syn: _Synapse, lam: float, exp: int, bits: int, profile: Profile) -> tuple[Op, dict]:
@@ -419,6 +420,71 @@ def _score(pop, syn_ops, syns, neuron, lam, shapes, stim, rec) -> tuple[int, flo
     return mismatches, v_err, cal.spike_agreement(s_float, s_int)
 
 
+@dataclass
+class _Context:
+    profile: Profile
+    bits: int
+    shapes: Mapping[str, tuple[int, ...]]
+    stim: Mapping[str, np.ndarray]
+    rec: Mapping[str, np.ndarray]
+
+
+@dataclass
+class _Trial:
+    """One quantization of a population and its incoming synapses, scored by teacher-forced emulation."""
+
+    score: tuple[int, float]
+    lam: float
+    exps: dict[str, int]
+    syn_ops: dict[str, Op]
+    syn_stats: dict[str, dict]
+    neuron: Op
+    n_stats: dict
+    agreement: dict
+
+
+def _trial(pop: _Population, incoming: list[_Synapse], lam: float, exps: Mapping[str, int], ctx: _Context
+           ) -> _Trial:
+    syn_ops, syn_stats = {}, {}
+    for syn in incoming:
+        syn_ops[syn.name], stats = _quantize_synapse(syn, lam, exps[syn.name], ctx.bits, ctx.profile)
+        cost, _ = _cost(syn, lam, exps[syn.name], ctx.bits)
+        stats["input_rms_error"] = math.sqrt(cost / max(1, syn.n_out)) / lam
+        syn_stats[syn.name] = stats
+    neuron, n_stats = _quantize_neuron(pop, lam, ctx.profile)
+    mismatches, v_err, agreement = _score(pop, syn_ops, incoming, neuron, lam, ctx.shapes, ctx.stim, ctx.rec)
+    return _Trial((mismatches, v_err), lam, dict(exps), syn_ops, syn_stats, neuron, n_stats, agreement)
+
+
+def _search(pop: _Population, incoming: list[_Synapse], lam_list: list[float], ctx: _Context, method: str,
+            tried: list[dict[str, Any]]) -> _Trial:
+    """Best trial over the candidate scales (each with its proposed exponents); then, for ``calibrated``, per
+    synapse, finer exponents (clipping its largest weights) as long as the emulation score improves."""
+    best, fits = None, {}
+    for lam in lam_list:
+        exps = {}
+        for syn in incoming:
+            exps[syn.name], fits[(lam, syn.name)] = _exponent(syn, lam, ctx.bits, ctx.profile, method)
+        trial = _trial(pop, incoming, lam, exps, ctx)
+        tried.append({"scale": lam, "weight_exp": exps, "mismatches": trial.score[0], "v_error": trial.score[1]})
+        if best is None or trial.score < best.score:
+            best = trial
+    if method != "calibrated":
+        return best
+    e_min = ctx.profile.arithmetic.weight_exp_min
+    for syn in incoming:
+        exps = dict(best.exps)
+        while exps[syn.name] > max(e_min, fits[(best.lam, syn.name)] - EXTRA_EXPONENTS):
+            exps[syn.name] -= 1
+            trial = _trial(pop, incoming, best.lam, exps, ctx)
+            tried.append({"scale": best.lam, "weight_exp": dict(exps), "mismatches": trial.score[0],
+                          "v_error": trial.score[1]})
+            if trial.score >= best.score:
+                break
+            best = trial
+    return best
+
+
 # ------------------------------------------------------------------------------------------------ the pass
 def _stimuli(graph: Graph, shapes, calibration, batch: int, steps: int, rate: float, seed: int
              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -499,6 +565,7 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
     for syn in syns.values():
         syn.rates = cal.firing_rates(_spikes_of(syn.source, flat_stim, rec))
         syn.p_any = cal.any_active_probability(syn.rows, syn.cols, syn.rates, syn.n_out)
+    ctx = _Context(profile, bits, shapes, flat_stim, rec)
     warnings: list[str] = []
     new_nodes: dict[str, Op] = dict(graph.nodes)
     node_reports: dict[str, dict] = {}
@@ -523,30 +590,18 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
             lam_list = [min(min(fills), lam_hard)] if fills else [lam_hi]
         else:
             lam_list = _candidates(lam_hi, incoming, bits, candidates, profile.arithmetic)
-        best = None
-        tried = []
-        for lam in lam_list:
-            syn_ops, syn_stats = {}, {}
-            for syn in incoming:
-                exp, cost, considered = _exponent(syn, lam, bits, profile, method)
-                syn_ops[syn.name], syn_stats[syn.name] = _quantize_synapse(syn, lam, exp, bits, profile)
-                syn_stats[syn.name]["input_rms_error"] = math.sqrt(cost / max(1, syn.n_out)) / lam
-                syn_stats[syn.name]["exponents_considered"] = considered
-            neuron, n_stats = _quantize_neuron(pop, lam, profile)
-            mismatches, v_err, agreement = _score(pop, syn_ops, incoming, neuron, lam, shapes, flat_stim, rec)
-            tried.append({"scale": lam, "mismatches": mismatches, "v_error": v_err})
-            if best is None or (mismatches, v_err) < (best[0], best[1]):
-                best = (mismatches, v_err, lam, syn_ops, syn_stats, neuron, n_stats, agreement)
-        _, _, lam, syn_ops, syn_stats, neuron, n_stats, agreement = best
-        new_nodes.update(syn_ops)
-        new_nodes[name] = neuron
-        node_reports.update(syn_stats)
+        tried: list[dict[str, Any]] = []
+        best = _search(pop, incoming, lam_list, ctx, method, tried)
+        lam, n_stats = best.lam, best.n_stats
+        new_nodes.update(best.syn_ops)
+        new_nodes[name] = best.neuron
+        node_reports.update(best.syn_stats)
         state = {"u_wrap": int(np.count_nonzero(64.0 * lam * np.abs(rec[f"{name}/u"]) > profile.arithmetic.state_max)),
                  "v": int(np.count_nonzero(64.0 * lam * np.abs(rec[f"{name}/v"]) > profile.arithmetic.state_max))}
         n_stats["saturated"].update(state)
         n_stats.update({"scale_bounds": {k: (v if math.isfinite(v) else None) for k, v in bounds.items()},
                         "binding_bound": binding, "candidates": tried,
-                        "agreement": {"teacher_forced": agreement}})
+                        "agreement": {"teacher_forced": best.agreement}})
         node_reports[name] = n_stats
 
     qgraph = Graph(new_nodes, graph.edges, graph.meta).validate()
