@@ -25,7 +25,8 @@ A profile is a TOML file in ``hw_profiles/`` (installed as ``neurodeploy.hw_prof
     source = "..."
 
 Every number must carry a non-empty ``source``; ``estimate = true`` marks a derived or assumed figure and then
-needs a ``reason``. Unknown keys are rejected (they are usually typos). Any problem raises
+needs a ``reason``. Unknown keys inside these tables are rejected (they are usually typos); other top-level
+tables (a backend's own, such as ``[spinnaker]``) are kept unparsed in ``Profile.extra``. Any problem raises
 :class:`~neurodeploy.errors.SerializationError` naming the file, the key and the fix.
 """
 
@@ -160,7 +161,10 @@ class EnergyFigure:
 
 @dataclass(frozen=True)
 class Profile:
-    """A loaded hardware profile. ``sources[key]`` / ``estimates[key]`` use dotted keys like ``limits.chips``."""
+    """A loaded hardware profile. ``sources[key]`` / ``estimates[key]`` use dotted keys like ``limits.chips``.
+
+    ``extra`` holds any other top-level tables unparsed (e.g. ``[spinnaker]``, read by the backend that owns it).
+    """
 
     name: str
     description: str
@@ -171,6 +175,7 @@ class Profile:
     energy: Mapping[str, EnergyFigure] = field(default_factory=lambda: MappingProxyType({}))
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     estimates: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def source(self, key: str) -> str:
         """The source string of a dotted key (``"arithmetic.vth_bits"``), marked when it is an estimate."""
@@ -193,6 +198,7 @@ _ARITHMETIC = {
 _LIMITS_REQUIRED = ("cores_per_chip", "neurons_per_core", "fan_in_axons_per_core", "fan_out_axons_per_core",
                     "synaptic_memory_bits_per_core")
 _LIMITS_OPTIONAL = ("chips", "neurons_per_chip", "synapses_per_chip")
+_TOP_LEVEL = ("format", "name", "description", "arithmetic", "reset", "limits", "energy")
 _NUMBER_KEYS = {"value": ("value",), "range": ("min", "max"), "max": ("max",)}
 
 
@@ -330,9 +336,11 @@ def _parse(data: Mapping[str, Any], path: Path) -> Profile:
         r.record_source(entry, key)
         energy[op_name] = EnergyFigure(op_name, float(value), entry["unit"], entry["kind"], entry["source"],
                                        bool(entry.get("proxy", False)))
+    extra = {k: v for k, v in data.items() if k not in _TOP_LEVEL}
     return Profile(name=name, description=str(description), path=str(path), arithmetic=arithmetic,
                    reset_modes=tuple(modes), limits=limits, energy=MappingProxyType(energy),
-                   sources=MappingProxyType(r.sources), estimates=MappingProxyType(r.estimates))
+                   sources=MappingProxyType(r.sources), estimates=MappingProxyType(r.estimates),
+                   extra=MappingProxyType(extra))
 
 
 # ------------------------------------------------------------------------------------------------------ loading
