@@ -32,8 +32,10 @@ low and more steps are needed).
 ``L_P = 1 + max(L_S)`` over its sources (inputs: 0). A residual join (Add) or a MaxPool tournament sums paths of
 different depth: each shorter path gets a ``Delay`` of ``L_P - 1 - L_S`` steps (folded into synaptic delays), so
 every contribution to one neuron arrives in step. Biases act from step 1 (the IR has no bias onset): a population
-integrates ``L_P`` steps of bias before its input arrives. With ``timesteps = T`` given, each bias is scaled by
-``(T - L_P) / T`` so that the bias delivered over the run equals what the input window ``T - L_P`` needs.
+integrates ``L_P`` steps of bias before its input arrives (an error of at most ``L_P |b| / T`` in rate). Scaling
+biases by ``(T - L_P) / T`` was tried on the digits example and did not help consistently, so biases are kept.
+``timesteps`` (the intended run length ``T``) is recorded in ``meta["timesteps"]``; a ``T`` that does not exceed
+the latency is refused (the output would see nothing).
 
 Everything that differs from the ANN is listed in ``meta["conversion_notes"]``; ``meta["thresholds"]`` has every
 ``lambda``.
@@ -317,8 +319,8 @@ class _Emitter:
             prev = name
         self.edges.append((prev, dst))
 
-    def population(self, pop: Pop, neuron: Op, timesteps: int | None) -> float:
-        """Emit ``pop``'s incoming synapses and return its bias correction factor."""
+    def population(self, pop: Pop, neuron: Op) -> None:
+        """Emit ``pop`` and its incoming synapses, each source delayed to arrive with the slowest one."""
         groups: dict[str, list] = {}
         for t in pop.expr.terms:
             groups.setdefault(t.source, []).append(t)
@@ -336,9 +338,6 @@ class _Emitter:
                 ops = [Delay(delay=np.full(self.st.shapes[src], delay, np.int64), origin=f"{pop.origin} (align)")] + ops
             self.chain(src, ops, pop.name)
         self.nodes[pop.name] = neuron
-        if timesteps is None or lat <= 0:
-            return 1.0
-        return max(0.0, (timesteps - lat) / timesteps)
 
 
 def _fold_scalar(ops: list[Op], c: float, origin: str) -> list[Op]:
@@ -391,7 +390,7 @@ def from_onnx(model: Any, calibration: Any = None, timesteps: int | None = None,
 
     ``model``: path, bytes or ``onnx.ModelProto``. ``calibration``: ANN inputs ``[B, *input_shape]`` (or a dict
     per input), non-negative; without it thresholds come from the weights (model-based, conservative).
-    ``timesteps``: the intended run length, used only to scale biases for the latency (see *Timing*).
+    ``timesteps``: the intended run length, recorded in ``meta`` and checked against the latency (see *Timing*).
     ``neuron``: "if" (rate-coded integrate-and-fire). ``percentile``: the activation percentile that maps to one
     spike per step. ``dt``: seconds per step (``meta["dt"]``). ``reset``: "subtract" (accurate rate code) or
     "zero" (what Lava/Loihi's LIF does). ``readout``: "integrator" or "spikes". ``input_shape``: feature shape
@@ -437,16 +436,12 @@ def from_onnx(model: Any, calibration: Any = None, timesteps: int | None = None,
         em.latency[name] = 0
     spiking_out = readout == "spikes"
     for name, pop in st.pops.items():
-        bias = pop.expr.bias / lam[name]
+        bias = compact(pop.expr.bias / lam[name])
         if pop.kind == "output" and not spiking_out:
-            neuron_op: Op = LI(shape=pop.expr.shape, du=1.0, dv=0.0, origin=pop.origin)
+            neuron_op: Op = LI(shape=pop.expr.shape, du=1.0, dv=0.0, bias=bias, origin=pop.origin)
         else:
-            neuron_op = IF(shape=pop.expr.shape, vth=1.0, reset=reset, origin=pop.origin)
-        factor = em.population(pop, neuron_op, timesteps)
-        em.nodes[name] = neuron_op.replace(bias=compact(bias * factor))
-        if factor != 1.0 and np.any(bias):
-            st.notes.add(name, f"bias scaled by (T - L) / T = {factor:.4g} for T = {timesteps} steps and latency "
-                               f"L = {em.latency[name]}")
+            neuron_op = IF(shape=pop.expr.shape, vth=1.0, bias=bias, reset=reset, origin=pop.origin)
+        em.population(pop, neuron_op)
     for out, src in reads.items():
         name = em.fresh(out)
         em.nodes[name] = Output(origin=out)
@@ -458,7 +453,12 @@ def from_onnx(model: Any, calibration: Any = None, timesteps: int | None = None,
     if reset == "zero":
         st.notes.add("*", "reset to zero: each spike discards v - vth, so rates fall below the activations "
                           "(1 / ceil(1 / z) for a constant input z); reset='subtract' is the accurate rate code")
-    return finish(em.nodes, em.edges, meta, st.notes, source="ONNX model")
+    graph = finish(em.nodes, em.edges, meta, st.notes, source="ONNX model")
+    if timesteps is not None and timesteps <= graph.meta["latency_steps"]:
+        raise ConversionError(f"timesteps = {timesteps} does not exceed the network's latency of "
+                              f"{graph.meta['latency_steps']} steps: the output would see no input",
+                              fix=f"run more than {graph.meta['latency_steps']} steps")
+    return graph
 
 
 __all__ = ["from_onnx", "load_onnx", "rate_encode"]

@@ -1,6 +1,8 @@
 """Turn a MODEL argument into a float IR graph.
 
-Accepted forms: a NIR file (``.nir``, ``.h5``), a neurodeploy graph (``.ndg``), or ``path/to/file.py:object``
+Accepted forms: a NIR file (``.nir``, ``.h5``), an ONNX ANN (``.onnx``, converted to a rate-coded SNN with
+model-based thresholds: for data-based ones use ``from_onnx(..., calibration=...)`` and save a ``.ndg``), a
+neurodeploy graph (``.ndg``), or ``path/to/file.py:object``
 naming a torch module (converted from snnTorch; needs ``input_shape``), a :class:`~neurodeploy.ir.Graph` or a NIR
 graph object. Python files are executed: only load code you trust (the same holds for any ``.py`` model).
 """
@@ -54,11 +56,15 @@ def load_model(spec: str, input_shape: tuple[int, ...] | None = None, dt: float 
         from neurodeploy.converters.nir import from_nir
 
         return from_nir(path, **_nir_options(dt, reset))
+    if path.suffix.lower() == ".onnx":
+        from neurodeploy.converters.onnx import from_onnx
+
+        return from_onnx(path, input_shape=input_shape, **_nir_options(dt, reset))
     if ":" in spec and spec.rpartition(":")[0].endswith(".py"):
         obj = _load_object(spec)
         return graph_from_object(obj, spec, input_shape, dt)
     if not path.exists():
-        raise SerializationError(f"model '{spec}' does not exist", fix="pass a .nir, .ndg or file.py:object")
+        raise SerializationError(f"model '{spec}' does not exist", fix="pass a .nir, .onnx, .ndg or file.py:object")
     raise ConversionError(f"cannot tell what kind of model '{spec}' is",
                           fix="pass a NIR file (.nir), a neurodeploy graph (.ndg) or path/to/file.py:object")
 

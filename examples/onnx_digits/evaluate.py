@@ -26,6 +26,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SHAPES = {"mlp": (64,), "cnn": (1, 8, 8)}
+#: Calibration images given (as spikes over the longest run) to the quantize pass, which emulates each population.
+N_QUANT_CALIBRATION = 64
 
 
 def ann_accuracy(path: Path, x: np.ndarray, labels: np.ndarray) -> float:
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readout", default="integrator")
     parser.add_argument("--percentile", type=float, default=99.9)
     parser.add_argument("--no-int", action="store_true", help="skip the quantized emulator")
+    parser.add_argument("--model-based", action="store_true", help="thresholds from the weights (no calibration)")
     args = parser.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",")]
     data = np.load(HERE / "digits_data.npz")
@@ -81,11 +84,14 @@ def main(argv: list[str] | None = None) -> None:
         ann = ann_accuracy(path, x, labels)
         for reset in args.resets.split(","):
             t0 = time.perf_counter()
-            graph = from_onnx(path, calibration=calib, percentile=args.percentile, reset=reset,
+            graph = from_onnx(path, calibration=None if args.model_based else calib, percentile=args.percentile,
+                              reset=reset,
                               readout=args.readout)
             rows = {"float": [snn_accuracy(graph, x, labels, t, "float") for t in steps]}
             if not args.no_int:
-                q = quantized(graph, rate_encode(calib, max(steps), graph.meta["input_scale"]["image"]))
+                calib_spikes = rate_encode(calib[:N_QUANT_CALIBRATION], max(steps) + graph.meta["latency_steps"],
+                                           graph.meta["input_scale"]["image"])
+                q = quantized(graph, calib_spikes)
                 rows["int"] = [snn_accuracy(q, x, labels, t, "int") for t in steps] if q is not None else None
             for arith, accs in rows.items():
                 cells = " | ".join(f"{a:.4f}" for a in accs) if accs else " | ".join("n/a" for _ in steps)
