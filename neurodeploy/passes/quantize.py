@@ -254,6 +254,9 @@ def _exponent(syn: _Synapse, lam: float, bits: int, profile: Profile, method: st
     """``(proposed weight_exp, fitting weight_exp)``: the fitting one for maxabs, else the lowest-cost one among
     the fitting exponent and up to EXTRA_EXPONENTS finer ones (ties keep the coarser, which clips less)."""
     a = profile.arithmetic
+    if syn.w_max == 0:  # all-zero weights: any exponent is exact; keep the neutral one
+        neutral = min(max(0, a.weight_exp_min), a.weight_exp_max)
+        return neutral, neutral
     fit = qf.fitting_exponent(lam * syn.weights, syn.sign_mode, bits, a.weight_exp_min, a.weight_exp_max)
     if method == "maxabs":
         return fit, fit
@@ -540,6 +543,9 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
         raise QuantizationError(f"state_headroom = {state_headroom} < 1 would let the calibration data overflow",
                                 fix="use state_headroom >= 1")
     ops = [op for op in graph.nodes.values() if op.role in ("synapse", "neuron")]
+    if not ops:
+        out.update({"profile": profile.name, "skipped": "the graph has no synapse or neuron to quantize"})
+        return graph, False
     n_quant = sum(getattr(op, "quant", None) is not None for op in ops)
     if ops and n_quant == len(ops):
         out.update({"profile": profile.name, "skipped": "the graph is already quantized"})
