@@ -41,6 +41,26 @@ The float graph is run once on the calibration stimuli (given, or generated Bern
 maps to the largest mantissa at ``weight_exp = 0``), capped by the hard bounds only, each synapse at its fitting
 exponent. Both methods finish with an integer run of the whole quantized network on the calibration stimuli;
 the per-node report compares it with the float run.
+
+Report (``report`` dict / ``quantize.last_report`` / ``QuantizePass.report``; JSON-able)
+----------------------------------------------------------------------------------------
+``profile``, ``method``, ``num_weight_bits``, ``state_headroom``, ``min_weight_bits``, ``warnings`` (list of
+str), ``calibration`` (``source`` "given" or "generated"; for generated: ``distribution``, ``rate``, ``batch``,
+``steps``, ``seed``, ``note``) and ``nodes[name]``:
+
+* synapse: ``op``, ``origin``, ``source``, ``target``, ``scale``, ``weight_exp``, ``sign_mode``,
+  ``num_weight_bits``, ``weights`` (#non-zero float weights), ``error.weight`` (RMS relative error of
+  ``weight * 2**weight_exp / scale`` against the float weights, clipped weights included), ``zeros.weight``
+  (non-zero weights rounded to 0), ``saturated.weight`` (weights clipped), ``input_rms_error`` (expected RMS
+  error of a target neuron's per-step input, float units, from the rate-weighted model);
+* neuron: ``op`` ("CubaLIF"), ``lowered_from`` (None, "IF" or "LI"), ``origin``, ``scale``, ``du``, ``dv``,
+  ``vth``, ``error`` (``du``, ``dv``, ``vth``, ``bias``: RMS relative errors of the effective values),
+  ``zeros.bias``, ``saturated`` (``du``, ``dv``, ``vth``, ``bias`` clamped values; ``u_wrap``, ``v``: bins of the
+  float calibration run whose ``64 * scale * |x|`` exceeds the 24-bit state), ``scale_bounds`` (the bounds above,
+  None when absent) and ``binding_bound``, ``candidates`` (every trial: ``scale``, ``weight_exp`` per synapse,
+  ``mismatches``, ``v_error``), ``agreement.teacher_forced`` and ``agreement.network`` (float vs integer on the
+  calibration stimuli: ``float_spikes``, ``int_spikes``, ``matched``, ``f1``, ``bin_agreement``,
+  ``count_rel_error``; ``network`` adds ``v_error``, the RMS relative error of ``v_int / (64 scale)``).
 """
 
 from __future__ import annotations
@@ -119,20 +139,15 @@ class _Population:
     bias: np.ndarray
     reset: str
     readout: bool
-    synapses: list[str]
-
-    @property
-    def size(self) -> int:
-        return int(math.prod(self.shape))
 
 
-def _where(name: str, op: Op, fld: str) -> str:
+def _where(op: Op, fld: str) -> str:
     origin = f" (source layer '{op.origin}')" if op.origin else ""
     return f"{op.op_type}{origin} field '{fld}'"
 
 
 def _qerror(name: str, op: Op, fld: str, message: str, fix: str) -> QuantizationError:
-    return QuantizationError(f"{_where(name, op, fld)}: {message}", node=name, fix=fix)
+    return QuantizationError(f"{_where(op, fld)}: {message}", node=name, fix=fix)
 
 
 def _finite(name: str, op: Op, fld: str, value) -> np.ndarray:
@@ -166,7 +181,8 @@ def _check_synapse(name: str, op, profile: Profile) -> None:
     _finite(name, op, "value" if isinstance(op, Sparse) else "weight", op.value if isinstance(op, Sparse)
             else op.weight)
     if getattr(op, "bias", None) is not None and np.any(np.asarray(op.bias) != 0):
-        raise _qerror(name, op, "bias", "a synapse bias is left after folding", fix="run the fold pass first")
+        raise _qerror(name, op, "bias", "a synapse bias (a constant input current) has no Loihi synapse field",
+                      fix="add it to the target neuron's bias (exact only when that neuron's du = 1) and drop it here")
     if op.num_message_bits:
         raise _qerror(name, op, "num_message_bits", f"graded spikes ({op.num_message_bits} bits) are not "
                       "supported by the quantizer", fix="use binary spikes (num_message_bits = 0)")
@@ -229,16 +245,15 @@ def _prepare_synapse(graph: Graph, shapes, name: str, op) -> _Synapse:
                     qf.sign_mode_of(weights))
 
 
-def _population(name: str, op, synapses: list[str]) -> _Population:
+def _population(name: str, op) -> _Population:
     size = int(math.prod(op.shape))
     bias = np.broadcast_to(np.asarray(op.bias, np.float64).ravel(), (size,)).copy()
     if isinstance(op, IF):
-        return _Population(name, op, tuple(op.shape), 1.0, 0.0, float(op.vth), bias, op.reset, False, synapses)
+        return _Population(name, op, tuple(op.shape), 1.0, 0.0, float(op.vth), bias, op.reset, False)
     if isinstance(op, LI):
-        return _Population(name, op, tuple(op.shape), float(op.du), float(op.dv), None, bias, "zero", True,
-                           synapses)
+        return _Population(name, op, tuple(op.shape), float(op.du), float(op.dv), None, bias, "zero", True)
     return _Population(name, op, tuple(op.shape), float(op.du), float(op.dv), float(op.vth), bias, op.reset,
-                       bool(op.readout), synapses)
+                       bool(op.readout))
 
 
 # ----------------------------------------------------------------------------------------- quantizing ops
@@ -517,6 +532,42 @@ def _stimuli(graph: Graph, shapes, calibration, batch: int, steps: int, rate: fl
     return stim, {"source": "given", "batch": int(first.shape[0]), "steps": int(first.shape[1])}
 
 
+def _quantize_population(pop: _Population, incoming: list[_Synapse], ctx: _Context, method: str,
+                         options: Mapping[str, Any], warnings: list[str]) -> tuple[_Trial, dict]:
+    """Choose the population's scale (module docstring, steps 1-4) and return the best trial and its report."""
+    profile, a = ctx.profile, ctx.profile.arithmetic
+    bounds = _bounds(pop, incoming, ctx.rec, profile, options["state_headroom"], options["min_weight_bits"],
+                     warnings)
+    _check_hard_bounds(pop, bounds, profile, options["min_weight_bits"])
+    upper = {k: v for k, v in bounds.items() if k != "min_useful"}
+    lam_hard = min((bounds[k] for k in ("vth", "bias") if k in bounds), default=math.inf)
+    lam_hi = min(upper.values(), default=math.inf)
+    binding = min(upper, key=upper.get) if upper else None
+    if not math.isfinite(lam_hi):
+        lam_hi, binding = 1.0, "none (no threshold, bias, input or state to bound it)"
+    if lam_hi < bounds["min_useful"]:
+        warnings.append(f"'{pop.name}': the {binding} range forces scale {lam_hi:.4g} below the minimum useful "
+                        f"scale {bounds['min_useful']:.4g}; small weights lose precision")
+    fills = [s.fill_scale(ctx.bits) for s in incoming if s.w_max > 0]
+    if method == "maxabs" and fills:
+        lam_list = [min(min(fills), lam_hard)]
+        hard = {k: bounds[k] for k in ("vth", "bias") if k in bounds}
+        binding = "max-abs weight" if lam_list[0] < lam_hard else min(hard, key=hard.get)
+    elif method == "maxabs":
+        lam_list = [lam_hi]
+    else:
+        lam_list = _candidates(lam_hi, incoming, ctx.bits, options["candidates"], a)
+    tried: list[dict[str, Any]] = []
+    best = _search(pop, incoming, lam_list, ctx, method, tried)
+    n_stats = best.n_stats
+    u, v = ctx.rec[f"{pop.name}/u"], ctx.rec[f"{pop.name}/v"]
+    n_stats["saturated"].update({"u_wrap": int(np.count_nonzero(64.0 * best.lam * np.abs(u) > a.state_max)),
+                                 "v": int(np.count_nonzero(64.0 * best.lam * np.abs(v) > a.state_max))})
+    n_stats.update({"scale_bounds": {k: (v if math.isfinite(v) else None) for k, v in bounds.items()},
+                    "binding_bound": binding, "candidates": tried, "agreement": {"teacher_forced": best.agreement}})
+    return best, n_stats
+
+
 def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: str = "calibrated",
              num_weight_bits: int | None = None, state_headroom: float = 2.0, min_weight_bits: int = 4,
              candidates: int = 8, calibration_rate: float = DEFAULT_RATE, calibration_batch: int = DEFAULT_BATCH,
@@ -572,43 +623,18 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
         syn.rates = cal.firing_rates(_spikes_of(syn.source, flat_stim, rec))
         syn.p_any = cal.any_active_probability(syn.rows, syn.cols, syn.rates, syn.n_out)
     ctx = _Context(profile, bits, shapes, flat_stim, rec)
+    options = {"state_headroom": state_headroom, "min_weight_bits": min_weight_bits, "candidates": candidates}
     warnings: list[str] = []
     new_nodes: dict[str, Op] = dict(graph.nodes)
     node_reports: dict[str, dict] = {}
     for name, op in graph.nodes.items():
-        if op.role != "neuron":
-            continue
-        incoming = [syns[s] for s in graph.predecessors(name) if s in syns]
-        pop = _population(name, op, [s.name for s in incoming])
-        bounds = _bounds(pop, incoming, rec, profile, state_headroom, min_weight_bits, warnings)
-        _check_hard_bounds(pop, bounds, profile, min_weight_bits)
-        upper = {k: v for k, v in bounds.items() if k != "min_useful"}
-        lam_hard = min((bounds[k] for k in ("vth", "bias") if k in bounds), default=math.inf)
-        lam_hi = min(upper.values(), default=math.inf)
-        binding = min(upper, key=upper.get) if upper else None
-        if not math.isfinite(lam_hi):
-            lam_hi, binding = 1.0, "none (no threshold, bias, input or state to bound it)"
-        if lam_hi < bounds["min_useful"]:
-            warnings.append(f"'{name}': the {binding} range forces scale {lam_hi:.4g} below the minimum useful "
-                            f"scale {bounds['min_useful']:.4g}; small weights lose precision")
-        if method == "maxabs":
-            fills = [s.fill_scale(bits) for s in incoming if s.w_max > 0]
-            lam_list = [min(min(fills), lam_hard)] if fills else [lam_hi]
-        else:
-            lam_list = _candidates(lam_hi, incoming, bits, candidates, profile.arithmetic)
-        tried: list[dict[str, Any]] = []
-        best = _search(pop, incoming, lam_list, ctx, method, tried)
-        lam, n_stats = best.lam, best.n_stats
-        new_nodes.update(best.syn_ops)
-        new_nodes[name] = best.neuron
-        node_reports.update(best.syn_stats)
-        state = {"u_wrap": int(np.count_nonzero(64.0 * lam * np.abs(rec[f"{name}/u"]) > profile.arithmetic.state_max)),
-                 "v": int(np.count_nonzero(64.0 * lam * np.abs(rec[f"{name}/v"]) > profile.arithmetic.state_max))}
-        n_stats["saturated"].update(state)
-        n_stats.update({"scale_bounds": {k: (v if math.isfinite(v) else None) for k, v in bounds.items()},
-                        "binding_bound": binding, "candidates": tried,
-                        "agreement": {"teacher_forced": best.agreement}})
-        node_reports[name] = n_stats
+        if op.role == "neuron":
+            incoming = [syns[s] for s in graph.predecessors(name) if s in syns]
+            best, n_stats = _quantize_population(_population(name, op), incoming, ctx, method, options, warnings)
+            new_nodes.update(best.syn_ops)
+            new_nodes[name] = best.neuron
+            node_reports.update(best.syn_stats)
+            node_reports[name] = n_stats
 
     qgraph = Graph(new_nodes, graph.edges, graph.meta).validate()
     final = simulate(qgraph, stim, record=("spikes", "v"), arithmetic="int")
