@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurodeploy.backends.lava import describe, load_description, run_description, save_description
+from neurodeploy.backends.lava import describe, emit, load_description, run, run_description, save_description
 from neurodeploy.backends.lava.rebuild import encode
 from neurodeploy.emulator import simulate
 from neurodeploy.errors import CapacityError, InputError, IRError, QuantizationError, UnsupportedOpError
@@ -210,3 +210,34 @@ def test_bad_stimulus_raises_input_error(lava):
         run_description(d, np.full((1, 5, 2), 2))
     with pytest.raises(InputError, match="cannot record"):
         run_description(d, np.zeros((1, 5, 2)), record=("w",))
+
+
+# ------------------------------------------------------------------------------------- registry: emit, run, worker
+class _Artifact:
+    def __init__(self, graph):
+        self.graph = graph
+
+
+def test_emit_writes_description_and_rebuild_copy(tmp_path):
+    files = emit(_Artifact(_net()), tmp_path)
+    assert files == ["lava/description.json", "lava/arrays.npz", "lava/rebuild.py"]
+    assert (tmp_path / "lava" / "rebuild.py").read_text() == REBUILD.read_text()
+    assert load_description(tmp_path / "lava")["processes"][2]["class"] == "lava.proc.lif.process.LIF"
+
+
+def test_registry_run_in_process_and_through_the_worker(lava):
+    import sys
+
+    from neurodeploy.backends.lava.backend import _run_in_worker
+
+    graph = _net()
+    x = (np.random.default_rng(5).random((2, 10, 2)) < 0.6).astype(np.uint8)
+    arrays, _ = run(_Artifact(graph), x, record=("u",))
+    emu = simulate(graph, x, record=("u",))
+    np.testing.assert_array_equal(arrays["spikes"], emu.outputs["out"])
+    np.testing.assert_array_equal(arrays["lif/u"], emu.recorded["lif/u"])
+    via_worker = _run_in_worker(describe(graph), {"in": x}, ("u",), None, sys.executable)
+    for key in ("out", "lif/u"):
+        np.testing.assert_array_equal(via_worker[key], arrays[key])
+    with pytest.raises(InputError, match="in the Lava worker"):
+        _run_in_worker(describe(graph), {"in": x[:, :, :1]}, (), None, sys.executable)
