@@ -341,7 +341,7 @@ class _Emitter:
 
 
 def _fold_scalar(ops: list[Op], c: float, origin: str) -> list[Op]:
-    """Multiply the chain's map by ``c``: into its last weighted op if it has one, else a Scale."""
+    """Multiply the chain's map by ``c``: into its last weighted (or Scale) op if it has one, else a new Scale."""
     if c == 1.0:
         return ops
     for i in range(len(ops) - 1, -1, -1):
@@ -352,6 +352,9 @@ def _fold_scalar(ops: list[Op], c: float, origin: str) -> list[Op]:
         if isinstance(op, Sparse):
             ops[i] = op.replace(value=np.asarray(op.value) * c)
             return ops
+        if isinstance(op, Scale):
+            ops[i] = op.replace(scale=np.asarray(op.scale) * c)
+            return ops
     return ops + [Scale(scale=np.array([c]), origin=origin)]
 
 
@@ -360,9 +363,22 @@ def _verify(proto: Any, st: State, calib: dict[str, np.ndarray], acts: dict[str,
             samples: int = 4) -> float:
     """Largest relative difference between the converted ANN (the expressions) and onnx's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
+    from onnx.reference.op_run import OpRun
+
+    class BatchNormalization(OpRun):
+        """Inference-mode BN. onnx's own reference (opsets 9-13) takes the schema's default ``momentum`` for a
+        request to use batch statistics, which is not what an exported eval-mode model means."""
+
+        op_domain = ""
+
+        def _run(self, x, scale, bias, mean, var, epsilon=None, momentum=None, training_mode=None, **_):
+            shape = (-1,) + (1,) * (x.ndim - 2)
+            eps = 1e-5 if epsilon is None else epsilon
+            y = scale.reshape(shape) * (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+            return ((y + bias.reshape(shape)).astype(x.dtype),)
 
     try:
-        ref = ReferenceEvaluator(proto)
+        ref = ReferenceEvaluator(proto, new_ops=[BatchNormalization])
     except Exception:  # the reference evaluator lacks an op: nothing to compare with
         return float("nan")
     worst = 0.0

@@ -74,7 +74,7 @@ def add(a: Expr, b: Expr) -> Expr:
     return Expr(a.shape, a.terms + b.terms, a.bias + b.bias)
 
 
-def scale(expr: Expr, factor: float | np.ndarray) -> Expr:
+def scale(expr: Expr, factor: float | np.ndarray, origin: str = "") -> Expr:
     """``factor * expr``; ``factor`` a scalar or an array broadcastable to the expression's shape.
 
     A scalar goes into every term's ``coef``. An array is folded into the last op of a term when that op is a
@@ -86,10 +86,10 @@ def scale(expr: Expr, factor: float | np.ndarray) -> Expr:
         f = float(arr.ravel()[0])
         return Expr(expr.shape, [replace(t, coef=t.coef * f) for t in expr.terms], expr.bias * f)
     full = np.broadcast_to(arr, expr.shape).astype(np.float64)
-    return Expr(expr.shape, [_scale_term(t, full) for t in expr.terms], expr.bias * full)
+    return Expr(expr.shape, [_scale_term(t, full, origin) for t in expr.terms], expr.bias * full)
 
 
-def _scale_term(term: Term, full: np.ndarray) -> Term:
+def _scale_term(term: Term, full: np.ndarray, origin: str) -> Term:
     last = term.ops[-1] if term.ops else None
     if isinstance(last, Dense) and last.delays is None:
         w = np.asarray(last.weight) * full.reshape(-1, 1)
@@ -97,11 +97,7 @@ def _scale_term(term: Term, full: np.ndarray) -> Term:
     if isinstance(last, Conv2d) and full.ndim == 3 and np.all(full == full[:, :1, :1]):
         k = full[:, 0, 0].reshape(-1, 1, 1, 1)
         return replace(term, ops=term.ops[:-1] + (last.replace(weight=np.asarray(last.weight) * k),))
-    return replace(term, ops=term.ops + (Scale(scale=full.ravel().copy(), origin=_origin(last)),))
-
-
-def _origin(op: Op | None) -> str:
-    return "" if op is None else op.origin
+    return replace(term, ops=term.ops + (Scale(scale=full.ravel().copy(), origin=origin),))
 
 
 def reshape(expr: Expr, shape: Shape, origin: str) -> Expr:

@@ -237,7 +237,7 @@ def _mul_div(st: State, n: Node) -> None:
         if np.any(factor == 0):
             raise ConversionError(f"{n.label} divides by zero", node=n.name, fix="check the divisor")
         factor = 1.0 / factor
-    st.set(n, ex.scale(a, factor if not np.all(factor == factor.flat[0]) else float(factor.flat[0])))
+    st.set(n, ex.scale(a, factor if not np.all(factor == factor.flat[0]) else float(factor.flat[0]), n.name))
 
 
 def _pads_2d(n: Node, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
@@ -313,7 +313,7 @@ def _batchnorm(st: State, n: Node) -> None:
                               node=n.name, fix="re-export the model")
     k = gamma / np.sqrt(var + float(n.attr("epsilon", 1e-5)))
     per = (channels,) + (1,) * (len(a.shape) - 1)
-    scaled = ex.scale(a, np.broadcast_to(k.reshape(per), a.shape))
+    scaled = ex.scale(a, np.broadcast_to(k.reshape(per), a.shape), n.name)
     st.set(n, Expr(a.shape, scaled.terms, scaled.bias + np.broadcast_to((beta - k * mean).reshape(per), a.shape)))
     st.notes.add(n.name, "BatchNormalization folded (running statistics): y = k (x - mean) + beta, "
                          "k = scale / sqrt(var + epsilon), into the preceding layer's weights where it directly "
