@@ -1,0 +1,422 @@
+"""SpiNNaker mapping report: cores, chips, boards, SDRAM per core, routing entries per chip, delay extensions.
+
+Rules (sPyNNaker 1!7.4.1 / PACMAN 1!7.4.1, each checked against its mapper on a virtual SpiNN-5 board):
+
+* **Cores.** A population is cut into contiguous slices of at most ``neurons_per_core`` neurons (256 for
+  IF_curr_exp and IF_curr_delta), one core each; a SpikeSourceArray is one core whatever its size. A pre-synaptic
+  population with a projection whose delay exceeds the post population's on-core delay range gets a
+  delay-extension population, sliced like the pre population (one core per pre core).
+* **Chips, boards.** A SpiNN-5 board has 48 chips of 18 (8 of them 17) cores; core 0 runs SCAMP, one core per chip
+  the extra monitor and one core on the Ethernet chip the packet gatherer: 759 application cores per board. Cores
+  are placed like PACMAN's ``ApplicationPlacer``: population by population in creation order, each population
+  starting on the first chip with room (chips in x-then-y order) and spilling onto linked neighbour chips.
+* **SDRAM per core.** The synaptic matrix as sPyNNaker reserves it (``population_vertex.get_synapses_size``): for
+  each incoming projection and each core of the pre population, ``n_pre_core * (3 + L) * 4`` bytes, ``L`` the
+  longest row (most synapses from one pre neuron to one post core), each block aligned to 16 bytes, plus the same for
+  delayed rows times the number of delay stages; neuron state ``2 * n * words * 4`` bytes (parameters and their
+  initial-value copy). Recording buffers (which depend on the run length) and system regions are not included.
+* **Routing.** One entry per source core and chip its packets visit (source chip, chips on the shortest path,
+  target chips), merged into one entry per source population on a chip when all its cores route identically there
+  (PACMAN's merged routing table generator). This is the uncompressed count; sPyNNaker compresses tables on chip,
+  and adds a few system entries. The limit is 1023 entries per chip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, defaultdict, deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neurodeploy.errors import CapacityError, InputError
+
+from .hardware import SOURCE_TYPE, SpiNNakerSpec
+from .netlist import Netlist, Projection
+
+BYTES_PER_WORD = 4
+LINK_OFFSETS = ((1, 0), (1, 1), (0, 1), (-1, 0), (-1, -1), (0, -1))  # SpiNNaker link ids 0..5
+
+
+@dataclass
+class Core:
+    """One application core (a PACMAN machine vertex)."""
+
+    index: int
+    kind: str  # "neuron", "source" or "delay"
+    population: str
+    start: int
+    stop: int
+    synaptic_matrix_bytes: int = 0
+    neuron_state_bytes: int = 0
+    board: int = -1
+    chip: tuple[int, int] = (-1, -1)
+    p: int = -1
+
+    @property
+    def atoms(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def sdram_bytes(self) -> int:
+        return self.synaptic_matrix_bytes + self.neuron_state_bytes
+
+
+@dataclass
+class _Vertex:
+    name: str
+    kind: str
+    size: int
+    atoms_per_core: int
+    cores: list[Core] = field(default_factory=list)
+
+
+def atoms_per_core(net: Netlist, spec: SpiNNakerSpec, neurons_per_core: Any = None) -> dict[str, int]:
+    """Neurons per core for every population (option ``neurons_per_core``: an int or {population: int})."""
+    out = {}
+    for name, pop in net.populations.items():
+        limit = spec.max_neurons_per_core(pop.cell_type)
+        if isinstance(neurons_per_core, dict) and name in neurons_per_core:
+            limit = int(neurons_per_core[name])
+        elif isinstance(neurons_per_core, int) and not pop.is_source:
+            limit = int(neurons_per_core)
+        if limit < 0 or (limit == 0 and not pop.is_source):
+            raise InputError(f"neurons_per_core for '{name}' must be positive, got {limit}",
+                             fix="give a positive number of neurons per core")
+        cap = spec.max_neurons_per_core(pop.cell_type)
+        if cap and limit > cap:
+            raise CapacityError(f"{limit} neurons per core exceed sPyNNaker's {cap} for {pop.cell_type}", node=name,
+                                fix=f"use at most {cap} neurons per core")
+        out[name] = pop.size if limit == 0 else limit
+    return out
+
+
+def _max_row(pre: np.ndarray, post: np.ndarray, per_core: int) -> int:
+    """Longest synaptic row: most synapses from one pre neuron into one post core."""
+    if pre.size == 0:
+        return 0
+    key = pre.astype(np.int64) * (int(post.max()) // per_core + 1) + post // per_core
+    return int(np.unique(key, return_counts=True)[1].max())
+
+
+def _align(address: int, spec: SpiNNakerSpec) -> int:
+    a = spec.address_alignment_bytes
+    return (address + a - 1) // a * a
+
+
+def synaptic_matrix_bytes(net: Netlist, post: str, per_core: dict[str, int], delay_plan: dict[str, Any],
+                          pre_stages: dict[str, int], spec: SpiNNakerSpec) -> int:
+    """SDRAM sPyNNaker reserves on each core of ``post`` for its incoming synaptic matrices (bytes)."""
+    address = 2 * BYTES_PER_WORD
+    on_core = delay_plan[post]["on_core_max_delay"]
+    header = spec.row_header_words
+    for proj in net.incoming(post):
+        pre_pop = net.populations[proj.pre]
+        n_sub = min(per_core[proj.pre], pre_pop.size)
+        n_sub_edges = math.ceil(pre_pop.size / n_sub)
+        near = proj.delay <= on_core
+        rows = {"undelayed": _max_row(proj.pre_idx[near], proj.post_idx[near], per_core[post]),
+                "delayed": _max_row(proj.pre_idx[~near], proj.post_idx[~near], per_core[post])}
+        for kind, length in rows.items():
+            if length == 0:
+                continue
+            if length > spec.max_row_length:
+                raise CapacityError(f"projection {proj.label} has {length} synapses from one neuron to one core; "
+                                    f"sPyNNaker rows hold at most {spec.max_row_length}", node=post,
+                                    fix="split the duplicate synapses over more projections")
+            size = n_sub * (length + header) * BYTES_PER_WORD
+            if kind == "delayed":
+                size *= max(1, pre_stages.get(proj.pre, 0))
+            for _ in range(n_sub_edges):
+                address = _align(address, spec) + size
+    return address
+
+
+def _vertices(net: Netlist, spec: SpiNNakerSpec, per_core: dict[str, int], delay_plan: dict[str, Any]):
+    """Application vertices in creation order: populations, then delay extensions; and delay stages per pre."""
+    pre_stages: dict[str, int] = {}
+    for proj in net.projections:
+        support = delay_plan[proj.post]["on_core_max_delay"]
+        longest = int(proj.delay.max())
+        if longest > support:
+            stages = math.ceil(longest / support) - 1
+            pre_stages[proj.pre] = max(pre_stages.get(proj.pre, 0), stages)
+    vertices = []
+    for name, pop in net.populations.items():
+        kind = "source" if pop.is_source else "neuron"
+        vertices.append(_Vertex(name, kind, pop.size, per_core[name]))
+    for name in net.populations:
+        if name in pre_stages:
+            vertices.append(_Vertex(f"{name}_delayed", "delay", net.populations[name].size, per_core[name]))
+    index = 0
+    for v in vertices:
+        for start in range(0, v.size, v.atoms_per_core):
+            v.cores.append(Core(index, v.kind, v.name, start, min(v.size, start + v.atoms_per_core)))
+            index += 1
+    for v in vertices:
+        if v.kind == "neuron":
+            pop = net.populations[v.name]
+            matrix = synaptic_matrix_bytes(net, v.name, per_core, delay_plan, pre_stages, spec)
+            words = spec.neuron_param_words.get(pop.cell_type, 15)
+            for c in v.cores:
+                c.synaptic_matrix_bytes = matrix
+                c.neuron_state_bytes = 2 * c.atoms * words * BYTES_PER_WORD
+    return vertices, pre_stages
+
+
+class _Placer:
+    """PACMAN 1!7.4.1 ``ApplicationPlacer``: keep each population's cores together on linked chips."""
+
+    def __init__(self, spec: SpiNNakerSpec, n_boards: int):
+        self.spec = spec
+        self.chips: list[tuple[int, int, int]] = []  # (board, x, y) in start order
+        self.free: dict[tuple[int, int, int], list[int]] = {}
+        self.sdram: dict[tuple[int, int, int], int] = {}
+        for b in range(n_boards):
+            for i, (x, y, _) in enumerate(spec.board_chips):
+                key = (b, x, y)
+                first = spec.scamp_cores_per_chip + spec.extra_monitor_cores_per_chip
+                if i == 0:
+                    first += spec.packet_gatherer_cores_per_board
+                self.chips.append(key)
+                self.free[key] = list(range(first, first + spec.app_cores(i)))
+                self.sdram[key] = 0
+        self.exists = set(self.chips)
+        self.max_cores = max(len(v) for v in self.free.values())
+        self.cap = spec.sdram_bytes_per_chip - spec.sdram_bytes_per_chip // self.max_cores
+        self.order = iter(self.chips)
+        self.full: set = set()
+        self.restored: list = []
+        self.tried: list = []
+
+    def _space(self, chip, sdram: int) -> bool:
+        if not self.free[chip]:
+            self.full.add(chip)
+            return False
+        if self.sdram[chip] > self.cap:
+            self.full.add(chip)
+            return False
+        self.prepared.add(chip)
+        if self.sdram[chip] + sdram > self.spec.sdram_bytes_per_chip:
+            return False
+        self.current, self.current_free, self.current_sdram = chip, list(self.free[chip]), self.sdram[chip] + sdram
+        b, x, y = chip
+        for dx, dy in LINK_OFFSETS:
+            n = (b, x + dx, y + dy)
+            if n in self.exists and n not in self.full and n not in self.prepared:
+                self.neighbours[n] = None
+        return True
+
+    def _start(self, sdram: int):
+        self.neighbours = OrderedDict()
+        while True:
+            chip = None
+            while self.restored:
+                c = self.restored.pop(0)
+                if c not in self.full:
+                    chip = c
+                    break
+            if chip is None:
+                chip = next((c for c in self.order if c not in self.full), None)
+                if chip is None:
+                    return None
+            self.tried.append(chip)
+            if self._space(chip, sdram):
+                return chip
+
+    def _next(self, sdram: int):
+        if self.current is None:
+            return self._start(sdram)
+        if self.current_free and self.current_sdram + sdram <= self.spec.sdram_bytes_per_chip:
+            self.current_sdram += sdram
+            return self.current
+        while self.neighbours:
+            chip = next(iter(self.neighbours))
+            del self.neighbours[chip]
+            if self._space(chip, sdram):
+                return chip
+        return None
+
+    def place(self, vertex: _Vertex) -> bool:
+        self.restored.extend(self.tried)
+        self.tried = []
+        while True:
+            self.prepared, self.current = set(), None
+            plan = []
+            for core in vertex.cores:
+                chip = self._next(core.sdram_bytes)
+                if chip is None:
+                    if self.current is None:  # no start chip left
+                        return False
+                    break
+                plan.append((core, chip, self.current_free.pop(0)))
+            else:
+                for core, chip, p in plan:
+                    core.board, core.chip, core.p = chip[0], chip[1:], p
+                    self.free[chip].remove(p)
+                    self.sdram[chip] += core.sdram_bytes
+                return True
+
+
+def place(vertices: list[_Vertex], spec: SpiNNakerSpec) -> int:
+    """Place every core; returns the number of boards used (the fewest with which the placer succeeds)."""
+    n_cores = sum(len(v.cores) for v in vertices)
+    per_board = sum(spec.app_cores(i) for i in range(spec.chips_per_board))
+    boards = max(1, math.ceil(n_cores / per_board))
+    while True:
+        placer = _Placer(spec, boards)
+        if all(placer.place(v) for v in vertices):
+            return boards
+        boards += 1
+        if boards > 10 * max(1, math.ceil(n_cores / per_board)) + 10:
+            raise CapacityError(f"cannot place {n_cores} cores on up to {boards} boards",
+                                fix="reduce the network or the SDRAM it needs per core")
+
+
+def _path(a: tuple[int, int, int], b: tuple[int, int, int], exists: set) -> list[tuple[int, int, int]]:
+    """Chips on a shortest link path from a to b (breadth first, link order), both ends included."""
+    if a == b:
+        return [a]
+    if a[0] != b[0]:  # different boards: route through each board's Ethernet-side corner (approximation)
+        return [a, b]
+    prev = {a: None}
+    queue = deque([a])
+    while queue:
+        c = queue.popleft()
+        if c == b:
+            break
+        for dx, dy in LINK_OFFSETS:
+            n = (c[0], c[1] + dx, c[2] + dy)
+            if n in exists and n not in prev:
+                prev[n] = c
+                queue.append(n)
+    path, c = [], b
+    while c is not None:
+        path.append(c)
+        c = prev.get(c)
+    return path[::-1]
+
+
+def _core_targets(net: Netlist, cores_of: dict[str, list[Core]], delay_cores: dict[str, list[Core]],
+                  delay_plan: dict[str, Any]) -> dict[int, set[int]]:
+    """Target core indices of every source core (a core is reached when one of its synapses is)."""
+    targets: dict[int, set[int]] = defaultdict(set)
+
+    def slice_of(cores: list[Core], idx: np.ndarray) -> np.ndarray:
+        starts = np.array([c.start for c in cores])
+        return np.searchsorted(starts, idx, side="right") - 1
+
+    for proj in net.projections:
+        support = delay_plan[proj.post]["on_core_max_delay"]
+        pre_cores, post_cores = cores_of[proj.pre], cores_of[proj.post]
+        for near in (True, False):
+            sel = (proj.delay <= support) if near else (proj.delay > support)
+            if not sel.any():
+                continue
+            src = slice_of(pre_cores, proj.pre_idx[sel])
+            dst = slice_of(post_cores, proj.post_idx[sel])
+            sources = pre_cores if near else delay_cores[proj.pre]
+            for s, d in set(zip(src.tolist(), dst.tolist())):
+                targets[sources[s].index].add(post_cores[d].index)
+            if not near:  # every pre core feeds its delay core
+                for s in set(src.tolist()):
+                    targets[pre_cores[s].index].add(delay_cores[proj.pre][s].index)
+    return targets
+
+
+def routing_entries(vertices: list[_Vertex], targets: dict[int, set[int]], spec: SpiNNakerSpec,
+                    n_boards: int) -> dict[tuple[int, int, int], int]:
+    """Uncompressed routing entries per chip (merged per source population where its cores route alike)."""
+    by_index = {c.index: c for v in vertices for c in v.cores}
+    exists = {(b, x, y) for b in range(n_boards) for x, y, _ in spec.board_chips}
+    entries: dict[tuple[int, int, int], int] = defaultdict(int)
+    for v in vertices:
+        per_chip: dict[tuple[int, int, int], list[frozenset]] = defaultdict(list)
+        for core in v.cores:
+            if not targets.get(core.index):
+                continue
+            src = (core.board, *core.chip)
+            routes: dict[tuple[int, int, int], set] = defaultdict(set)
+            for t in targets[core.index]:
+                tc = by_index[t]
+                dst = (tc.board, *tc.chip)
+                path = _path(src, dst, exists)
+                for a, b in zip(path, path[1:]):
+                    routes[a].add(("link", b))
+                routes[dst].add(("core", tc.p))
+            for chip, route in routes.items():
+                per_chip[chip].append(frozenset(route))
+        for chip, route_list in per_chip.items():
+            entries[chip] += 1 if len(set(route_list)) == 1 and len(route_list) == len(v.cores) else len(route_list)
+    return dict(entries)
+
+
+def mapping_report(net: Netlist, spec: SpiNNakerSpec, delay_plan: dict[str, Any],
+                   neurons_per_core: Any = None) -> dict[str, Any]:
+    """The mapping report (JSON-able): per core, per chip, totals, and board overhead cores separately."""
+    per_core = atoms_per_core(net, spec, neurons_per_core)
+    vertices, pre_stages = _vertices(net, spec, per_core, delay_plan)
+    boards = place(vertices, spec)
+    cores_of = {v.name: v.cores for v in vertices if v.kind != "delay"}
+    delay_cores = {v.name[: -len("_delayed")]: v.cores for v in vertices if v.kind == "delay"}
+    targets = _core_targets(net, cores_of, delay_cores, delay_plan)
+    entries = routing_entries(vertices, targets, spec, boards)
+    all_cores = [c for v in vertices for c in v.cores]
+    used_chips = sorted({(c.board, *c.chip) for c in all_cores})
+    chips = []
+    for chip in used_chips:
+        on = [c for c in all_cores if (c.board, *c.chip) == chip]
+        n_entries = entries.get(chip, 0)
+        chips.append({"board": chip[0], "x": chip[1], "y": chip[2], "app_cores": len(on),
+                      "sdram_bytes": int(sum(c.sdram_bytes for c in on)), "routing_entries": n_entries,
+                      "routing_limit": spec.router_entries_per_chip,
+                      "over_routing_limit": n_entries > spec.router_entries_per_chip})
+    route_only = sorted(set(entries) - set(used_chips))
+    for chip in route_only:
+        chips.append({"board": chip[0], "x": chip[1], "y": chip[2], "app_cores": 0, "sdram_bytes": 0,
+                      "routing_entries": entries[chip], "routing_limit": spec.router_entries_per_chip,
+                      "over_routing_limit": entries[chip] > spec.router_entries_per_chip})
+    all_chips = len(used_chips) + len(route_only)
+    kinds = defaultdict(int)
+    for c in all_cores:
+        kinds[c.kind] += 1
+    populations = {}
+    for v in vertices:
+        populations[v.name] = {
+            "kind": v.kind, "cell_type": (net.populations[v.name].cell_type if v.kind != "delay" else "DelayExtension"),
+            "neurons": v.size, "neurons_per_core": v.atoms_per_core, "cores": len(v.cores),
+            "synaptic_matrix_bytes_per_core": v.cores[0].synaptic_matrix_bytes if v.cores else 0,
+            "delay_stages": pre_stages.get(v.name[: -len("_delayed")], 0) if v.kind == "delay" else None}
+    return {
+        "machine": spec.name,
+        "rules": "sPyNNaker 1!7.4.1 / PACMAN 1!7.4.1 (see neurodeploy.backends.pynn.mapping)",
+        "neuron_cores": kinds["neuron"], "spike_source_cores": kinds["source"],
+        "delay_extension_cores": kinds["delay"], "application_cores": len(all_cores),
+        "chips": len(used_chips), "chips_with_routes": all_chips, "boards": boards,
+        "board_overhead_cores": {
+            "scamp_monitor": all_chips * spec.scamp_cores_per_chip if all_chips else 0,
+            "extra_monitor": all_chips * spec.extra_monitor_cores_per_chip if all_chips else 0,
+            "packet_gatherer": boards * spec.packet_gatherer_cores_per_board,
+            "note": "sPyNNaker runs SCAMP and an extra monitor on every chip of the allocated boards "
+                    f"({spec.chips_per_board} per board) and a packet gatherer per board; counted here for the "
+                    "chips the network uses"},
+        "max_routing_entries": max((c["routing_entries"] for c in chips), default=0),
+        "routing_limit": spec.router_entries_per_chip,
+        "sdram_bytes": int(sum(c.sdram_bytes for c in all_cores)),
+        "populations": populations,
+        "per_core": [{k: v for k, v in asdict(c).items()} | {"sdram_bytes": c.sdram_bytes} for c in all_cores],
+        "per_chip": chips,
+        "delays": delay_plan,
+        "excluded": ["recording buffers (depend on the run length and what is recorded)",
+                     "system regions, provenance and profiling (a few KB per core)",
+                     "system routing entries (data speed-up, reinjection)",
+                     "routing-table compression (sPyNNaker compresses on chip before loading)"],
+    }
+
+
+def source_type() -> str:
+    return SOURCE_TYPE
+
+
+__all__ = ["Core", "mapping_report", "place", "synaptic_matrix_bytes", "atoms_per_core", "Projection"]
