@@ -2,17 +2,20 @@
 
 For each ONNX model and reset mode: convert with :func:`neurodeploy.converters.onnx.from_onnx` (threshold
 balancing on ``digits_data.npz``'s calibration set), rate-code the test images (regular code, ``round(T p)``
-spikes per pixel), run ``T`` steps and classify by the readout's ``v`` at the last step:
+spikes per pixel), run, and classify by the readout's ``v`` at the last step. Runs (``--runs``):
 
-* ``float``: the float IR (``simulate(graph, spikes)``);
-* ``int``: the quantized emulator, ``simulate(compile_graph(graph, "emulator", calibration=...).graph, ...)``,
-  when the quantize pass is installed (else "n/a").
+* ``float``: the float IR, ``simulate(graph, spikes)``;
+* ``int``: the quantized emulator, ``simulate(compile_graph(graph, "emulator", calibration=...).graph, ...)``;
+* ``lava``: ``compile_graph(graph, "loihi2", ...)`` run by the Lava backend (lava-nc fixed_pt, through
+  ``.venv-lava``); reset "zero" only, as Lava's LIF has no reset by subtraction.
 
-Every synapse adds one step, so the readout sees the stimulus ``meta["latency_steps"]`` steps late; the stimulus is
-padded with that many empty steps so that each run integrates all ``T`` input steps.
+The quantize pass is calibrated on 64 calibration images encoded over the longest run. Every synapse adds one
+step, so the readout sees the stimulus ``meta["latency_steps"]`` steps late: the stimulus is followed by that many
+empty steps so that each run integrates all ``T`` input steps.
 
 Run: ``.venv/bin/python examples/onnx_digits/evaluate.py [--steps 16,32,64,128] [--models mlp,cnn]
-[--resets subtract,zero] [--readout integrator|spikes]``. Prints a markdown table.
+[--resets subtract,zero] [--runs float,int] [--readout integrator|spikes] [--model-based]``.
+Prints a markdown table (timings on stderr).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 SHAPES = {"mlp": (64,), "cnn": (1, 8, 8)}
 #: Calibration images given (as spikes over the longest run) to the quantize pass, which emulates each population.
 N_QUANT_CALIBRATION = 64
+TARGETS = {"int": "emulator", "lava": "loihi2"}
 
 
 def ann_accuracy(path: Path, x: np.ndarray, labels: np.ndarray) -> float:
@@ -38,43 +42,51 @@ def ann_accuracy(path: Path, x: np.ndarray, labels: np.ndarray) -> float:
     return float((scores.argmax(1) == labels).mean())
 
 
-def snn_accuracy(graph, x: np.ndarray, labels: np.ndarray, steps: int, arithmetic: str) -> float:
+def stimulus(graph, x: np.ndarray, steps: int) -> np.ndarray:
+    """``steps`` steps of rate-coded ``x`` followed by ``latency_steps`` empty steps."""
     from neurodeploy.converters.onnx import rate_encode
-    from neurodeploy.emulator import simulate
 
     spikes = rate_encode(x, steps, graph.meta["input_scale"]["image"])
     pad = np.zeros((spikes.shape[0], graph.meta["latency_steps"]) + spikes.shape[2:], np.uint8)
-    result = simulate(graph, np.concatenate([spikes, pad], axis=1), arithmetic=arithmetic)
-    out = result.outputs["scores"]
+    return np.concatenate([spikes, pad], axis=1)
+
+
+def accuracy(graph, out: np.ndarray, labels: np.ndarray) -> float:
     score = out[:, -1] if graph.meta["output_kind"]["scores"] == "integrator" else out.sum(axis=1)
-    return float((score.reshape(len(x), -1).argmax(1) == labels).mean())
+    return float((score.reshape(len(labels), -1).argmax(1) == labels).mean())
 
 
-def quantized(graph, calib_spikes: np.ndarray):
-    try:
-        from neurodeploy.compiler import compile_graph
+def run(graph, artifact, how: str, x: np.ndarray, labels: np.ndarray, steps: int) -> float:
+    from neurodeploy.emulator import simulate
+    from neurodeploy.registry import get_backend
 
-        return compile_graph(graph, "emulator", calibration=calib_spikes).graph
-    except ModuleNotFoundError:  # the quantize pass has not landed in this checkout
-        return None
+    spikes = stimulus(graph, x, steps)
+    if how == "float":
+        out = simulate(graph, spikes).outputs["scores"]
+    elif how == "int":
+        out = simulate(artifact.graph, spikes).outputs["scores"]
+    else:
+        out = get_backend("lava").run(artifact, spikes)[0]["scores"]
+    return accuracy(graph, out, labels)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from neurodeploy.converters.onnx import from_onnx, rate_encode
+    from neurodeploy.compiler import compile_graph
+    from neurodeploy.converters.onnx import from_onnx
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="16,32,64,128")
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--resets", default="subtract,zero")
+    parser.add_argument("--runs", default="float,int", help="comma list among float, int, lava")
     parser.add_argument("--readout", default="integrator")
     parser.add_argument("--percentile", type=float, default=99.9)
-    parser.add_argument("--no-int", action="store_true", help="skip the quantized emulator")
     parser.add_argument("--model-based", action="store_true", help="thresholds from the weights (no calibration)")
     args = parser.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",")]
     data = np.load(HERE / "digits_data.npz")
     labels = data["labels"]
-    print("| model | ANN | reset | arithmetic | " + " | ".join(f"T={t}" for t in steps) + " |")
+    print("| model | ANN | reset | run | " + " | ".join(f"T={t}" for t in steps) + " |")
     print("|---|---|---|---|" + "---|" * len(steps))
     for model in args.models.split(","):
         shape = SHAPES[model]
@@ -83,20 +95,20 @@ def main(argv: list[str] | None = None) -> None:
         path = HERE / f"digits_{model}.onnx"
         ann = ann_accuracy(path, x, labels)
         for reset in args.resets.split(","):
-            t0 = time.perf_counter()
             graph = from_onnx(path, calibration=None if args.model_based else calib, percentile=args.percentile,
-                              reset=reset,
-                              readout=args.readout)
-            rows = {"float": [snn_accuracy(graph, x, labels, t, "float") for t in steps]}
-            if not args.no_int:
-                calib_spikes = rate_encode(calib[:N_QUANT_CALIBRATION], max(steps) + graph.meta["latency_steps"],
-                                           graph.meta["input_scale"]["image"])
-                q = quantized(graph, calib_spikes)
-                rows["int"] = [snn_accuracy(q, x, labels, t, "int") for t in steps] if q is not None else None
-            for arith, accs in rows.items():
-                cells = " | ".join(f"{a:.4f}" for a in accs) if accs else " | ".join("n/a" for _ in steps)
-                print(f"| {model} | {ann:.4f} | {reset} | {arith} | {cells} |")
-            print(f"<!-- {model}/{reset}: {time.perf_counter() - t0:.1f} s -->", file=sys.stderr)
+                              reset=reset, readout=args.readout)
+            for how in args.runs.split(","):
+                if how == "lava" and reset != "zero":
+                    continue
+                t0 = time.perf_counter()
+                artifact = None
+                if how in TARGETS:
+                    cal = stimulus(graph, calib[:N_QUANT_CALIBRATION], max(steps))
+                    artifact = compile_graph(graph, TARGETS[how], calibration=cal)
+                accs = [run(graph, artifact, how, x, labels, t) for t in steps]
+                print(f"| {model} | {ann:.4f} | {reset} | {how} | " + " | ".join(f"{a:.4f}" for a in accs) + " |",
+                      flush=True)
+                print(f"{model}/{reset}/{how}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
