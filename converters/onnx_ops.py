@@ -289,15 +289,12 @@ def _conv(st: State, n: Node) -> None:
                 origin=n.name)
     bias = None
     if n.has_input(2):
-        b = st.const(n, 2, "bias").astype(np.float64).ravel()
-        if b.size != w.shape[0]:
-            raise ConversionError(f"{n.label}: bias has {b.size} values for {w.shape[0]} output channels",
+        bias = st.const(n, 2, "bias").astype(np.float64).ravel()
+        if bias.size != w.shape[0]:
+            raise ConversionError(f"{n.label}: bias has {bias.size} values for {w.shape[0]} output channels",
                                   node=n.name, fix="re-export the model")
-        out = _linear(n, a, op)
-        bias = np.broadcast_to(b.reshape(-1, 1, 1), out.shape)
-        st.set(n, Expr(out.shape, out.terms, out.bias + bias))
-        return
-    st.set(n, _linear(n, a, op))
+        bias = bias.reshape(-1, 1, 1)  # per output channel, broadcast over (H, W)
+    st.set(n, _linear(n, a, op, bias))
 
 
 def _batchnorm(st: State, n: Node) -> None:

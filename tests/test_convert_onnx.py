@@ -459,6 +459,26 @@ def test_load_model_dispatches_onnx(tmp_path):
         load_model(str(tmp_path / "nope.onnx"))
 
 
+def _cli(capsys, *args):
+    from neurodeploy.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_cli_compiles_an_onnx_model(capsys, tmp_path):
+    code, text = _cli(capsys, "compile", str(EXAMPLE / "digits_mlp.onnx"), "--target", "null", "--reset", "zero",
+                      "--out", str(tmp_path / "art"))
+    assert code == 0 and "compiled" in text, text
+    code, text = _cli(capsys, "compile", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "x"))
+    assert code == 2 and "does not exist" in text and "Traceback" not in text
+
+
 # --------------------------------------------------------------------------------------- bundled example
 def test_bundled_example_within_one_point_of_the_ann():
     """The committed digits models convert within 1 percentage point of the ANN at T = 32 (float IR)."""
