@@ -21,6 +21,8 @@ ONNX axes count it (axis 1 of ``[N, C, H, W]`` is the IR's axis 0). The maths of
   ``Sparse`` embedding of each part.
 * ``Relu`` -> a new neuron population; ``Identity`` / ``Dropout`` (inference) -> pass-through;
   ``Softmax`` / ``LogSoftmax`` -> dropped, allowed only on a graph output (argmax is unchanged).
+* ``Shape`` / ``Gather`` / ``Unsqueeze`` / ``Squeeze`` / ``Cast`` / ``Concat`` on constants: evaluated (the
+  dynamic-batch ``Reshape`` pattern); ``Shape`` of an activation gives ``[0, *features]``.
 """
 
 from __future__ import annotations
@@ -598,7 +600,55 @@ def _constant(st: State, n: Node) -> None:
                              fix="use a dense numeric constant")
 
 
+# ------------------------------------------------------------------------------------ shape arithmetic (constants)
+def _shape(st: State, n: Node) -> None:
+    """``Shape`` of an activation: ``[0, *features]`` -- the batch size is not fixed, so it is written as 0, which a
+    ``Reshape`` reads as "copy this dimension" (the ``x.view(x.size(0), -1)`` export of torch)."""
+    x = st.value(n, 0)
+    dims = np.array([0, *x.shape] if isinstance(x, Expr) else np.shape(x), dtype=np.int64)
+    start, end = n.attr("start", 0), n.attr("end")
+    st.set(n, dims[start:end])
+    if isinstance(x, Expr):
+        st.notes.add(n.name, "Shape of an activation: the batch size is written as 0 (Reshape's 'copy this "
+                             "dimension'); correct when it only feeds a Reshape's first entry")
+
+
+def _gather(st: State, n: Node) -> None:
+    data = st.const(n, 0, "data")
+    st.set(n, np.take(data, st.const(n, 1, "indices").astype(np.int64), axis=int(n.attr("axis", 0))))
+
+
+def _unsqueeze_squeeze(st: State, n: Node) -> None:
+    data = st.const(n, 0, "data")
+    axes = n.attr("axes")
+    if axes is None and n.has_input(1):
+        axes = st.const(n, 1, "axes").ravel().tolist()
+    if n.op_type == "Squeeze":
+        st.set(n, np.squeeze(data, axis=None if axes is None else tuple(int(a) for a in axes)))
+        return
+    rank = data.ndim + len(axes)
+    for axis in sorted(int(a) + rank if a < 0 else int(a) for a in axes):
+        data = np.expand_dims(data, axis)
+    st.set(n, data)
+
+
+def _cast(st: State, n: Node) -> None:
+    from onnx import helper
+
+    x = st.value(n, 0)
+    dtype = helper.tensor_dtype_to_np_dtype(int(n.attr("to")))
+    if isinstance(x, Expr):
+        if not np.issubdtype(dtype, np.floating):
+            raise UnsupportedOpError(f"{n.label} casts an activation to {dtype}", node=n.name,
+                                     fix="keep activations in floating point")
+        st.set(n, x)  # a float -> float cast changes no value the SNN represents
+        return
+    st.set(n, np.asarray(x).astype(dtype))
+
+
 HANDLERS: dict[str, Callable[[State, Node], None]] = {
+    "Shape": _shape, "Gather": _gather, "Unsqueeze": _unsqueeze_squeeze, "Squeeze": _unsqueeze_squeeze,
+    "Cast": _cast,
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add_sub, "Sub": _add_sub, "Mul": _mul_div, "Div": _mul_div,
     "Conv": _conv, "BatchNormalization": _batchnorm, "AveragePool": _avgpool, "GlobalAveragePool": _global_avgpool,
     "MaxPool": _maxpool, "GlobalMaxPool": _global_maxpool, "Flatten": _flatten, "Reshape": _reshape,

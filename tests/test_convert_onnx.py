@@ -232,6 +232,28 @@ def test_flatten_reshape_concat():
         from_onnx(cat0)
 
 
+def test_dynamic_batch_reshape_pattern():
+    """torch's x.view(x.size(0), -1) with a dynamic batch: Shape -> Gather -> Unsqueeze -> Concat -> Reshape."""
+    rng = np.random.default_rng(18)
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Shape", ["a"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "zero"], ["n"], name="gather", axis=0),
+             helper.make_node("Unsqueeze", ["n", "axes"], ["n1"], name="unsq"),
+             helper.make_node("Concat", ["n1", "minus1"], ["target"], name="cat", axis=0),
+             helper.make_node("Reshape", ["a", "target"], ["f"], name="reshape"),
+             helper.make_node("Cast", ["f"], ["fc"], name="cast", to=TensorProto.FLOAT),
+             helper.make_node("Gemm", ["fc", "w"], ["y"], name="fc", transB=1)]
+    model = _model(nodes, {"x": (2, 3, 3)}, ["y"], {"w": _w(rng, 4, 18)})
+    for name, value in (("zero", np.array(0, np.int64)), ("axes", np.array([0], np.int64)),
+                        ("minus1", np.array([-1], np.int64))):
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    g = _convert(model, _x(rng, 6, 2, 3, 3))
+    assert isinstance(g.nodes["fc"], Dense) and g.shapes()["y.readout"] == (4,)
+    cast = _model([helper.make_node("Cast", ["x"], ["y"], name="toint", to=TensorProto.INT32)], {"x": (3,)}, ["y"])
+    with pytest.raises(UnsupportedOpError, match="casts an activation"):
+        from_onnx(cast)
+
+
 def test_residual_add_is_aligned_with_delays():
     """x -> fc1 -> relu1 -> fc2 -> relu2 -> fc3 ; relu1 + fc3 -> relu3: the skip path gets a 1-step Delay."""
     rng = np.random.default_rng(8)
