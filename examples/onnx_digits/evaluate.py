@@ -67,6 +67,9 @@ def run(graph, artifact, how: str, x: np.ndarray, labels: np.ndarray, steps: int
         out = simulate(artifact.graph, spikes).outputs["scores"]
     else:
         out = get_backend("lava").run(artifact, spikes)[0]["scores"]
+        same = np.array_equal(out, simulate(artifact.graph, spikes).outputs["scores"])
+        print(f"T={steps}: Lava output {'bit-identical to' if same else 'DIFFERS from'} the emulator's",
+              file=sys.stderr, flush=True)
     return accuracy(graph, out, labels)
 
 
