@@ -206,7 +206,7 @@ def _input_shapes(inputs: list, input_shape: Any) -> tuple[dict[str, tuple[int, 
     return shapes, batch
 
 
-def _outputs(st: State, readout: str) -> dict[str, str]:
+def _outputs(st: State) -> dict[str, str]:
     """Each graph output -> the IR node it reads (a population or input); adds readout populations."""
     reads: dict[str, str] = {}
     for out in st.graph_outputs:
@@ -427,7 +427,7 @@ def from_onnx(model: Any, calibration: Any = None, timesteps: int | None = None,
         raise ConversionError(f"timesteps must be a positive integer, got {timesteps!r}", fix="pass e.g. 64")
     proto = load_onnx(model)
     st = _walk(proto, input_shape)
-    reads = _outputs(st, readout)
+    reads = _outputs(st)
     inputs = {n: s for n, s in st.shapes.items() if n not in st.pops}
     calib = _calibration(calibration, inputs)
     mats = Matrices(st.shapes)
