@@ -131,8 +131,8 @@ def data_arrays(dep: Deployment) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _dump(data: Any) -> str:
-    return json.dumps(data, indent=1, sort_keys=True, default=_default) + "\n"
+def _dump(data: Any, sort_keys: bool = True) -> str:
+    return json.dumps(data, indent=1, sort_keys=sort_keys, default=_default) + "\n"
 
 
 def _default(value: Any) -> Any:
@@ -154,7 +154,7 @@ def write_deployment(dep: Deployment, directory: str | Path, title: str = "") ->
     (directory / "model.py").write_text(script.replace("@TITLE@", title, 1))
     with open(directory / "data.npz", "wb") as fh:
         np.savez(fh, **data_arrays(dep))
-    (directory / "params.json").write_text(_dump(params_json(dep)))
+    (directory / "params.json").write_text(_dump(params_json(dep), sort_keys=False))  # keeps creation order
     (directory / "quantization.json").write_text(_dump(dep.quantization))
     (directory / "mapping.json").write_text(_dump(dep.mapping))
     return [f"{directory.name}/{f}" for f in FILES]

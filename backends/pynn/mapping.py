@@ -15,10 +15,11 @@ Rules (sPyNNaker 1!7.4.1 / PACMAN 1!7.4.1, each checked against its mapper on a 
   longest row (most synapses from one pre neuron to one post core), each block aligned to 16 bytes, plus the same for
   delayed rows times the number of delay stages; neuron state ``2 * n * words * 4`` bytes (parameters and their
   initial-value copy). Recording buffers (which depend on the run length) and system regions are not included.
-* **Routing.** One entry per source core and chip its packets visit (source chip, chips on the shortest path,
-  target chips), merged into one entry per source population on a chip when all its cores route identically there
-  (PACMAN's merged routing table generator). This is the uncompressed count; sPyNNaker compresses tables on chip,
-  and adds a few system entries. The limit is 1023 entries per chip.
+* **Routing.** PACMAN's router and merged routing-table generator (see :func:`routing_entries`): each source core's
+  packets go longest-dimension-first to the chip where they enter a target population, then spread over its chips;
+  per chip, cores of one population with the same route share one entry per aligned block of consecutive cores.
+  This is the uncompressed count; sPyNNaker compresses tables on chip and adds system entries (data speed-up,
+  reinjection). The limit is 1023 per chip.
 """
 
 from __future__ import annotations
@@ -274,30 +275,6 @@ def place(vertices: list[_Vertex], spec: SpiNNakerSpec) -> int:
                                 fix="reduce the network or the SDRAM it needs per core")
 
 
-def _path(a: tuple[int, int, int], b: tuple[int, int, int], exists: set) -> list[tuple[int, int, int]]:
-    """Chips on a shortest link path from a to b (breadth first, link order), both ends included."""
-    if a == b:
-        return [a]
-    if a[0] != b[0]:  # different boards: route through each board's Ethernet-side corner (approximation)
-        return [a, b]
-    prev = {a: None}
-    queue = deque([a])
-    while queue:
-        c = queue.popleft()
-        if c == b:
-            break
-        for dx, dy in LINK_OFFSETS:
-            n = (c[0], c[1] + dx, c[2] + dy)
-            if n in exists and n not in prev:
-                prev[n] = c
-                queue.append(n)
-    path, c = [], b
-    while c is not None:
-        path.append(c)
-        c = prev.get(c)
-    return path[::-1]
-
-
 def _core_targets(net: Netlist, cores_of: dict[str, list[Core]], delay_cores: dict[str, list[Core]],
                   delay_plan: dict[str, Any]) -> dict[int, set[int]]:
     """Target core indices of every source core (a core is reached when one of its synapses is)."""
@@ -325,30 +302,149 @@ def _core_targets(net: Netlist, cores_of: dict[str, list[Core]], delay_cores: di
     return targets
 
 
+def _minimise(dx: int, dy: int) -> tuple[int, int, int]:
+    """Shortest (x, y, z) hexagonal vector for a displacement (z = the (-1, -1) diagonal), as spinn_machine."""
+    if dx > 0 and dy > 0:
+        return (dx - dy, 0, -dy) if dx > dy else (0, dy - dx, -dx)
+    if dx < 0 and dy < 0:
+        return (dx - dy, 0, -dy) if dx < dy else (0, dy - dx, -dx)
+    return (dx, dy, 0)
+
+
+_STEPS = {(0, 1): (1, 0), (0, -1): (-1, 0), (1, 1): (0, 1), (1, -1): (0, -1), (2, 1): (-1, -1), (2, -1): (1, 1)}
+
+
+def _longest_dimension_first(a: tuple, b: tuple) -> list[tuple]:
+    """Chips after ``a`` on PACMAN's longest-dimension-first route to ``b`` (same board)."""
+    vector = _minimise(b[1] - a[1], b[2] - a[2])
+    out, (board, x, y) = [], a
+    for dim, mag in sorted(enumerate(vector), key=lambda d: abs(d[1]), reverse=True):
+        dx, dy = _STEPS[(dim, 1 if mag > 0 else -1)] if mag else (0, 0)
+        for _ in range(abs(mag)):
+            x, y = x + dx, y + dy
+            out.append((board, x, y))
+    return out
+
+
+def _merged_blocks(indices: list[int], last_index: int) -> int:
+    """Entries PACMAN's merged routing table generator makes for consecutive machine-vertex indices with one route:
+    runs split into aligned power-of-two blocks (``AppVertexRoutingInfo.merge_machine_entries``)."""
+    count, runs, run = 0, [], []
+    for i in sorted(indices):
+        if run and i != run[-1] + 1:
+            runs.append(run)
+            run = []
+        run.append(i)
+    if run:
+        runs.append(run)
+    for run in runs:
+        n, i, is_last = len(run), 0, run[-1] == last_index
+        while i < n:
+            idx = run[i]
+            step = idx & -idx if idx > 0 else 2 ** math.ceil(math.log2(n))
+            if step <= n - i or is_last:
+                count += 1
+                i += step
+            else:
+                left = n - i
+                while left > 0:
+                    chunk = 2 ** int(math.log2(left))
+                    count += 1
+                    left -= chunk
+                    i += chunk
+    return count
+
+
+def _tree_path(first: tuple, goal: tuple, allowed: set) -> list[tuple] | None:
+    """Breadth-first path (link order) from ``first`` to ``goal`` through ``allowed`` chips, ends included."""
+    prev, queue = {first: None}, deque([first])
+    while queue:
+        chip = queue.popleft()
+        if chip == goal:
+            path = []
+            while chip is not None:
+                path.append(chip)
+                chip = prev[chip]
+            return path[::-1]
+        for dx, dy in LINK_OFFSETS:
+            n = (chip[0], chip[1] + dx, chip[2] + dy)
+            if n in allowed and n not in prev:
+                prev[n] = chip
+                queue.append(n)
+    return None
+
+
+def _entry_chip(target_chips: list[tuple], source_chips: set, routed: set) -> tuple:
+    """PACMAN's ``_find_target_xy``: where a population's packets enter a multi-chip target population (a chip
+    shared with the source, else one already routed to, else the last chip in Python's set order)."""
+    xys = {c[1:] for c in target_chips}
+    board = target_chips[0][0]
+    overlaps = xys & {c[1:] for c in source_chips if c[0] == board}
+    if overlaps:
+        return (board, *next(iter(overlaps)))
+    xy = None
+    for xy in xys:
+        if (board, *xy) in routed:
+            break
+    return (board, *xy)
+
+
 def routing_entries(vertices: list[_Vertex], targets: dict[int, set[int]], spec: SpiNNakerSpec,
                     n_boards: int) -> dict[tuple[int, int, int], int]:
-    """Uncompressed routing entries per chip (merged per source population where its cores route alike)."""
+    """Uncompressed routing entries per chip, after PACMAN 1!7.4.1's router and merged routing-table generator.
+
+    A source core's packets for a target population go longest-dimension-first to the chip where they enter that
+    population (:func:`_entry_chip`) and spread from there over the population's chips (breadth first); on each chip
+    they visit, the core needs the route (outgoing links, local target cores). Per chip, the cores of one population
+    with identical routes and consecutive indices share entries: one per aligned power-of-two block
+    (``AppVertexRoutingInfo.merge_machine_entries``). Routes between boards are approximated by their two ends.
+    """
     by_index = {c.index: c for v in vertices for c in v.cores}
-    exists = {(b, x, y) for b in range(n_boards) for x, y, _ in spec.board_chips}
     entries: dict[tuple[int, int, int], int] = defaultdict(int)
     for v in vertices:
-        per_chip: dict[tuple[int, int, int], list[frozenset]] = defaultdict(list)
+        first = v.cores[0].index
+        last = v.cores[-1].index - first
+        source_chips = {(c.board, *c.chip) for c in v.cores}
+        reached: dict[str, list[tuple]] = {}
+        for core in v.cores:
+            for t in sorted(targets.get(core.index, ())):
+                tc = by_index[t]
+                chips = reached.setdefault(tc.population, [])
+                if (tc.board, *tc.chip) not in chips:
+                    chips.append((tc.board, *tc.chip))
+        routed: set = set()
+        entry = {}
+        for pop, chips in reached.items():
+            entry[pop] = chips[0] if len(chips) == 1 else _entry_chip(chips, source_chips, routed)
+            routed.update(chips)
+        per_chip: dict[tuple[int, int, int], dict[int, frozenset]] = defaultdict(dict)
         for core in v.cores:
             if not targets.get(core.index):
                 continue
             src = (core.board, *core.chip)
-            routes: dict[tuple[int, int, int], set] = defaultdict(set)
+            route: dict[tuple[int, int, int], set] = defaultdict(set)
             for t in targets[core.index]:
                 tc = by_index[t]
                 dst = (tc.board, *tc.chip)
-                path = _path(src, dst, exists)
+                door = entry[tc.population]
+                if door[0] != src[0] or dst[0] != src[0]:  # another board: the two ends only
+                    path = [src, dst]
+                else:
+                    path = [src] + _longest_dimension_first(src, door)
+                    inside = _tree_path(door, dst, set(reached[tc.population])) or (
+                        [door] + _longest_dimension_first(door, dst))
+                    path += inside[1:]
                 for a, b in zip(path, path[1:]):
-                    routes[a].add(("link", b))
-                routes[dst].add(("core", tc.p))
-            for chip, route in routes.items():
-                per_chip[chip].append(frozenset(route))
-        for chip, route_list in per_chip.items():
-            entries[chip] += 1 if len(set(route_list)) == 1 and len(route_list) == len(v.cores) else len(route_list)
+                    if a != b:
+                        route[a].add(("link", b))
+                route[dst].add(("core", tc.p))
+            for chip, outs in route.items():
+                per_chip[chip][core.index - first] = frozenset(outs)
+        for chip, routes in per_chip.items():
+            by_route: dict[frozenset, list[int]] = defaultdict(list)
+            for index, outs in routes.items():
+                by_route[outs].append(index)
+            entries[chip] += sum(_merged_blocks(indices, last) for indices in by_route.values())
     return dict(entries)
 
 

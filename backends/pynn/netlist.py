@@ -13,6 +13,9 @@
 * Several synapses between one (pre, post) pair (different delays) are split over numbered *layers* (one
   projection each), so no projection holds a duplicate pair: every PyNN backend then connects them correctly
   (pyNN.brian2's FromListConnector gives every duplicate the last weight).
+* Connection lists are sorted by (pre, post): sPyNNaker 1!7.4.1's FromListConnector sizes synaptic rows by
+  splitting the list where the *sorted* list changes source (``__numpy_group`` splits the unsorted array), so an
+  unsorted list yields wrong row lengths ("more synapses than can currently be supported") or wasted SDRAM.
 
 ``weight_exp < 0`` is approximated: Loihi floors each step's *sum* ``acc >> -weight_exp``; PyNN scales each synapse.
 """
@@ -205,6 +208,8 @@ def build_netlist(graph: Graph, dt: float = 1.0, mv_per_unit: float = 1.0) -> Ne
                 continue
             pre_idx, post_idx, w, d = cols[keep], rows[keep], units[keep], delays[keep] + 1
             layer = _layers(pre_idx, post_idx)
+            order = np.lexsort((post_idx, pre_idx))  # sorted by (pre, post): see the module docstring
+            pre_idx, post_idx, w, d, layer = pre_idx[order], post_idx[order], w[order], d[order], layer[order]
             for k in range(int(layer.max()) + 1):
                 sel = layer == k
                 label = f"{name}.{receptor[:3]}" + (f".{k}" if k else "")

@@ -1,0 +1,80 @@
+"""Map emitted PyNN scripts with sPyNNaker's own mapper on a virtual SpiNN-5 board; record what it decided.
+
+Not a test (sPyNNaker is not a dependency): run it by hand in an environment with sPyNNaker 1!7.4.1 installed to
+refresh ``tests/pynn/data/spynnaker_reference.json``, which tests/pynn/test_mapping.py compares against::
+
+    .venv/bin/python tests/pynn/networks.py /tmp/nets            # emit the hand-checked networks
+    HOME=/tmp/vbhome SPY/bin/python tests/pynn/spynnaker_reference.py /tmp/nets tests/pynn/data/spynnaker_reference.json
+
+with ``/tmp/vbhome/.spynnaker.cfg`` holding ``[Machine] virtual_board = True, version = 5``. For each network it
+builds the emitted ``model.py``'s ``Network`` with ``pyNN.spiNNaker``, runs one step (mapping only, the board is
+virtual) and records placements per population, delay-extension cores, ring-buffer shifts, the synaptic-matrix
+SDRAM per core and the uncompressed routing entries per chip.
+"""
+
+import importlib.util
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(f"model_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def reference(directory):
+    import pyNN.spiNNaker as sim
+    from pacman.data import PacmanDataView
+
+    module = load(Path(directory) / "model.py")
+    params, data = module.load_model(directory)
+    network = module.Network(sim, params, data)
+    sim.run(1.0)
+    cores, chips, kinds = defaultdict(int), defaultdict(set), defaultdict(str)
+    synaptic = {}
+    shifts = {}
+    for placement in PacmanDataView.iterate_placemements():
+        vertex = placement.vertex
+        app = vertex.app_vertex
+        if app is None or app.label is None or app.label.startswith("SYSTEM"):
+            continue
+        cores[app.label] += 1
+        chips[app.label].add((placement.x, placement.y))
+        kinds[app.label] = type(app).__name__
+        if hasattr(app, "get_synapses_size"):
+            synaptic[app.label] = max(synaptic.get(app.label, 0), app.get_synapses_size(vertex.vertex_slice.n_atoms))
+        if hasattr(app, "get_ring_buffer_shifts"):
+            shifts[app.label] = list(app.get_ring_buffer_shifts())
+    tables = PacmanDataView.get_uncompressed()
+    entries = {f"{t.x},{t.y}": t.number_of_entries for t in tables.routing_tables}
+    used = sorted({xy for c in chips.values() for xy in c})
+    out = {
+        "populations": {label: {"cores": cores[label], "kind": kinds[label],
+                                "chips": sorted([list(xy) for xy in chips[label]])} for label in cores},
+        "chips": [list(xy) for xy in used],
+        "ring_buffer_shifts": shifts,
+        "synaptic_matrix_bytes": synaptic,
+        "routing_entries": entries,
+    }
+    del network
+    sim.end()
+    return out
+
+
+def main():
+    nets, target = Path(sys.argv[1]), Path(sys.argv[2])
+    results = {}
+    for directory in sorted(p.parent for p in nets.glob("*/pynn/model.py")):
+        name = directory.parent.name
+        results[name] = reference(directory)
+        print(name, json.dumps(results[name])[:300])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
