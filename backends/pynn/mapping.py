@@ -237,6 +237,11 @@ class _Placer:
             del self.neighbours[chip]
             if self._space(chip, sdram):
                 return chip
+        # the board is exhausted: continue on the next board's first free chip (PACMAN's other-board neighbours)
+        board = self.current[0]
+        for chip in self.chips:
+            if chip[0] > board and chip not in self.full and chip not in self.prepared and self._space(chip, sdram):
+                return chip
         return None
 
     def place(self, vertex: _Vertex) -> bool:

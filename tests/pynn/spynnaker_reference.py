@@ -3,7 +3,7 @@
 Not a test (sPyNNaker is not a dependency): run it by hand in an environment with sPyNNaker 1!7.4.1 installed to
 refresh ``tests/pynn/data/spynnaker_reference.json``, which tests/pynn/test_mapping.py compares against::
 
-    .venv/bin/python tests/pynn/networks.py /tmp/nets            # emit the hand-checked networks
+    .venv/bin/python tests/pynn/pynn_networks.py /tmp/nets            # emit the hand-checked networks
     HOME=/tmp/vbhome SPY/bin/python tests/pynn/spynnaker_reference.py /tmp/nets tests/pynn/data/spynnaker_reference.json
 
 with ``/tmp/vbhome/.spynnaker.cfg`` holding ``[Machine] virtual_board = True, version = 5``. For each network it

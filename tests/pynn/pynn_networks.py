@@ -1,6 +1,6 @@
 """Hand-checked quantized networks for the PyNN backend tests (built directly from IR ops with QuantInfo).
 
-``python tests/pynn/networks.py DIR`` emits each mapping network to ``DIR/<name>/pynn/`` (input of
+``python tests/pynn/pynn_networks.py DIR`` emits each mapping network to ``DIR/<name>/pynn/`` (input of
 tests/pynn/spynnaker_reference.py, which maps them with sPyNNaker on a virtual board).
 """
 

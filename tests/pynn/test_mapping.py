@@ -1,0 +1,100 @@
+"""SpiNNaker mapping report: hand counts, and sPyNNaker's own mapper (virtual SpiNN-5 board) as the reference.
+
+tests/pynn/data/spynnaker_reference.json was produced by tests/pynn/spynnaker_reference.py with sPyNNaker 1!7.4.1
+on the networks of tests/pynn/pynn_networks.py (see that script's docstring for the command).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pynn_networks as networks
+import pytest
+
+from neurodeploy.backends.pynn import deploy, mapping_report
+from neurodeploy.errors import CapacityError, InputError
+from neurodeploy.ir import CubaLIF, Graph, Input, Output, QuantInfo, Sparse
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "spynnaker_reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def deployed():
+    return {name: deploy(make()) for name, make in networks.MAPPING_NETWORKS.items()}
+
+
+def test_mlp_by_hand(deployed):
+    m = deployed["mlp"].mapping
+    assert (m["neuron_cores"], m["spike_source_cores"], m["delay_extension_cores"]) == (4, 1, 0)
+    assert m["populations"]["h"]["cores"] == 3 and m["populations"]["h"]["neurons_per_core"] == 256
+    assert [(c["population"], c["start"], c["stop"]) for c in m["per_core"]] == [
+        ("in", 0, 100), ("h", 0, 256), ("h", 256, 512), ("h", 512, 600), ("o", 0, 10)]
+    # chip (0, 0): core 0 SCAMP, 1 extra monitor, 2 packet gatherer; the application starts at core 3
+    assert [c["p"] for c in m["per_core"]] == [3, 4, 5, 6, 7] and m["chips"] == 1 and m["boards"] == 1
+    # h's matrix: 100 source rows (one SpikeSourceArray core) of 256 synapses into one h core:
+    # 2 header words = 8 bytes, aligned to 16, + 100 x (256 + 3) x 4
+    assert m["populations"]["h"]["synaptic_matrix_bytes_per_core"] == 16 + 100 * (256 + 3) * 4
+    # o's matrix: three h cores of 256 rows, 10 synapses each, each block aligned to 16 bytes
+    block = 256 * (10 + 3) * 4
+    assert m["populations"]["o"]["synaptic_matrix_bytes_per_core"] == 16 + block + block + block
+    h_core = m["per_core"][1]
+    assert h_core["neuron_state_bytes"] == 2 * 256 * 15 * 4  # parameters + initial-value copy, 15 words/neuron
+    # routing: in -> h (one entry), h's three cores -> o (same route, merged into one entry)
+    assert m["per_chip"][0]["routing_entries"] == 2 and m["max_routing_entries"] == 2
+    assert m["board_overhead_cores"] == {**m["board_overhead_cores"], "scamp_monitor": 1, "extra_monitor": 1,
+                                         "packet_gatherer": 1}
+
+
+def test_delay_extension_by_hand(deployed):
+    m = deployed["delayed"].mapping
+    assert m["delay_extension_cores"] == 1  # one per core of the pre population (one SpikeSourceArray core)
+    assert m["populations"]["in_delayed"]["delay_stages"] == 2  # delays up to 71 steps, 32 slots: 3 x 32
+    assert m["delays"]["h"]["on_core_max_delay"] == 32
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_mapping_equals_spynnakers_own_mapper(deployed, name):
+    ref, m = REFERENCE[name], deployed[name].mapping
+    cores = {k: v["cores"] for k, v in m["populations"].items()}
+    assert cores == {k: v["cores"] for k, v in ref["populations"].items()}
+    chips = {}
+    for c in m["per_core"]:
+        chips.setdefault(c["population"], set()).add(tuple(c["chip"]))
+    assert chips == {k: {tuple(xy) for xy in v["chips"]} for k, v in ref["populations"].items()}
+    assert m["chips"] == len(ref["chips"])
+    assert {k: v["synaptic_matrix_bytes_per_core"] for k, v in m["populations"].items() if v["kind"] == "neuron"} \
+        == ref["synaptic_matrix_bytes"]
+    pops = deployed[name].quantization["weights"]["populations"]
+    assert {k: [v["excitatory"]["shift"], v["inhibitory"]["shift"]] for k, v in pops.items()} == \
+        ref["ring_buffer_shifts"]
+    assert {f"{c['x']},{c['y']}": c["routing_entries"] for c in m["per_chip"] if c["routing_entries"]} == \
+        ref["routing_entries"]
+
+
+def test_neurons_per_core_is_configurable():
+    m = mapping_report(networks.mlp(), neurons_per_core=64)
+    assert m["populations"]["h"]["cores"] == 10 and m["populations"]["o"]["cores"] == 1
+    m = mapping_report(networks.mlp(), neurons_per_core={"h": 100})
+    assert m["populations"]["h"]["cores"] == 6
+    with pytest.raises(CapacityError, match="node 'h'.*300 neurons per core exceed sPyNNaker's 256"):
+        mapping_report(networks.mlp(), neurons_per_core=300)
+    with pytest.raises(InputError, match="must be positive"):
+        mapping_report(networks.mlp(), neurons_per_core=0)
+
+
+def test_boards_when_a_board_is_full():
+    # 800 single-neuron cores: one SpiNN-5 board has 759 application cores (48 chips of 15-16)
+    q = QuantInfo(scale=100.0)
+    g = Graph({"in": Input(shape=(1,)),
+               "s": Sparse(out_shape=(800,), in_size=1, row=np.arange(800), col=np.zeros(800, int),
+                           value=np.full(800, 5), quant=q),
+               "n": CubaLIF(shape=(800,), du=1000, dv=410, vth=200, quant=q), "out": Output()},
+              [("in", "s"), ("s", "n"), ("n", "out")])
+    m = mapping_report(g, neurons_per_core={"n": 1})
+    assert m["application_cores"] == 801 and m["boards"] == 2
+    assert m["chips"] == 48 + 3  # 759 - 1 input core = 758 on board 0, 42 more need 15 + 16 + 16 cores
+    assert m["board_overhead_cores"]["packet_gatherer"] == 2
+    per_board = {}
+    for c in m["per_core"]:
+        per_board[c["board"]] = per_board.get(c["board"], 0) + 1
+    assert per_board == {0: 759, 1: 42}
