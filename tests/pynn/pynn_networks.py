@@ -1,7 +1,8 @@
 """Hand-checked quantized networks for the PyNN backend tests (built directly from IR ops with QuantInfo).
 
-``python tests/pynn/pynn_networks.py DIR`` emits each mapping network to ``DIR/<name>/pynn/`` (input of
-tests/pynn/spynnaker_reference.py, which maps them with sPyNNaker on a virtual board).
+``python tests/pynn/pynn_networks.py DIR [MACHINE]`` emits each mapping network to ``DIR/<name>/pynn/`` for MACHINE
+(spinnaker1 by default; input of tests/pynn/spynnaker_reference.py, which maps them with sPyNNaker on a virtual
+board).
 """
 
 import sys
@@ -106,13 +107,13 @@ def fabric(seed=4):
 MAPPING_NETWORKS = {"mlp": mlp, "delayed": delayed, "wide": wide, "reservoir": reservoir, "fabric": fabric}
 
 
-def main(directory):
+def main(directory, machine="spinnaker1"):
     from neurodeploy.backends.pynn.emit import deploy, write_deployment
 
     for name, make in MAPPING_NETWORKS.items():
-        write_deployment(deploy(make()), Path(directory) / name / "pynn")
-        print("emitted", name)
+        write_deployment(deploy(make(), machine=machine), Path(directory) / name / "pynn")
+        print("emitted", name, "for", machine)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -6,7 +6,9 @@ refresh ``tests/pynn/data/spynnaker_reference.json``, which tests/pynn/test_mapp
     .venv/bin/python tests/pynn/pynn_networks.py /tmp/nets            # emit the hand-checked networks
     HOME=/tmp/vbhome SPY/bin/python tests/pynn/spynnaker_reference.py /tmp/nets tests/pynn/data/spynnaker_reference.json
 
-with ``/tmp/vbhome/.spynnaker.cfg`` holding ``[Machine] virtual_board = True, version = 5``. For each network it
+with ``/tmp/vbhome/.spynnaker.cfg`` holding ``[Machine] virtual_board = True, version = 5``. For SpiNNaker 2
+(``tests/pynn/data/spynnaker2_reference.json``): emit with ``pynn_networks.py /tmp/nets2 spinnaker2`` and map with
+``version = 248`` in that file. For each network it
 builds the emitted ``model.py``'s ``Network`` with ``pyNN.spiNNaker``, runs one step (mapping only, the board is
 virtual) and records placements per population, delay-extension cores, ring-buffer shifts, the synaptic-matrix
 SDRAM per core and the uncompressed routing entries per chip.

@@ -1,7 +1,8 @@
 """SpiNNaker mapping report: hand counts, and sPyNNaker's own mapper (virtual SpiNN-5 board) as the reference.
 
-tests/pynn/data/spynnaker_reference.json was produced by tests/pynn/spynnaker_reference.py with sPyNNaker 1!7.4.1
-on the networks of tests/pynn/pynn_networks.py (see that script's docstring for the command).
+tests/pynn/data/spynnaker_reference.json (virtual SpiNN-5 board) and spynnaker2_reference.json (virtual 48-chip
+SpiNNaker-2 board, spinn_machine version 248) were produced by tests/pynn/spynnaker_reference.py with sPyNNaker
+1!7.4.1 on the networks of tests/pynn/pynn_networks.py (see that script's docstring for the commands).
 """
 
 import json
@@ -15,12 +16,19 @@ from neurodeploy.backends.pynn import deploy, mapping_report
 from neurodeploy.errors import CapacityError, InputError
 from neurodeploy.ir import CubaLIF, Graph, Input, Output, QuantInfo, Sparse
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "spynnaker_reference.json").read_text())
+DATA = Path(__file__).parent / "data"
+REFERENCE = {"spinnaker1": json.loads((DATA / "spynnaker_reference.json").read_text()),
+             "spinnaker2": json.loads((DATA / "spynnaker2_reference.json").read_text())}
 
 
 @pytest.fixture(scope="module")
 def deployed():
     return {name: deploy(make()) for name, make in networks.MAPPING_NETWORKS.items()}
+
+
+@pytest.fixture(scope="module")
+def deployed2():
+    return {name: deploy(make(), machine="spinnaker2") for name, make in networks.MAPPING_NETWORKS.items()}
 
 
 def test_mlp_by_hand(deployed):
@@ -52,9 +60,10 @@ def test_delay_extension_by_hand(deployed):
     assert m["delays"]["h"]["on_core_max_delay"] == 32
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE))
-def test_mapping_equals_spynnakers_own_mapper(deployed, name):
-    ref, m = REFERENCE[name], deployed[name].mapping
+@pytest.mark.parametrize("machine,name", [(m, n) for m in sorted(REFERENCE) for n in sorted(REFERENCE[m])])
+def test_mapping_equals_spynnakers_own_mapper(deployed, deployed2, machine, name):
+    dep = (deployed if machine == "spinnaker1" else deployed2)[name]
+    ref, m = REFERENCE[machine][name], dep.mapping
     cores = {k: v["cores"] for k, v in m["populations"].items()}
     assert cores == {k: v["cores"] for k, v in ref["populations"].items()}
     chips = {}
@@ -64,7 +73,7 @@ def test_mapping_equals_spynnakers_own_mapper(deployed, name):
     assert m["chips"] == len(ref["chips"])
     assert {k: v["synaptic_matrix_bytes_per_core"] for k, v in m["populations"].items() if v["kind"] == "neuron"} \
         == ref["synaptic_matrix_bytes"]
-    pops = deployed[name].quantization["weights"]["populations"]
+    pops = dep.quantization["weights"]["populations"]
     assert {k: [v["excitatory"]["shift"], v["inhibitory"]["shift"]] for k, v in pops.items()} == \
         ref["ring_buffer_shifts"]
     assert {f"{c['x']},{c['y']}": c["routing_entries"] for c in m["per_chip"] if c["routing_entries"]} == \
