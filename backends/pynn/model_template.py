@@ -132,12 +132,15 @@ class Network:
 
             population.brian2_group.set_spikes(neurons, times * brian2.ms)
             return
-        from pyNN.parameters import Sequence
-
         order = np.argsort(neurons, kind="stable")
         bounds = np.searchsorted(neurons[order], np.arange(population.size + 1))
-        trains = [Sequence(np.sort(times[order[bounds[i]:bounds[i + 1]]])) for i in range(population.size)]
-        population.set(spike_times=trains)
+        trains = [np.sort(times[order[bounds[i]:bounds[i + 1]]]) for i in range(population.size)]
+        if self.simulator == "spiNNaker":  # quirk: sPyNNaker takes lists of floats, not pyNN Sequences
+            population.set(spike_times=[[float(t) for t in train] for train in trains])
+            return
+        from pyNN.parameters import Sequence
+
+        population.set(spike_times=[Sequence(train) for train in trains])
 
     def run(self, stimulus):
         """Run every sample of ``stimulus`` ({input: [B, T, *shape]}); returns the result arrays."""

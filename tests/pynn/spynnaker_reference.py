@@ -11,7 +11,8 @@ with ``/tmp/vbhome/.spynnaker.cfg`` holding ``[Machine] virtual_board = True, ve
 ``version = 248`` in that file. For each network it
 builds the emitted ``model.py``'s ``Network`` with ``pyNN.spiNNaker``, runs one step (mapping only, the board is
 virtual) and records placements per population, delay-extension cores, ring-buffer shifts, the synaptic-matrix
-SDRAM per core and the uncompressed routing entries per chip.
+SDRAM per core and the uncompressed routing entries per chip; then rebuilds it without the script's
+``max_expected_summed_weight`` to record the shifts sPyNNaker picks by itself.
 """
 
 import importlib.util
@@ -19,6 +20,8 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 
 def load(path):
@@ -54,6 +57,19 @@ def reference(directory):
     tables = PacmanDataView.get_uncompressed()
     entries = {f"{t.x},{t.y}": t.number_of_entries for t in tables.routing_tables}
     used = sorted({xy for c in chips.values() for xy in c})
+    del network
+    sim.end()
+    # sPyNNaker's own shifts, without the script's max_expected_summed_weight (every input fires at step 0)
+    for pop in params["populations"].values():
+        if "max_expected_summed_weight" in pop:
+            pop["max_expected_summed_weight"] = None
+    network = module.Network(sim, params, data)
+    for name, pop in params["populations"].items():
+        if pop["cell_type"] == "SpikeSourceArray":
+            network._set_spikes(name, np.ones((1, pop["size"]), np.uint8))
+    default_shifts = {name: list(p._vertex.get_ring_buffer_shifts()) for name, p in network.populations.items()
+                      if hasattr(p._vertex, "get_ring_buffer_shifts")}
+    sim.end()
     out = {
         "populations": {label: {"cores": cores[label], "kind": kinds[label],
                                 "chips": sorted([list(xy) for xy in chips[label]])} for label in cores},
@@ -61,9 +77,8 @@ def reference(directory):
         "ring_buffer_shifts": shifts,
         "synaptic_matrix_bytes": synaptic,
         "routing_entries": entries,
+        "default_ring_buffer_shifts": default_shifts,
     }
-    del network
-    sim.end()
     return out
 
 

@@ -76,6 +76,9 @@ def test_mapping_equals_spynnakers_own_mapper(deployed, deployed2, machine, name
     pops = dep.quantization["weights"]["populations"]
     assert {k: [v["excitatory"]["shift"], v["inhibitory"]["shift"]] for k, v in pops.items()} == \
         ref["ring_buffer_shifts"]
+    # what sPyNNaker picks by itself (no max_expected_summed_weight), as the 'spynnaker' shift policy predicts
+    assert {k: [v["excitatory"]["spynnaker_default_shift"], v["inhibitory"]["spynnaker_default_shift"]]
+            for k, v in pops.items()} == ref["default_ring_buffer_shifts"]
     assert {f"{c['x']},{c['y']}": c["routing_entries"] for c in m["per_chip"] if c["routing_entries"]} == \
         ref["routing_entries"]
 
