@@ -426,8 +426,7 @@ def _max_tree(st: State, n: Node, a: Expr, windows: np.ndarray, out_shape: Shape
         new_cands = []
         if n_units:
             d = sp.vstack(diffs).tocsr()
-            r = st.relu_pop(_combo(blocks, widths, d, (n_units,), f"{n.name}.max{level}"), f"{n.name}.max{level}",
-                            n.name)
+            r = st.relu_pop(_combo(blocks, widths, d, (n_units,), n.name), f"{n.name}.max{level}", n.name)
             blocks.append(r)
             widths.append(n_units)
         offset = 0
