@@ -107,7 +107,7 @@ def main() -> None:
     sim.end()
 
     head = (f"python {platform.python_version()}, numpy {np.__version__}, brian2 {brian2.__version__}, "
-            f"PyNN {sim.__name__.split('.')[0]} {__import__('pyNN').__version__}; {neurons} neurons, "
+            f"PyNN {__import__('pyNN').__version__}; {neurons} neurons, "
             f"{synapses} synapses ({connected} connected), {len(dep.netlist.projections)} projections; "
             f"best of {args.repeat}")
     print(head)
