@@ -6,6 +6,7 @@
     out_dir/pynn/data.npz           per projection pre, post, weight [nA], delay [ms], units; per population i_offset
     out_dir/pynn/params.json        populations (cell type, parameters), projections, inputs, outputs, notes
     out_dir/pynn/quantization.json  16-bit weights per population/receptor/projection, delays, s16.15 rounding
+    out_dir/pynn/quantization.npz   every zeroed / saturated synapse: <projection>/zeroed rows (pre, post, units, nA)
     out_dir/pynn/mapping.json       cores, chips, boards, SDRAM, routing entries, delay-extension cores
 """
 
@@ -30,7 +31,7 @@ from .weights import encode_weights, plan_delays
 PARAMS_FORMAT = "neurodeploy-pynn"
 PARAMS_VERSION = 1
 TEMPLATE = Path(__file__).with_name("model_template.py")
-FILES = ("model.py", "data.npz", "params.json", "quantization.json", "mapping.json")
+FILES = ("model.py", "data.npz", "params.json", "quantization.json", "quantization.npz", "mapping.json")
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _default(value: Any) -> Any:
 
 
 def write_deployment(dep: Deployment, directory: str | Path, title: str = "") -> list[str]:
-    """Write the five files into ``directory`` (created); returns their paths relative to its parent."""
+    """Write the deployment files into ``directory`` (created); returns their paths relative to its parent."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     script = TEMPLATE.read_text()
@@ -156,6 +157,8 @@ def write_deployment(dep: Deployment, directory: str | Path, title: str = "") ->
         np.savez(fh, **data_arrays(dep))
     (directory / "params.json").write_text(_dump(params_json(dep), sort_keys=False))  # keeps creation order
     (directory / "quantization.json").write_text(_dump(dep.quantization))
+    with open(directory / "quantization.npz", "wb") as fh:
+        np.savez(fh, **dep.netlist.report_arrays)
     (directory / "mapping.json").write_text(_dump(dep.mapping))
     return [f"{directory.name}/{f}" for f in FILES]
 

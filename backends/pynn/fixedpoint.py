@@ -8,7 +8,7 @@ at each stored value; the figures are the board's deviation from the exact conve
 * ``membrane_decay_error``: relative error of ``1 - exp_TC`` (the gain of every input and of the leak);
 * ``input_gain_error``: relative error of ``(1 - exp_TC) R init``, the factor each weight passes through;
 * ``v_thresh_error_units`` / ``i_offset_max_error_units``: rounding in Loihi integer v units (per step for the bias);
-  below 0.5 the threshold still separates the same integers.
+  below 0.5 the threshold still separates the same integers; ``v_thresh_rel_error`` the same relative to it.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def fixed_point_report(net: Netlist, dt: float = 1.0) -> dict[str, Any]:
             ideal *= conv.init
         entry["input_gain_error"] = board_gain / ideal - 1.0
         entry["v_thresh_error_units"] = abs(float(s1615(conv.v_thresh)) - conv.v_thresh) * conv.k_per_mv
+        entry["v_thresh_rel_error"] = (abs(float(s1615(conv.v_thresh)) - conv.v_thresh) / conv.v_thresh
+                                       if conv.v_thresh else 0.0)
         i_off = np.asarray(pop.i_offset, dtype=np.float64)
         entry["i_offset_max_error_units"] = (float(np.max(np.abs(s1615(i_off) - i_off))) * conv.k_per_mv * conv.g
                                              if i_off.size else 0.0)

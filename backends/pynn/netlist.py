@@ -91,6 +91,7 @@ class Netlist:
     projections: list[Projection]
     outputs: dict[str, str]  # Output node -> population it reads
     notes: list[str] = field(default_factory=list)
+    report_arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def incoming(self, post: str) -> list[Projection]:
         return [p for p in self.projections if p.post == post]

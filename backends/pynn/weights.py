@@ -138,7 +138,9 @@ def encode_weights(net: Netlist, spec: SpiNNakerSpec, shift: Any = "worst_case")
     """Convert every projection's units to nA, choose shifts, round to the 16-bit grid, drop zeroed synapses.
 
     Sets ``projection.weight_exact`` (float nA) and ``projection.weight`` (rounded, signed) and keeps only the
-    synapses whose rounded weight is non-zero. Returns the weight section of the quantization report.
+    synapses whose rounded weight is non-zero. Returns the weight section of the quantization report (the first
+    100 zeroed / saturated synapses of each projection); every one of them, as rows (pre, post, Loihi units, nA), is
+    in ``net.report_arrays["<projection>/zeroed"]`` / ``[".../saturated"]`` (written to quantization.npz).
     """
     for p in net.projections:
         conv = net.populations[p.post].conversion
@@ -186,6 +188,10 @@ def encode_weights(net: Netlist, spec: SpiNNakerSpec, shift: Any = "worst_case")
                                        zip(p.pre_idx[saturated][:MAX_LISTED], p.post_idx[saturated][:MAX_LISTED],
                                            p.units[saturated][:MAX_LISTED])],
                 }
+                net.report_arrays[f"{p.label}/zeroed"] = np.column_stack(
+                    [p.pre_idx[zeroed], p.post_idx[zeroed], p.units[zeroed], p.weight_exact[zeroed]])
+                net.report_arrays[f"{p.label}/saturated"] = np.column_stack(
+                    [p.pre_idx[saturated], p.post_idx[saturated], p.units[saturated], p.weight_exact[saturated]])
                 if saturated.any():
                     raise QuantizationError(
                         f"projection {p.label}: {int(saturated.sum())} weights exceed sPyNNaker's 16-bit word at "

@@ -1,7 +1,7 @@
 """Map emitted PyNN scripts with sPyNNaker's own mapper on a virtual SpiNN-5 board; record what it decided.
 
 Not a test (sPyNNaker is not a dependency): run it by hand in an environment with sPyNNaker 1!7.4.1 installed to
-refresh ``tests/pynn/data/spynnaker_reference.json``, which tests/pynn/test_mapping.py compares against::
+refresh ``tests/pynn/data/spynnaker_reference.json``, which tests/pynn/test_pynn_mapping.py compares against::
 
     .venv/bin/python tests/pynn/pynn_networks.py /tmp/nets            # emit the hand-checked networks
     HOME=/tmp/vbhome SPY/bin/python tests/pynn/spynnaker_reference.py /tmp/nets tests/pynn/data/spynnaker_reference.json

@@ -27,7 +27,7 @@ def emitted(tmp_path_factory):
 def test_files_written_and_returned(emitted):
     out, files = emitted
     assert files == ["pynn/model.py", "pynn/data.npz", "pynn/params.json", "pynn/quantization.json",
-                     "pynn/mapping.json"]
+                     "pynn/quantization.npz", "pynn/mapping.json"]
     assert all((out / f).is_file() for f in files)
 
 

@@ -72,6 +72,9 @@ def test_worst_case_shift_rounding_and_zeroed_weights_are_reported():
     assert exc["neurons_that_can_saturate"] == 0 and exc["max_overload"] <= 1.0
     small_rep = rep["projections"]["small.exc"]
     assert small_rep["zeroed"] == 1 and small_rep["zeroed_list"] == [[0, 0, 1.0]]
+    rows = net.report_arrays["small.exc/zeroed"]  # every zeroed synapse: pre, post, Loihi units, nA
+    np.testing.assert_allclose(rows, [[0, 0, 1.0, per_unit]])
+    assert net.report_arrays["big.exc/saturated"].shape == (0, 4)
     assert rep["zeroed"] == 1 and rep["synapses"] == 5
     # the zeroed synapse is left out of the script; the others sit exactly on the 16-bit grid
     kept = {p.label: p for p in net.projections}
