@@ -177,7 +177,9 @@ class Network:
         if "v" in fields:
             signal = segment.filter(name="v")[0]
             values = np.asarray(signal.magnitude, dtype=np.float64)
-            channels = np.asarray(signal.array_annotations.get("channel_index", np.arange(values.shape[1])))
+            notes = signal.array_annotations  # pyNN: channel_index; sPyNNaker: channel_names (neuron indices)
+            channels = np.asarray(notes.get("channel_index", notes.get("channel_names", np.arange(values.shape[1]))),
+                                  dtype=np.int64)
             v = np.full((steps, pop["size"]), np.nan)
             rows = values[1:steps + 1]  # sample k is the state after step k - 1
             v[:rows.shape[0], channels] = rows * pop["k_per_mv"]
