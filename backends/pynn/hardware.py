@@ -94,9 +94,10 @@ def n_bits(n_values: int) -> int:
 
 
 def _profile_path(name_or_path: str | Path) -> Path:
-    from neurodeploy.profiles import _resolve
+    """The profile's file, validated by :func:`neurodeploy.profiles.load_profile` (the generic schema)."""
+    from neurodeploy.profiles import load_profile
 
-    return _resolve(name_or_path)
+    return Path(load_profile(name_or_path).path)
 
 
 def load_spec(name_or_path: str | Path = "spinnaker1") -> SpiNNakerSpec:

@@ -33,8 +33,8 @@ import numpy as np
 
 from neurodeploy.errors import CapacityError, InputError
 
-from .hardware import SOURCE_TYPE, SpiNNakerSpec
-from .netlist import Netlist, Projection
+from .hardware import SpiNNakerSpec
+from .netlist import Netlist
 
 BYTES_PER_WORD = 4
 LINK_OFFSETS = ((1, 0), (1, 1), (0, 1), (-1, 0), (-1, -1), (0, -1))  # SpiNNaker link ids 0..5
@@ -499,14 +499,16 @@ def mapping_report(net: Netlist, spec: SpiNNakerSpec, delay_plan: dict[str, Any]
             "scamp_monitor": all_chips * spec.scamp_cores_per_chip if all_chips else 0,
             "extra_monitor": all_chips * spec.extra_monitor_cores_per_chip if all_chips else 0,
             "packet_gatherer": boards * spec.packet_gatherer_cores_per_board,
+            "scamp_monitor_on_allocated_boards": boards * spec.chips_per_board * spec.scamp_cores_per_chip,
+            "extra_monitor_on_allocated_boards": boards * spec.chips_per_board * spec.extra_monitor_cores_per_chip,
             "note": "sPyNNaker runs SCAMP and an extra monitor on every chip of the allocated boards "
-                    f"({spec.chips_per_board} per board) and a packet gatherer per board; counted here for the "
-                    "chips the network uses"},
+                    f"({spec.chips_per_board} per board) and a packet gatherer per board; scamp_monitor and "
+                    "extra_monitor count the chips the network uses, *_on_allocated_boards every chip"},
         "max_routing_entries": max((c["routing_entries"] for c in chips), default=0),
         "routing_limit": spec.router_entries_per_chip,
         "sdram_bytes": int(sum(c.sdram_bytes for c in all_cores)),
         "populations": populations,
-        "per_core": [{k: v for k, v in asdict(c).items()} | {"sdram_bytes": c.sdram_bytes} for c in all_cores],
+        "per_core": [asdict(c) | {"sdram_bytes": c.sdram_bytes} for c in all_cores],
         "per_chip": chips,
         "delays": delay_plan,
         "excluded": ["recording buffers (depend on the run length and what is recorded)",
@@ -515,9 +517,3 @@ def mapping_report(net: Netlist, spec: SpiNNakerSpec, delay_plan: dict[str, Any]
                      "routing-table compression (sPyNNaker compresses on chip before loading)"],
     }
 
-
-def source_type() -> str:
-    return SOURCE_TYPE
-
-
-__all__ = ["Core", "mapping_report", "place", "synaptic_matrix_bytes", "atoms_per_core", "Projection"]
