@@ -433,6 +433,10 @@ def test_bad_options_and_calibration():
         with pytest.raises(ConversionError, match=msg):
             from_onnx(model, **kw)
     assert from_onnx(model, timesteps=16).meta["timesteps"] == 16
+    ids = _model([helper.make_node("Relu", ["x"], ["y"], name="r")], {"x": (3,)}, ["y"])
+    ids.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
+    with pytest.raises(ConversionError, match="not a floating-point tensor"):
+        from_onnx(ids, verify=False)
 
 
 def test_opset_and_dynamic_shapes():
@@ -511,7 +515,7 @@ def test_bundled_example_within_one_point_of_the_ann():
         x = data["test"].reshape(-1, *shape)
         ref = ReferenceEvaluator(str(path))
         ann = np.concatenate([ref.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))]).argmax(1)
-        g = from_onnx(path, calibration=data["calibration"].reshape(-1, *shape), timesteps=32)
+        g = from_onnx(path, calibration=data["calibration"], timesteps=32)  # flat [B, 64] is reshaped
         spikes = rate_encode(x, 32, g.meta["input_scale"]["image"])
         pad = np.zeros((len(x), g.meta["latency_steps"]) + shape, np.uint8)
         v = simulate(g, np.concatenate([spikes, pad], axis=1)).outputs["scores"][:, -1]
