@@ -9,7 +9,8 @@ for image classification", Front. Neurosci. 2017).
 a constant input ``z`` per step fires ``N(T) = floor(T z)`` or ``floor(T z) - 1`` times in ``T`` steps (v stays in
 ``(-inf, 1]`` after each reset, starting at 0), so its rate ``N/T`` tends to ``clip(z, 0, 1)`` with an error below
 ``1/T``: the ReLU, saturating at 1. Reset to zero (Lava's LIF, which lacks reset by subtraction) loses the
-remainder ``v - vth`` at every spike, so rates fall below ``z`` (``1 / ceil(1/z)`` for constant ``z``).
+remainder ``v - vth`` at every spike, so rates fall below ``z`` (``1 / (floor(1/z) + 1)`` for constant ``z``, with
+the strict ``v > 1``).
 
 **Threshold balancing** (data-based normalisation, robust to outliers). For every ReLU population ``P``
 ``lambda_P`` is the ``percentile``-th percentile of its positive ANN activations over the calibration data (the
@@ -480,7 +481,7 @@ def from_onnx(model: Any, calibration: Any = None, timesteps: int | None = None,
                            for out, src in reads.items() if src in st.pops}
     if reset == "zero":
         st.notes.add("*", "reset to zero: each spike discards v - vth, so rates fall below the activations "
-                          "(1 / ceil(1 / z) for a constant input z); reset='subtract' is the accurate rate code")
+                          "(1 / (floor(1 / z) + 1) for a constant input z); reset='subtract' is the accurate rate code")
     graph = finish(em.nodes, em.edges, meta, st.notes, source="ONNX model")
     if timesteps is not None and timesteps <= graph.meta["latency_steps"]:
         raise ConversionError(f"timesteps = {timesteps} does not exceed the network's latency of "

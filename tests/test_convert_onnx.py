@@ -385,6 +385,24 @@ def test_zero_reset_rates_fall_below_activations():
     assert err["zero"].mean() < -0.02 and np.all(err["zero"] < 0.01)
 
 
+def test_constant_drive_counts_match_the_documented_closed_forms():
+    """Constant drive z (a bias, no input weights): subtract fires floor(T z) or one less, zero fires
+    floor(T / (floor(1/z) + 1)) times (k = floor(1/z) + 1 steps per spike with the strict v > 1)."""
+    b = np.array([0.1, 0.25, 0.3, 0.5, 0.7, 1.0])
+    model = _model([helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1),
+                    helper.make_node("Relu", ["h"], ["y"], name="relu")], {"x": (1,)}, ["y"],
+                   {"w": np.zeros((6, 1)), "b": b})
+    steps = 50
+    z = b.astype(np.float32).astype(float) / b.max()
+    for reset in ("subtract", "zero"):
+        g = _convert(model, np.ones((4, 1), np.float32), percentile=100.0, reset=reset)
+        count = simulate(g, np.zeros((1, steps, 1))).outputs["y"][0].sum(axis=0)
+        if reset == "subtract":
+            assert np.all((count == np.floor(steps * z + 1e-9)) | (count == np.floor(steps * z + 1e-9) - 1))
+        else:
+            assert np.array_equal(count, np.floor(steps / (np.floor(1 / z + 1e-9) + 1)))
+
+
 def test_rate_encode():
     x = np.array([[0.0, 0.25, 0.5, 1.0, 2.0]])
     s = rate_encode(x, 8)
