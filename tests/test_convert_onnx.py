@@ -523,6 +523,18 @@ def test_cli_compiles_an_onnx_model(capsys, tmp_path):
     assert code == 2 and "does not exist" in text and "Traceback" not in text
 
 
+def test_calibrated_graph_saved_as_ndg_compiles_from_the_cli(capsys, tmp_path):
+    from neurodeploy.ir import load_graph, save_graph
+
+    data = np.load(EXAMPLE / "digits_data.npz")
+    g = from_onnx(EXAMPLE / "digits_mlp.onnx", calibration=data["calibration"], reset="zero")
+    save_graph(g, tmp_path / "mlp.ndg")
+    back = load_graph(tmp_path / "mlp.ndg")
+    assert back.meta["thresholds"] == g.meta["thresholds"] and back.meta["normalisation"] == "data"
+    code, text = _cli(capsys, "compile", str(tmp_path / "mlp.ndg"), "--target", "null", "--out", str(tmp_path / "a"))
+    assert code == 0, text
+
+
 # --------------------------------------------------------------------------------------- bundled example
 def test_bundled_example_within_one_point_of_the_ann():
     """The committed digits models convert within 1 percentage point of the ANN at T = 32 (float IR)."""
