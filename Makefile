@@ -25,7 +25,7 @@ demo: .venv/.installed
 
 test: envs
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest -q tests --ignore=tests/lava
+	NEURODEPLOY_REQUIRE_LAVA=1 .venv/bin/python -m pytest -q tests --ignore=tests/lava
 	NEURODEPLOY_REQUIRE_LAVA=1 .venv-lava/bin/python -m pytest -q tests/lava
 
 bench: envs

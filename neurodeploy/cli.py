@@ -99,7 +99,9 @@ def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dum
 @click.option("--record", default="", help="comma list among spikes,u,v (every neuron node)")
 @click.option("--backend", default="emulator", show_default=True, help="emulator | lava | pynn")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
-def run_cmd(artifact_dir, input_path, output_path, record, backend, progress) -> None:
+@click.option("--lava-python", type=click.Path(dir_okay=False), help="Python with lava-nc for --backend lava "
+              "(default $NEURODEPLOY_LAVA_PYTHON, else .venv-lava/bin/python)")
+def run_cmd(artifact_dir, input_path, output_path, record, backend, progress, lava_python) -> None:
     """Run a compiled model on a stimulus and write the output spikes (and recordings)."""
     from neurodeploy.artifact import load_artifact
     from neurodeploy.registry import get_backend
@@ -107,7 +109,9 @@ def run_cmd(artifact_dir, input_path, output_path, record, backend, progress) ->
     artifact = load_artifact(artifact_dir)
     fields = tuple(f.strip() for f in record.split(",") if f.strip())
     spikes = _stimulus(load_npz(input_path, "input"), artifact.manifest["inputs"], input_path)
-    arrays, _ = get_backend(backend).run(artifact, spikes, record=fields, progress=progress and sys.stderr.isatty())
+    options = {"lava_python": lava_python} if lava_python else {}
+    arrays, _ = get_backend(backend).run(artifact, spikes, record=fields, progress=progress and sys.stderr.isatty(),
+                                         **options)
     save_npz(output_path, arrays)
     click.echo(f"wrote {len(arrays)} arrays to {output_path}")
 
@@ -131,7 +135,8 @@ def inspect_cmd(artifact_dir, as_json) -> None:
 @click.option("--backend", default="emulator", show_default=True, help="backend to compare with the emulator")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), help="also write the JSON report here")
-def profile_cmd(artifact_dir, input_path, backend, as_json, output_path) -> None:
+@click.option("--lava-python", type=click.Path(dir_okay=False), help="Python with lava-nc for --backend lava")
+def profile_cmd(artifact_dir, input_path, backend, as_json, output_path, lava_python) -> None:
     """Run the same stimuli on BACKEND and on the emulator: equality, spike counts, synaptic ops, time per step."""
     from neurodeploy.artifact import dump_json, load_artifact
     from neurodeploy.fileio import write_bytes_atomic
@@ -139,7 +144,7 @@ def profile_cmd(artifact_dir, input_path, backend, as_json, output_path) -> None
 
     artifact = load_artifact(artifact_dir)
     spikes = _stimulus(load_npz(input_path, "input"), artifact.manifest["inputs"], input_path)
-    report = profile(artifact, spikes, backend)
+    report = profile(artifact, spikes, backend, **({"lava_python": lava_python} if lava_python else {}))
     if output_path:
         write_bytes_atomic(output_path, dump_json(report).encode())
     click.echo(dump_json(report) if as_json else render_profile(report))

@@ -46,14 +46,18 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
                   dump_dir: str | Path | None = None) -> Artifact:
     """Run the compile passes for ``target`` on a float (or already quantized) graph; return the artifact."""
     from neurodeploy.passes.limits import check_limits
+    from neurodeploy.passes.partition import partition
     from neurodeploy.passes.quantize import QuantizePass
     from neurodeploy.profiles import load_profile
 
     spec = get_target(target)
     profile = load_profile(spec.profile)
     quantize_pass = QuantizePass(profile, calibration)
-    manager = PassManager([("fold", fold_linear), ("quantize", quantize_pass),
-                           ("check_limits", lambda g: check_limits(g, profile))], dump_dir=dump_dir)
+    passes = [("fold", fold_linear), ("quantize", quantize_pass), ("check_limits", lambda g: check_limits(g, profile))]
+    if spec.neurocores and profile.limits is not None:
+        limits = profile.limits.core_limits()
+        passes.append(("partition", lambda g: partition(g, limits)))
+    manager = PassManager(passes, dump_dir=dump_dir)
     compiled = manager.run(graph)
     manifest = base_manifest(compiled, target, spec.profile)
     manifest["latency_steps"] = latency_steps(compiled)
@@ -61,6 +65,8 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
                           for r in manager.records]
     manifest["backend"] = spec.backend
     manifest["source"] = dict(graph.meta)
+    if "mapping" in compiled.meta:
+        manifest["mapping"] = compiled.meta["mapping"]
     return Artifact(compiled, manifest, quantize_pass.report)
 
 

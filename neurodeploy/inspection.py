@@ -40,7 +40,7 @@ def describe(artifact: Artifact) -> dict[str, Any]:
     return {"target": artifact.manifest.get("target"), "profile": artifact.manifest.get("profile"),
             "inputs": artifact.manifest.get("inputs"), "outputs": artifact.manifest.get("outputs"),
             "latency_steps": artifact.manifest.get("latency_steps"), "nodes": nodes,
-            "quantization": artifact.quantization}
+            "quantization": artifact.quantization, "mapping": artifact.manifest.get("mapping")}
 
 
 def render_text(info: dict[str, Any]) -> str:
@@ -60,4 +60,15 @@ def render_text(info: dict[str, Any]) -> str:
         if node.get("quant"):
             scalars = {k: v for k, v in node["params"].items() if not isinstance(v, dict | list) or k == "bias"}
             lines.append(f"  {node['name']}: {scalars}")
+    mapping = info.get("mapping")
+    if mapping:
+        lines += ["", f"neurocore mapping: {mapping['cores']} cores on {mapping['chips']} chip(s) "
+                      f"(limits per core: {mapping['limits']})",
+                  f"{'core':>5} {'node':<24} {'neurons':>15} {'fan-in':>7} {'fan-out':>8} {'synapses':>9} "
+                  f"{'util n/in/out/mem %':>22}"]
+        for c in mapping["per_core"]:
+            u = c["utilisation"]
+            util = "/".join(f"{100 * u[k]:.0f}" for k in ("neurons", "fan_in", "fan_out", "synaptic_memory"))
+            lines.append(f"{c['core']:>5} {c['node']:<24} {c['start']:>7}..{c['stop'] - 1:<7} {c['fan_in']:>7} "
+                         f"{c['fan_out']:>8} {c['synapses']:>9} {util:>22}")
     return "\n".join(lines)

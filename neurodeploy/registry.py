@@ -22,13 +22,16 @@ class Target:
     profile: str
     backend: str
     description: str
+    neurocores: bool = False  # partition populations onto neurocores (Loihi-style fit report) at compile time
 
 
 TARGETS: dict[str, Target] = {
     "emulator": Target("emulator", "emulator", "emulator", "bit-accurate Loihi 2 arithmetic, no capacity limits"),
-    "loihi2": Target("loihi2", "loihi2", "lava", "Intel Loihi 2 through Lava (lava-nc 0.10.0, fixed_pt)"),
+    "loihi2": Target("loihi2", "loihi2", "lava", "Intel Loihi 2 through Lava (lava-nc 0.10.0, fixed_pt)",
+                     neurocores=True),
     "spinnaker": Target("spinnaker", "spinnaker1", "pynn", "SpiNNaker 1 through a PyNN script (sPyNNaker)"),
-    "null": Target("null", "loihi2", "null", "compile and check for Loihi 2 only; emits no backend files"),
+    "null": Target("null", "loihi2", "null", "compile and check for Loihi 2 only; emits no backend files",
+                   neurocores=True),
 }
 
 BACKENDS: dict[str, str] = {

@@ -110,7 +110,8 @@ class _Synapse(Op):
 
     Quantized maths (Lava ``PyDenseModelBitAcc``), applied once to the stored mantissas: clip by ``sign_mode``
     (excitatory [0, 255], inhibitory [-255, 0], mixed [-256, 255]), then truncate
-    ``W = (W >> k) << k`` with ``k = 8 - num_weight_bits + (1 if mixed)``. Each step:
+    ``W = (W >> k) << k`` with ``k = 8 - num_weight_bits + (1 if mixed)`` (inhibitory weights truncate their
+    magnitude: ``W = -((-W >> k) << k)``). Each step:
     ``acc = W @ s`` (s binary, or graded when ``num_message_bits > 0``), then ``a = acc << weight_exp`` for
     ``weight_exp >= 0`` else ``acc >> -weight_exp`` (floor), applied to the sum (per delay bucket), not per synapse.
     Float maths: ``a = W @ s``.
