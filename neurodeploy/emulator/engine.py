@@ -15,6 +15,11 @@ what a Lava ``Monitor`` probing ``u``/``v``/``s_out`` reports. The batch axis is
 Integer mode runs quantized graphs (every synapse and neuron carries ``quant``); float mode runs float graphs
 (Lava ``PyLifModelFloat`` maths; IF is CubaLIF with du = 1, dv = 0; LI never spikes and its output is v).
 Graphs that still hold linear ops are folded first (:func:`neurodeploy.passes.fold.fold_linear`).
+
+Two engines compute the same integers: ``numpy`` (this module, vectorised over the batch) and ``numba``
+(:mod:`neurodeploy.emulator.kernel`, integer mode only, all steps in one compiled function). ``engine="auto"`` picks
+numba for integer runs when numba is importable and the graph has no graded synapse, else numpy, and records why in
+:attr:`SimResult.engine_note`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from neurodeploy.ir.ops import IF, LI, CubaLIF, Dense, Input, Output, Sparse, _S
 from neurodeploy.passes.fold import fold_linear
 
 RECORDABLE = ("spikes", "u", "v")
+ENGINES = ("auto", "numpy", "numba")
 #: Below this fraction of active inputs a synapse gathers only the active columns (event-driven path).
 EVENT_FRACTION = 0.05
 #: Integers of magnitude below 2**24 are exact in float32 (24-bit significand), and so are their partial sums.
@@ -48,6 +54,8 @@ class SimResult:
 
     ``spike_counts[node]`` is the total number of spikes of a neuron node; ``synaptic_ops[synapse]`` the number of
     synaptic events (a spike crossing one synapse) the synapse processed, summed over batch and steps.
+    ``engine`` is the engine that ran (``numpy`` or ``numba``); ``engine_note`` says why ``engine="auto"`` chose numpy
+    (empty otherwise).
     """
 
     outputs: dict[str, np.ndarray]
@@ -57,6 +65,8 @@ class SimResult:
     steps: int = 0
     batch: int = 0
     arithmetic: str = "int"
+    engine: str = "numpy"
+    engine_note: str = ""
 
 
 def _row_abs_sum_max(m: sp.csr_matrix) -> float:
@@ -219,12 +229,34 @@ class Program:
             arrays[name] = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
         return arrays
 
+    def pick_engine(self, engine: str = "auto") -> tuple[str, str]:
+        """The engine a run with ``engine`` uses, and why ``auto`` fell back to numpy (``""`` otherwise).
+
+        ``numba`` asked for where it cannot run (float mode, graded synapses, numba not importable) is an error.
+        """
+        if engine not in ENGINES:
+            raise InputError(f"engine must be one of {ENGINES}, not {engine!r}")
+        if engine == "numpy":
+            return "numpy", ""
+        from neurodeploy.emulator import kernel
+
+        problem = kernel.unsupported(self) or kernel.numba_problem()
+        if problem is None:
+            return "numba", ""
+        if engine == "numba":
+            raise UnsupportedOpError(f"engine='numba' cannot run this program: {problem}",
+                                     fix="use engine='numpy' or 'auto'" + (" (or install numba)" if "numba is not"
+                                                                           in problem else ""))
+        return "numpy", problem
+
     def run(self, spikes, record: Iterable[str] = (), nodes: Iterable[str] | None = None,
-            progress: bool = False) -> SimResult:
+            progress: bool = False, engine: str = "auto") -> SimResult:
         """Run on ``spikes`` (``[B, T, *input_shape]`` or a dict per input) and return a :class:`SimResult`.
 
         ``record`` picks fields among ``spikes``, ``u``, ``v``; ``nodes`` restricts recording to those neurons.
+        ``engine``: ``numpy``, ``numba`` or ``auto`` (see :meth:`pick_engine`); both give identical results.
         """
+        chosen, note = self.pick_engine(engine)
         record = tuple(record)
         bad = [f for f in record if f not in RECORDABLE]
         if bad:
@@ -236,12 +268,6 @@ class Program:
             if n not in self.neurons:
                 raise InputError(f"'{n}' is not a neuron node", fix=f"choose among {sorted(self.neurons)}")
         state_dtype = np.int32 if self.integer else np.float64  # Lava stores u and v in int32
-        u = {n: np.zeros((batch, p.size), state_dtype) for n, p in self.neurons.items()}
-        v = {n: np.zeros((batch, p.size), state_dtype) for n, p in self.neurons.items()}
-        line_dtype = np.int64 if self.integer else np.float64
-        # delay lines as rings [slot, B, n_out]: slot (head + d) % len is delivered d steps after the next one
-        rings = {n: np.zeros((s.max_delay + 1, batch, s.n_out), line_dtype) for n, s in self.synapses.items()}
-        heads = {n: 0 for n in self.synapses}
         rec_dtype = {"spikes": np.uint8, "u": state_dtype, "v": state_dtype}
         wanted = {(n, f) for n in rec_nodes for f in record}
         for src in self.outputs.values():
@@ -251,6 +277,31 @@ class Program:
         neuron_traces = {n: [(f, traces[f"{n}/{f}"]) for f in RECORDABLE if f"{n}/{f}" in traces]
                          for n in self.neurons}
         counts = {n: np.zeros(p.size, np.int64) for n, p in self.neurons.items()}
+        if chosen == "numba":
+            from neurodeploy.emulator import kernel
+
+            kernel.run(self, inputs, traces, counts, progress)
+        else:
+            self._run_numpy(inputs, neuron_traces, counts, batch, steps, progress)
+        spike_counts = {n: int(c.sum()) for n, c in counts.items()}
+        syn_ops = {}
+        for name, syn in self.synapses.items():
+            src = self.syn_source[name]
+            per_neuron = (inputs[src] != 0).sum(axis=(0, 1)) if src in inputs else counts[src]
+            syn_ops[name] = int(per_neuron @ syn.fanout)
+        result = self._result(traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs)
+        result.engine, result.engine_note = chosen, note
+        return result
+
+    def _run_numpy(self, inputs, neuron_traces, counts, batch, steps, progress) -> None:
+        """The numpy engine: steps 1-4 of the module docstring, vectorised over the batch; fills traces, counts."""
+        state_dtype = np.int32 if self.integer else np.float64  # Lava stores u and v in int32
+        u = {n: np.zeros((batch, p.size), state_dtype) for n, p in self.neurons.items()}
+        v = {n: np.zeros((batch, p.size), state_dtype) for n, p in self.neurons.items()}
+        line_dtype = np.int64 if self.integer else np.float64
+        # delay lines as rings [slot, B, n_out]: slot (head + d) % len is delivered d steps after the next one
+        rings = {n: np.zeros((s.max_delay + 1, batch, s.n_out), line_dtype) for n, s in self.synapses.items()}
+        heads = {n: 0 for n in self.synapses}
         steps_iter = range(steps)
         if progress:
             from tqdm import tqdm
@@ -287,13 +338,6 @@ class Program:
                         slot += acc << syn.weight_exp if syn.weight_exp >= 0 else acc >> -syn.weight_exp
                     else:
                         slot += acc
-        spike_counts = {n: int(c.sum()) for n, c in counts.items()}
-        syn_ops = {}
-        for name, syn in self.synapses.items():
-            src = self.syn_source[name]
-            per_neuron = (inputs[src] != 0).sum(axis=(0, 1)) if src in inputs else counts[src]
-            syn_ops[name] = int(per_neuron @ syn.fanout)
-        return self._result(traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs)
 
     def _result(self, traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs) -> SimResult:
         outputs = {}
@@ -328,6 +372,6 @@ def _is_folded(graph: Graph) -> bool:
 
 
 def simulate(graph: Graph, spikes, record: Iterable[str] = (), arithmetic: str = "auto",
-             nodes: Iterable[str] | None = None, progress: bool = False) -> SimResult:
+             nodes: Iterable[str] | None = None, progress: bool = False, engine: str = "auto") -> SimResult:
     """Prepare ``graph`` and run it once. See :class:`Program` and the module docstring for the semantics."""
-    return Program(graph, arithmetic).run(spikes, record=record, nodes=nodes, progress=progress)
+    return Program(graph, arithmetic).run(spikes, record=record, nodes=nodes, progress=progress, engine=engine)

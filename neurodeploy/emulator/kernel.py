@@ -1,0 +1,391 @@
+"""Compiled integer engine: a prepared :class:`~neurodeploy.emulator.engine.Program` lowered to flat integer arrays
+and run for all T steps in one numba function (``engine="numba"``).
+
+It computes exactly what the numpy engine computes (same step order, same Lava 0.10.0 ``PyLifModelBitAcc``
+integers, same int32 wrap-around); only the execution differs:
+
+* **Lowering** (once per Program). Sources are the Input nodes followed by the neuron populations, laid end to end in
+  one spike vector. Every neuron population becomes per-neuron parameters: ``fu = 4096 - (du + 1)``,
+  ``fv = 4096 - dv``, the effective bias ``bias_mant << bias_exp`` (int32), the threshold ``wrap32(vth << 6)`` and the
+  reset kind. Every synapse becomes, per delay bucket ``d``, a CSC matrix of the Lava-effective weights (clipped and
+  truncated, :func:`~neurodeploy.emulator.arithmetic.effective_weights`, taken from the numpy engine's prepared
+  buckets, int16 since they lie in [-256, 255]); a bucket denser than ``DENSE_DENSITY`` is stored as full columns
+  (column-major, zeros kept) so that adding a column is one contiguous loop. Its delay line is a ring of
+  ``max_delay + 1`` slots of ``n_out`` int64.
+* **Step** ``k`` (0-based), per sample ``b`` (samples never interact, so the batch is the outer loop):
+
+  1. ``a_in = sum over incoming synapses of ring[k mod L]`` (int64);
+  2. per neuron, with ``wrap32(x) = ((x + 2**31) mod 2**32) - 2**31`` and ``tz(p) = sign(p) (|p| >> 12)``::
+
+         u' = wrap32(wrap32(tz(u fu)) + wrap32(wrap32(a_in) << 6))
+         u' = u' - 2**24 if u' > 2**23;  u' + 2**24 if u' <= -2**23     (Lava's single conditional wrap)
+         v' = clip(wrap32(wrap32(wrap32(tz(v fv)) + u') + bias), -(2**23 - 1), 2**23 - 1)
+         s  = v' > wrap32(vth << 6);  v' = 0 (reset "zero") or wrap32(v' - wrap32(vth << 6)) (reset "subtract")
+
+  3. the sources emit: Input column ``k`` of the stimulus, the neurons' ``s`` of step 2;
+  4. per synapse: ``ring[k mod L] = 0``; then per delay bucket ``d``, event-driven: for each active presynaptic
+     index ``j`` add column ``j`` of ``W_d`` into ``acc`` (int64), and
+     ``ring[(k + 1 + d) mod L] += acc << weight_exp`` (``acc >> -weight_exp``, a floor shift of the bucket's *summed*
+     int64, for a negative exponent). With ``weight_exp = 0`` the column is added straight into the ring slot.
+
+The numpy engine's ``acc`` is a float sum that it proves exact and casts to int64, so both engines hold the same
+integers. Not lowered (they stay on the numpy engine; ``engine="auto"`` says so in ``SimResult.engine_note``): float
+arithmetic and graded synapses (``num_message_bits > 0``).
+
+numba is imported on first use only; the kernel is compiled with ``cache=True``, so the compile (a few seconds) is paid
+once per machine and later processes load it from the on-disk cache.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from neurodeploy.emulator.engine import Program
+
+#: Steps per kernel call when a progress bar is shown (the state carries over between calls).
+PROGRESS_CHUNK = 64
+
+_NUMBA: dict = {}
+
+
+def numba_problem() -> str | None:
+    """``None`` when numba is importable, else why not (imports numba on the first call)."""
+    if "problem" not in _NUMBA:
+        try:
+            import numba  # noqa: F401
+        except ImportError as err:  # pragma: no cover - numba is a core dependency
+            _NUMBA["problem"] = f"numba is not importable ({err})"
+        else:
+            _NUMBA["problem"] = None
+    return _NUMBA["problem"]
+
+
+def unsupported(program: Program) -> str | None:
+    """``None`` when ``program`` can run on the compiled kernel, else why it cannot."""
+    if not program.integer:
+        return "float arithmetic runs on the numpy engine only"
+    graded = [n for n, s in program.synapses.items() if s.graded]
+    if graded:
+        return f"graded synapses (num_message_bits > 0) run on the numpy engine only: {graded}"
+    return None
+
+
+def compiled_kernel():
+    """The numba dispatcher of :func:`_kernel` (created on first use, ``cache=True``)."""
+    if "kernel" not in _NUMBA:
+        import numba
+
+        _NUMBA["kernel"] = numba.njit(cache=True, nogil=True)(_kernel)
+    return _NUMBA["kernel"]
+
+
+@dataclass
+class Lowered:
+    """A Program as flat arrays (see the module docstring). Offsets index the concatenated arrays."""
+
+    n_in: int  # stimulus width: all Input nodes, end to end
+    n_neurons: int
+    input_off: dict  # input name -> offset in the stimulus
+    pop_names: list
+    pop_off: np.ndarray  # per population: first neuron index
+    pop_size: np.ndarray
+    fac_u: np.ndarray  # per neuron, int64
+    fac_v: np.ndarray
+    bias: np.ndarray
+    thr: np.ndarray
+    sub: np.ndarray  # 1: reset by subtraction
+    src_off: np.ndarray  # per source (inputs, then populations): offset in the spike vector
+    src_size: np.ndarray
+    dlv_syn: np.ndarray  # deliveries (synapse -> neuron population input)
+    dlv_dst: np.ndarray
+    syn_src: np.ndarray  # per synapse
+    syn_nout: np.ndarray
+    syn_len: np.ndarray
+    syn_ring: np.ndarray
+    syn_exp: np.ndarray
+    syn_b0: np.ndarray
+    syn_b1: np.ndarray
+    bkt_delay: np.ndarray  # per delay bucket
+    bkt_dense: np.ndarray
+    bkt_cp: np.ndarray
+    colptr: np.ndarray
+    rows: np.ndarray
+    vals: np.ndarray
+    ring_size: int
+
+
+def _i64(values) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(values, dtype=np.int64).reshape(-1))
+
+
+def lower(program: Program) -> Lowered:
+    """Flatten an integer-mode ``program`` (its prepared runners) into a :class:`Lowered`."""
+    from neurodeploy.emulator import arithmetic as ar
+
+    input_off, n_in = {}, 0
+    for name in program.inputs:
+        input_off[name] = n_in
+        n_in += int(math.prod(program.shapes[name]))
+    pop_names = list(program.neurons)
+    sizes = [program.neurons[n].size for n in pop_names]
+    pop_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
+    fac_u, fac_v, bias, thr, sub = [], [], [], [], []
+    for name in pop_names:
+        p = program.neurons[name]
+        fac_u.append(np.full(p.size, ar.DECAY_UNITY - (p.du + 1)))
+        fac_v.append(np.full(p.size, ar.DECAY_UNITY - p.dv))
+        bias.append(np.asarray(p.bias, dtype=np.int64))
+        thr.append(np.full(p.size, int(ar.wrap_int32(np.int64(p.vth) << ar.VTH_SHIFT))))
+        sub.append(np.full(p.size, int(p.reset != "zero")))
+
+    def cat(parts: list) -> np.ndarray:
+        return _i64(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    src_index = {name: i for i, name in enumerate(program.inputs)}
+    src_off = [input_off[name] for name in program.inputs]
+    src_size = [int(math.prod(program.shapes[name])) for name in program.inputs]
+    for i, name in enumerate(pop_names):
+        src_index[name] = len(program.inputs) + i
+        src_off.append(n_in + int(pop_off[i]))
+        src_size.append(sizes[i])
+    syn_names = list(program.synapses)
+    syn_pos = {n: i for i, n in enumerate(syn_names)}
+    dlv_syn, dlv_dst = [], []
+    for i, name in enumerate(pop_names):
+        for syn in program.neuron_inputs[name]:
+            dlv_syn.append(syn_pos[syn])
+            dlv_dst.append(int(pop_off[i]))
+    syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1 = [], [], [], [], [], [], []
+    bkt_delay, bkt_dense, bkt_cp = [], [], []
+    colptr, rows, vals = [], [], []
+    n_cp = n_nz = ring = 0
+    for name in syn_names:
+        s = program.synapses[name]
+        syn_src.append(src_index[program.syn_source[name]])
+        syn_nout.append(s.n_out)
+        syn_len.append(s.max_delay + 1)
+        syn_ring.append(ring)
+        ring += (s.max_delay + 1) * s.n_out
+        syn_exp.append(s.weight_exp)
+        syn_b0.append(len(bkt_delay))
+        for d, m, csc in s.buckets:
+            bkt_delay.append(d)
+            bkt_cp.append(n_cp)
+            if csc is None:  # dense bucket: full columns, column-major, zeros kept
+                w = np.rint(np.asarray(m, dtype=np.float64).T).astype(np.int16)
+                bkt_dense.append(1)
+                ptr = n_nz + np.arange(s.n_in + 1, dtype=np.int64) * s.n_out
+                rows.append(np.zeros(0, np.int32))
+                vals.append(w.reshape(-1))
+            else:
+                c = sp.csc_matrix(csc)
+                bkt_dense.append(0)
+                ptr = n_nz + c.indptr.astype(np.int64)
+                rows.append(c.indices.astype(np.int32))
+                vals.append(np.rint(c.data.astype(np.float64)).astype(np.int16))
+            colptr.append(ptr)
+            n_cp += ptr.size
+            n_nz += vals[-1].size
+        syn_b1.append(len(bkt_delay))
+    # dense buckets store no row indices: pad rows so that rows and vals share offsets
+    rows = [r if r.size == v.size else np.zeros(v.size, np.int32) for r, v in zip(rows, vals)]
+    return Lowered(
+        n_in=n_in, n_neurons=int(sum(sizes)), input_off=input_off, pop_names=pop_names, pop_off=_i64(pop_off),
+        pop_size=_i64(sizes), fac_u=cat(fac_u), fac_v=cat(fac_v), bias=cat(bias), thr=cat(thr), sub=cat(sub),
+        src_off=_i64(src_off), src_size=_i64(src_size), dlv_syn=_i64(dlv_syn), dlv_dst=_i64(dlv_dst),
+        syn_src=_i64(syn_src), syn_nout=_i64(syn_nout), syn_len=_i64(syn_len), syn_ring=_i64(syn_ring),
+        syn_exp=_i64(syn_exp), syn_b0=_i64(syn_b0), syn_b1=_i64(syn_b1), bkt_delay=_i64(bkt_delay),
+        bkt_dense=_i64(bkt_dense), bkt_cp=_i64(bkt_cp), colptr=cat(colptr),
+        rows=np.ascontiguousarray(np.concatenate(rows)) if rows else np.zeros(0, np.int32),
+        vals=np.ascontiguousarray(np.concatenate(vals)) if vals else np.zeros(0, np.int16), ring_size=ring)
+
+
+def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.ndarray],
+        counts: dict[str, np.ndarray], progress: bool = False) -> None:
+    """Run ``program`` on the checked ``inputs`` (``[B, T, n]`` per Input) with the compiled kernel.
+
+    Fills the preallocated ``traces`` (``'<node>/<field>' -> [B, T, size]``) and ``counts`` (spikes per neuron,
+    summed over the batch) in place, as the numpy engine does.
+    """
+    low = getattr(program, "_lowered", None)
+    if low is None:
+        low = program._lowered = lower(program)
+    batch, steps = next(iter(inputs.values())).shape[:2]
+    stim = np.zeros((batch, steps, low.n_in), np.uint8)
+    for name, x in inputs.items():
+        off = low.input_off[name]
+        stim[:, :, off:off + x.shape[2]] = x != 0
+    n_pop = len(low.pop_names)
+    rec_off = np.full((3, n_pop), -1, np.int64)  # rows: u, v, spikes
+    widths = [0, 0, 0]
+    fields = ("u", "v", "spikes")
+    for p, name in enumerate(low.pop_names):
+        for f, fld in enumerate(fields):
+            if f"{name}/{fld}" in traces:
+                rec_off[f, p] = widths[f]
+                widths[f] += int(low.pop_size[p])
+    rec_u = np.zeros((batch, steps, widths[0]), np.int32)
+    rec_v = np.zeros((batch, steps, widths[1]), np.int32)
+    rec_s = np.zeros((batch, steps, widths[2]), np.uint8)
+    u = np.zeros((batch, low.n_neurons), np.int64)
+    v = np.zeros((batch, low.n_neurons), np.int64)
+    rings = np.zeros((batch, low.ring_size), np.int64)
+    spike_counts = np.zeros(low.n_neurons, np.int64)
+    kernel = compiled_kernel()
+    chunks = [(0, steps)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        chunks = [(k, min(k + PROGRESS_CHUNK, steps)) for k in range(0, steps, PROGRESS_CHUNK)]
+        bar = tqdm(total=steps, desc="emulating (numba)", unit="step")
+    for k0, k1 in chunks:
+        kernel(stim, k0, k1, low.src_off, low.src_size, low.pop_off, low.pop_size, low.fac_u, low.fac_v, low.bias,
+               low.thr, low.sub, rec_off, rec_u, rec_v, rec_s, low.dlv_syn, low.dlv_dst, low.syn_src, low.syn_nout,
+               low.syn_len, low.syn_ring, low.syn_exp, low.syn_b0, low.syn_b1, low.bkt_delay, low.bkt_dense,
+               low.bkt_cp, low.colptr, low.rows, low.vals, u, v, rings, spike_counts)
+        if bar is not None:
+            bar.update(k1 - k0)
+    if bar is not None:
+        bar.close()
+    recs = (rec_u, rec_v, rec_s)
+    for p, name in enumerate(low.pop_names):
+        off, size = int(low.pop_off[p]), int(low.pop_size[p])
+        counts[name][:] = spike_counts[off:off + size]
+        for f, fld in enumerate(fields):
+            if rec_off[f, p] >= 0:
+                col = int(rec_off[f, p])
+                traces[f"{name}/{fld}"][...] = recs[f][:, :, col:col + size]
+
+
+def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bias, thr, sub, rec_off, rec_u, rec_v,
+            rec_s, dlv_syn, dlv_dst, syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1, bkt_delay,
+            bkt_dense, bkt_cp, colptr, rows, vals, u, v, rings, counts):  # pragma: no cover - compiled by numba
+    """Steps ``k0 .. k1 - 1`` of every sample (module docstring); updates u, v, rings, counts, rec_* in place."""
+    two31 = 2147483648
+    mask32 = 4294967295
+    max_uv = 8388608
+    n_in = stim.shape[2]
+    n_neurons = u.shape[1]
+    n_src = src_off.shape[0]
+    n_pop = pop_off.shape[0]
+    n_syn = syn_nout.shape[0]
+    spk = np.zeros(n_in + n_neurons, np.uint8)
+    act = np.zeros(n_in + n_neurons, np.int64)
+    a_start = np.zeros(n_src, np.int64)
+    a_end = np.zeros(n_src, np.int64)
+    a_in = np.zeros(n_neurons, np.int64)
+    tmp = np.zeros(max(1, syn_nout.max()) if n_syn else 1, np.int64)
+    for b in range(stim.shape[0]):
+        ub = u[b]
+        vb = v[b]
+        rb = rings[b]
+        for k in range(k0, k1):
+            # 1. deliver: each synapse's slot k mod L into its population's a_in
+            a_in[:] = 0
+            for q in range(dlv_syn.shape[0]):
+                s = dlv_syn[q]
+                n = syn_nout[s]
+                base = syn_ring[s] + (k % syn_len[s]) * n
+                dst = dlv_dst[q]
+                for i in range(n):
+                    a_in[dst + i] += rb[base + i]
+            # 2. neurons: Lava PyLifModelBitAcc in int64 with explicit int32 wraps
+            for p in range(n_pop):
+                o = pop_off[p]
+                ru = rec_off[0, p]
+                rv = rec_off[1, p]
+                rs = rec_off[2, p]
+                for i in range(o, o + pop_size[p]):
+                    x = ub[i] * fac_u[i]
+                    x = (x + ((x >> 63) & 4095)) >> 12
+                    x = ((x + two31) & mask32) - two31
+                    ain = ((a_in[i] + two31) & mask32) - two31
+                    ain = (((ain << 6) + two31) & mask32) - two31
+                    x = ((x + ain + two31) & mask32) - two31
+                    if x > max_uv:
+                        x -= 2 * max_uv
+                    elif x <= -max_uv:
+                        x += 2 * max_uv
+                    y = vb[i] * fac_v[i]
+                    y = (y + ((y >> 63) & 4095)) >> 12
+                    y = ((y + two31) & mask32) - two31
+                    y = ((y + x + two31) & mask32) - two31
+                    y = ((y + bias[i] + two31) & mask32) - two31
+                    if y > max_uv - 1:
+                        y = max_uv - 1
+                    elif y < 1 - max_uv:
+                        y = 1 - max_uv
+                    fired = 0
+                    if y > thr[i]:
+                        fired = 1
+                        if sub[i] == 0:
+                            y = 0
+                        else:
+                            y = ((y - thr[i] + two31) & mask32) - two31
+                    ub[i] = x
+                    vb[i] = y
+                    spk[n_in + i] = fired
+                    counts[i] += fired
+                    if ru >= 0:
+                        rec_u[b, k, ru + i - o] = x
+                    if rv >= 0:
+                        rec_v[b, k, rv + i - o] = y
+                    if rs >= 0:
+                        rec_s[b, k, rs + i - o] = fired
+            # 3. sources: stimulus column k; 4a. active presynaptic indices per source
+            for j in range(n_in):
+                spk[j] = stim[b, k, j]
+            n_act = 0
+            for p in range(n_src):
+                a_start[p] = n_act
+                off = src_off[p]
+                for j in range(src_size[p]):
+                    if spk[off + j] != 0:
+                        act[n_act] = j
+                        n_act += 1
+                a_end[p] = n_act
+            # 4b. synapses: clear the delivered slot, add the active columns per delay bucket
+            for s in range(n_syn):
+                n = syn_nout[s]
+                length = syn_len[s]
+                ring0 = syn_ring[s]
+                head = ring0 + (k % length) * n
+                rb[head:head + n] = 0
+                q0 = a_start[syn_src[s]]
+                q1 = a_end[syn_src[s]]
+                if q0 == q1:
+                    continue
+                e = syn_exp[s]
+                nxt = (k + 1) % length
+                for bk in range(syn_b0[s], syn_b1[s]):
+                    base = ring0 + ((nxt + bkt_delay[bk]) % length) * n
+                    if e == 0:
+                        acc = rb[base:base + n]
+                    else:
+                        acc = tmp[:n]
+                    cp = bkt_cp[bk]
+                    if bkt_dense[bk] != 0:
+                        for q in range(q0, q1):
+                            c = colptr[cp + act[q]]
+                            for i in range(n):
+                                acc[i] += vals[c + i]
+                    else:
+                        for q in range(q0, q1):
+                            j = act[q]
+                            for x in range(colptr[cp + j], colptr[cp + j + 1]):
+                                acc[rows[x]] += vals[x]
+                    if e > 0:
+                        for i in range(n):
+                            rb[base + i] += tmp[i] << e
+                            tmp[i] = 0
+                    elif e < 0:
+                        for i in range(n):
+                            rb[base + i] += tmp[i] >> -e
+                            tmp[i] = 0
