@@ -1,4 +1,4 @@
-"""The ``neurodeploy`` command line: compile | run | inspect | profile.
+"""The ``neurodeploy`` command line: compile | run | inspect | profile | report energy.
 
 Every user error is a :class:`~neurodeploy.errors.NeurodeployError`: it is printed as one paragraph without a
 traceback and the command exits with status 2. Outputs are written atomically.
@@ -150,6 +150,45 @@ def profile_cmd(artifact_dir, input_path, backend, as_json, output_path, lava_py
     click.echo(dump_json(report) if as_json else render_profile(report))
     if report.get("equal") is False:
         sys.exit(1)
+
+
+@cli.group("report")
+def report_group() -> None:
+    """Reports on a compiled model (energy and time per hardware profile)."""
+
+
+@report_group.command("energy")
+@click.argument("artifact_dir", type=click.Path())
+@click.option("--input", "input_path", required=True, type=click.Path(), help=".npz with spikes=[B,T,*shape]")
+@click.option("--profile", "profiles", multiple=True,
+              help="hardware profile name or .toml path (repeatable; default: every bundled profile with energy "
+                   "figures)")
+@click.option("--reference", default="cmos45nm", show_default=True, help="45 nm reference profile (name or path)")
+@click.option("--profile-json", type=click.Path(dir_okay=False),
+              help="a `neurodeploy profile --output` JSON to include")
+@click.option("--out", "out_path", required=True, type=click.Path(),
+              help="directory (writes energy.json/.html/.txt) or a file name ending in .json/.html/.txt")
+@click.option("--samples", type=int, help="use only the first N samples of the stimulus")
+@click.option("--batch-size", default=32, show_default=True, help="samples per emulator run (memory)")
+def report_energy_cmd(artifact_dir, input_path, profiles, reference, profile_json, out_path, samples,
+                      batch_size) -> None:
+    """Count a run of --input on the emulator and estimate energy and time on each hardware profile."""
+    from neurodeploy.artifact import load_artifact
+    from neurodeploy.reports import energy_report, load_profile_run, write_report
+    from neurodeploy.reports.text import render_text
+
+    artifact = load_artifact(artifact_dir)
+    spikes = _stimulus(load_npz(input_path, "input"), artifact.manifest["inputs"], input_path)
+    if samples is not None:
+        if samples < 1:
+            raise InputError(f"--samples must be positive, got {samples}", fix="pass --samples 1 or more")
+        spikes = {k: v[:samples] for k, v in spikes.items()} if isinstance(spikes, dict) else spikes[:samples]
+    run = load_profile_run(profile_json) if profile_json else None
+    report = energy_report(artifact, spikes, list(profiles) or None, reference=reference, profile_run=run,
+                           batch_size=batch_size, input_path=str(input_path), progress=sys.stderr.isatty())
+    paths = write_report(report, out_path)
+    click.echo(render_text(report))
+    click.echo(f"wrote {paths['json']}, {paths['html']}, {paths['text']}")
 
 
 def main(argv: list[str] | None = None) -> None:
