@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PY311 := $(shell scripts/find_python.sh 3.11)
 PY310 := $(shell scripts/find_python.sh 3.10)
 
-.PHONY: demo test lint bench envs clean
+.PHONY: demo test lint bench envs clean browser
 
 envs: .venv/.installed .venv-lava/.installed
 
@@ -20,12 +20,16 @@ envs: .venv/.installed .venv-lava/.installed
 	.venv-lava/bin/pip install -q -e '.[lava]' pytest
 	touch $@
 
+# Debian's chromium for tests/test_report_browser.py (apt-get install -y chromium when /usr/bin/chromium is missing).
+browser:
+	scripts/ensure_chromium.sh
+
 demo: .venv/.installed
 	.venv/bin/python examples/digits/demo.py
 
-test: envs
+test: envs browser
 	.venv/bin/ruff check .
-	NEURODEPLOY_REQUIRE_LAVA=1 .venv/bin/python -m pytest -q tests --ignore=tests/lava
+	NEURODEPLOY_REQUIRE_LAVA=1 NEURODEPLOY_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q tests --ignore=tests/lava
 	NEURODEPLOY_REQUIRE_LAVA=1 .venv-lava/bin/python -m pytest -q tests/lava
 
 bench: envs
