@@ -29,7 +29,8 @@ Per synapse node (source ``src`` with ``n_in`` outputs, target with ``n_out`` ne
 * ``connection_sparsity = zeros / parameters``: Dense over its (effective) weight matrix, Conv2d over its kernel,
   Sparse over the dense equivalent ``n_out * n_in``;
 * ``footprint_bytes = ceil(sum_field size(field) * bits(field) / 8)`` over the integer parameters at their bit
-  widths (``QuantInfo.bits``; Sparse indices at ``ceil(log2(n))`` bits; float graphs at 32 bits).
+  widths (``QuantInfo.bits``, else :data:`DEFAULT_BITS`; Sparse indices at ``ceil(log2(n))`` bits; float graphs
+  at 32 bits per value).
 
 Per core (a slice ``[start, stop)`` of a neuron node, or a spike-source core of an Input): the node counts
 restricted to the slice, ``synaptic_ops_in = sum_j events_in[j]`` over the slice's neurons and every synapse into
@@ -55,6 +56,8 @@ from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import Conv2d, Dense, Sparse, _Synapse
 
 FLOAT_BITS = 32
+#: Field widths used when a quantized op's ``QuantInfo.bits`` does not name a field (Loihi's, as in loihi2.toml).
+DEFAULT_BITS = {"weight": 8, "weight_exp": 4, "delays": 6, "du": 12, "dv": 12, "vth": 17, "bias": 13, "bias_exp": 3}
 
 
 @dataclass
@@ -148,7 +151,11 @@ def _footprint_bits(op, n_in: int, n_out: int) -> int:
     bits = dict(quant.bits) if quant is not None else {}
 
     def width(name: str) -> int:
-        return int(bits.get(name, FLOAT_BITS if quant is None else 0))
+        if quant is None:
+            return FLOAT_BITS
+        if name == "weight" and "weight" not in bits and getattr(op, "num_weight_bits", None):
+            return int(op.num_weight_bits)
+        return int(bits.get(name, DEFAULT_BITS[name]))
 
     if isinstance(op, _Synapse):
         weights = op.value if isinstance(op, Sparse) else op.weight

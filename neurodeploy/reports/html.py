@@ -29,6 +29,8 @@ th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 .measured { background: #3ca951; } .simulated { background: #4269d0; } .estimate { background: #b07d00; }
 .proxy { background: #c0392b; } .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 .src { font-size: 0.8em; color: #555; text-align: left; } .note { color: #555; font-size: 0.9em; }
+table.lines td:last-child, table.references td:last-child, table.sources td:last-child { text-align: left; }
+td { white-space: nowrap; } td:last-child { white-space: normal; }
 """
 SCRIPT_HEAD = """
 window.__reportErrors = [];
@@ -103,8 +105,10 @@ def _energy_section(report: dict[str, Any]) -> list[str]:
     rows = []
     for p in report["profiles"]:
         ops, wall = p["by_operation_per_inference_J"], p["wall_time"]
+        absent = {m["operation"] for m in p["missing"]}
+        part = {k: "n/a" if k in absent else si(v, "J") for k, v in ops.items()}
         rows.append([escape(p["profile"]), si(p["per_inference_J"], "J"), si(p["per_step_J"], "J"),
-                     si(ops["synaptic_op"], "J"), si(ops["neuron_update"], "J"), si(ops["spike_routing"], "J"),
+                     part["synaptic_op"], part["neuron_update"], part["spike_routing"],
                      si(p["static"]["per_inference_J"], "J") + " " + _flag(p["static"]["flag"]) if p["static"] else "–",
                      _flag(p["flag"]),
                      (si(wall["per_inference_s"], "s") + " " + _flag(wall["flag"])) if wall else "n/a",

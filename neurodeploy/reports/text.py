@@ -49,9 +49,11 @@ def render_text(report: dict[str, Any]) -> str:
     rows = []
     for p in report["profiles"]:
         ops = p["by_operation_per_inference_J"]
+        absent = {m["operation"] for m in p["missing"]}
+        part = {k: "n/a" if k in absent else si(v, "J") for k, v in ops.items()}
         wall = p["wall_time"]
         rows.append([p["profile"], si(p["per_inference_J"], "J"), si(p["per_step_J"], "J"),
-                     si(ops["synaptic_op"], "J"), si(ops["neuron_update"], "J"), si(ops["spike_routing"], "J"),
+                     part["synaptic_op"], part["neuron_update"], part["spike_routing"],
                      p["flag"], f"{si(wall['per_inference_s'], 's')} [{wall['flag']}]" if wall else "n/a",
                      (f"{p['mapping']['cores']}" if p.get("mapping") and "cores" in p["mapping"] else "-")])
     lines += _table(["profile", "E/inference", "E/step", "synaptic op", "neuron upd.", "routing", "flag",
