@@ -129,6 +129,22 @@ def test_counts_equal_the_emulators_when_no_weight_is_zeroed():
     assert nodes["h"]["spikes"] == r.spike_counts["h"] and nodes["o"]["spikes"] == r.spike_counts["o"]
 
 
+def test_float_graphs_and_small_chunks(monkeypatch, stim):
+    from neurodeploy.reports import counts as counts_module
+
+    g = Graph({"in": Input(shape=(3,)), "d": Dense(weight=np.array([[0.5, 0.0, 1.5], [1.0, 1.0, 0.0]])),
+               "n": CubaLIF(shape=(2,), du=1.0, dv=0.0, vth=1.0), "out": Output()},
+              [("in", "d"), ("d", "n"), ("n", "out")])
+    r = simulate(g, stim)
+    monkeypatch.setattr(counts_module, "MAX_CHUNK_ELEMENTS", 5)  # forces one sample per chunk
+    c = count_run(g, stim, batch_size=64)
+    nodes = node_counts(c)
+    assert not c.integer and nodes["n"]["spikes"] == r.spike_counts["n"]
+    assert nodes["d"]["synaptic_ops"] == r.synaptic_ops["d"] and nodes["d"]["synapses"] == 4
+    assert nodes["d"]["footprint_bytes"] == 6 * 4  # float weights at 32 bits
+    assert "float" in energy_report(g, stim, ["loihi1"])["counts"]["source"]
+
+
 def test_conv_dense_ops_count_the_kernel_taps_inside_the_padded_input():
     kernel = np.array([[[[2, 0], [4, 6]]]])  # [C_out, C_in, kh, kw]
     g = Graph({"in": Input(shape=(1, 3, 3)),

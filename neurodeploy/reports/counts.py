@@ -30,7 +30,7 @@ Per synapse node (source ``src`` with ``n_in`` outputs, target with ``n_out`` ne
   Sparse over the dense equivalent ``n_out * n_in``;
 * ``footprint_bytes = ceil(sum_field size(field) * bits(field) / 8)`` over the integer parameters at their bit
   widths (``QuantInfo.bits``, else :data:`DEFAULT_BITS`; Sparse indices at ``ceil(log2(n))`` bits; float graphs
-  at 32 bits per value).
+  at 32 bits per value, without exponents).
 
 Per core (a slice ``[start, stop)`` of a neuron node, or a spike-source core of an Input): the node counts
 restricted to the slice, ``synaptic_ops_in = sum_j events_in[j]`` over the slice's neurons and every synapse into
@@ -56,6 +56,8 @@ from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import Conv2d, Dense, Sparse, _Synapse
 
 FLOAT_BITS = 32
+#: At most this many recorded neuron-steps (u, v and spikes: 9 bytes each in integer mode) per emulator chunk.
+MAX_CHUNK_ELEMENTS = 20_000_000
 #: Field widths used when a quantized op's ``QuantInfo.bits`` does not name a field (Loihi's, as in loihi2.toml).
 DEFAULT_BITS = {"weight": 8, "weight_exp": 4, "delays": 6, "du": 12, "dv": 12, "vth": 17, "bias": 13, "bias_exp": 3}
 
@@ -151,8 +153,8 @@ def _footprint_bits(op, n_in: int, n_out: int) -> int:
     bits = dict(quant.bits) if quant is not None else {}
 
     def width(name: str) -> int:
-        if quant is None:
-            return FLOAT_BITS
+        if quant is None:  # float form: values at 32 bits; exponents exist only in the integer form
+            return 0 if name in ("weight_exp", "bias_exp") else FLOAT_BITS
         if name == "weight" and "weight" not in bits and getattr(op, "num_weight_bits", None):
             return int(op.num_weight_bits)
         return int(bits.get(name, DEFAULT_BITS[name]))
@@ -221,7 +223,8 @@ def _stimulus_dict(program: Program, spikes) -> dict[str, np.ndarray]:
 
 def count_run(graph: Graph, spikes, batch_size: int = 32, progress: bool = False) -> RunCounts:
     """Run ``graph`` on ``spikes`` (``[B, T, *shape]`` or a dict per input) in chunks of ``batch_size`` samples
-    and return its :class:`RunCounts`. Memory grows with ``batch_size * T * neurons`` (u, v and spikes recorded)."""
+    and return its :class:`RunCounts`. Memory grows with ``batch_size * T * neurons`` (u, v and spikes recorded), so
+    chunks are cut further to hold at most :data:`MAX_CHUNK_ELEMENTS` neuron-steps."""
     if batch_size < 1:
         raise InputError(f"batch size must be positive, got {batch_size}", fix="pass --batch-size 1 or more")
     program = Program(graph)
@@ -243,6 +246,8 @@ def count_run(graph: Graph, spikes, batch_size: int = 32, progress: bool = False
         counts.active_updates[name] = np.zeros(counts.sizes[name], np.int64)
     counts.readouts = tuple(n for n, r in program.neurons.items() if r.readout)
     counts.emulator_synaptic_ops = {n: 0 for n in program.synapses}
+    neurons = sum(counts.sizes[n] for n in program.neurons)
+    batch_size = max(1, min(batch_size, MAX_CHUNK_ELEMENTS // max(1, steps * neurons)))
     starts = range(0, batch, batch_size)
     if progress:
         from tqdm import tqdm
@@ -328,8 +333,9 @@ def neurobench(c: RunCounts, nodes: dict[str, dict[str, Any]] | None = None) -> 
         "units": "synaptic operations per sample (inference of T steps); sparsities are fractions of zeros; "
                  "footprint in bytes of integer parameters",
         "flag": "simulated",
-        "source": "neurodeploy emulator run (bit-exact to Lava 0.10.0 fixed_pt); definitions after NeuroBench "
-                  "(Yik et al., Nature Communications 2025) as given in neurodeploy/reports/counts.py",
+        "source": f"neurodeploy emulator run ({'integer, bit-exact to Lava 0.10.0' if c.integer else 'float'}); "
+                  "definitions after NeuroBench (Yik et al., Nature Communications 2025) as given in "
+                  "neurodeploy/reports/counts.py",
     }
 
 

@@ -30,7 +30,9 @@ REPORT_FORMAT = "neurodeploy-energy-report"
 REPORT_VERSION = 1
 REFERENCE = "cmos45nm"
 _PROFILE_FIX = "write it with `neurodeploy profile DIR --input IN.npz --output FILE.json`"
-COUNT_SOURCE = "neurodeploy emulator (bit-exact to Lava 0.10.0 fixed_pt), run on the given stimulus"
+COUNT_SOURCE = {"int": "neurodeploy emulator (bit-exact to Lava 0.10.0 fixed_pt), run on the given stimulus",
+                "float": "neurodeploy emulator in float arithmetic (an uncompiled graph: Lava PyLifModelFloat maths), "
+                         "run on the given stimulus"}
 
 
 def default_profiles() -> list[str]:
@@ -137,8 +139,8 @@ def energy_report(artifact, spikes, profiles: list[str | Profile] | None = None,
         "latency": {"steps_to_output": latency, "steps_per_inference": counts.steps,
                     "note": "steps_to_output: steps from a stimulus column to the first output it can influence "
                             "(synapses add 1 + delay); an inference runs steps_per_inference steps"},
-        "counts": {"flag": "simulated", "source": COUNT_SOURCE, "nodes": nodes, "totals_per_inference": totals,
-                   "arithmetic": "int" if counts.integer else "float"},
+        "counts": {"flag": "simulated", "source": COUNT_SOURCE["int" if counts.integer else "float"], "nodes": nodes,
+                   "totals_per_inference": totals, "arithmetic": "int" if counts.integer else "float"},
         "neurobench": neurobench(counts, nodes),
         "profiles": priced,
         "reference": reference_energy(counts, nodes, ref),
