@@ -304,6 +304,7 @@ def test_a_profile_without_figures_lists_what_is_missing(stim):
     (('unit = "pJ"\nkind = "measured"\nsource = "test: 2 pJ"', 'unit = "pJ/op"\nkind = "measured"\nsource = "x"'),
      "'energy.synaptic_op.unit'"),
     (('source = "test: 2 pJ"', 'source = ""'), "'energy.synaptic_op' has no source"),
+    (('value = 2.0\nunit = "pJ"', 'value = 2.0\nunit = "mW"'), "'energy.synaptic_op.unit' must be an energy unit"),
     (('value = 2.0\nunit = "pJ"', 'value = "two"\nunit = "pJ"'), "'energy.synaptic_op.value'"),
     (('[timing.step]\nvalue = 1.0\nunit = "ms"', '[timing.step]\nvalue = 1.0\nunit = "minutes"'),
      "'timing.step.unit'"),

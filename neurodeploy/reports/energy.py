@@ -36,7 +36,7 @@ from typing import Any
 from neurodeploy.profiles import Profile
 
 from .counts import RunCounts, spike_messages
-from .figures import Figure, energy_figure, require_energy, step_time, weakest
+from .figures import Figure, require_energy, step_time, weakest
 
 OPERATIONS = ("synaptic_op", "neuron_update", "spike_routing")
 SYNAPTIC_FIGURES = ("synaptic_op", "synaptic_event")
@@ -46,10 +46,10 @@ ESTIMATE_SOURCE = "neurodeploy/reports/energy.py model"
 
 
 def _first(profile: Profile, names: tuple[str, ...]) -> Figure | None:
+    """The first of ``names`` the profile gives, which must be an energy per operation."""
     for name in names:
-        fig = energy_figure(profile, name)
-        if fig is not None and fig.unit == "J":
-            return fig
+        if name in profile.energy:
+            return require_energy(profile, name, "J", f"{name} (an energy per operation)")
     return None
 
 
@@ -63,9 +63,9 @@ def _line(operation: str, node: str, count: int, fig: Figure, note: str = "", as
 
 
 def _neuron_lines(counts: RunCounts, nodes: dict, profile: Profile) -> tuple[list[dict], str | None]:
-    active = energy_figure(profile, "neuron_update_active")
-    inactive = energy_figure(profile, "neuron_update_inactive")
-    single = energy_figure(profile, "neuron_update")
+    active = _first(profile, ("neuron_update_active",))
+    inactive = _first(profile, ("neuron_update_inactive",))
+    single = _first(profile, ("neuron_update",))
     lines = []
     for name in counts.neuron_nodes:
         info = nodes[name]
@@ -123,8 +123,8 @@ def hardware_energy(counts: RunCounts, nodes: dict[str, dict], profile: Profile,
         wall = {"step": step.to_json(), "per_inference_s": step.value * t, "latency_s": step.value * latency_steps,
                 "flag": step.flag}
     static = None
-    power = energy_figure(profile, "chip_power")
-    if power is not None and power.unit == "W":
+    power = require_energy(profile, "chip_power", "W", "static energy") if "chip_power" in profile.energy else None
+    if power is not None:
         chips = int((mapping or {}).get("chips") or (profile.limits.chips if profile.limits else 1) or 1)
         if step is not None:
             energy = power.value * chips * b * t * step.value
