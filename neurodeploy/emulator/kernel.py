@@ -114,9 +114,10 @@ class Lowered:
     bkt_delay: np.ndarray  # per delay bucket
     bkt_dense: np.ndarray
     bkt_cp: np.ndarray
-    colptr: np.ndarray
+    colptr: np.ndarray  # per bucket n_in + 1 column starts, into dvals (dense bucket) or rows/vals (sparse)
     rows: np.ndarray
     vals: np.ndarray
+    dvals: np.ndarray
     ring_size: int
 
 
@@ -163,8 +164,8 @@ def lower(program: Program) -> Lowered:
             dlv_dst.append(int(pop_off[i]))
     syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1 = [], [], [], [], [], [], []
     bkt_delay, bkt_dense, bkt_cp = [], [], []
-    colptr, rows, vals = [], [], []
-    n_cp = n_nz = ring = 0
+    colptr, rows, vals, dvals = [], [], [], []
+    n_cp = n_nz = n_dense = ring = 0
     for name in syn_names:
         s = program.synapses[name]
         syn_src.append(src_index[program.syn_source[name]])
@@ -177,33 +178,33 @@ def lower(program: Program) -> Lowered:
         for d, m, csc in s.buckets:
             bkt_delay.append(d)
             bkt_cp.append(n_cp)
-            if csc is None:  # dense bucket: full columns, column-major, zeros kept
+            if csc is None:  # dense bucket: full columns in dvals, column-major, zeros kept
                 w = np.rint(np.asarray(m, dtype=np.float64).T).astype(np.int16)
                 bkt_dense.append(1)
-                ptr = n_nz + np.arange(s.n_in + 1, dtype=np.int64) * s.n_out
-                rows.append(np.zeros(0, np.int32))
-                vals.append(w.reshape(-1))
-            else:
+                ptr = n_dense + np.arange(s.n_in + 1, dtype=np.int64) * s.n_out
+                dvals.append(w.reshape(-1))
+                n_dense += w.size
+            else:  # sparse bucket: CSC, row indices in rows, weights in vals
                 c = sp.csc_matrix(csc)
                 bkt_dense.append(0)
                 ptr = n_nz + c.indptr.astype(np.int64)
-                rows.append(c.indices.astype(np.int32))
+                rows.append(c.indices.astype(np.uint32))  # unsigned: no wrap-around check on the scatter index
                 vals.append(np.rint(c.data.astype(np.float64)).astype(np.int16))
+                n_nz += c.nnz
             colptr.append(ptr)
             n_cp += ptr.size
-            n_nz += vals[-1].size
         syn_b1.append(len(bkt_delay))
-    # dense buckets store no row indices: pad rows so that rows and vals share offsets
-    rows = [r if r.size == v.size else np.zeros(v.size, np.int32) for r, v in zip(rows, vals)]
+
+    def flat(parts: list, dtype) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate(parts).astype(dtype)) if parts else np.zeros(0, dtype)
     return Lowered(
         n_in=n_in, n_neurons=int(sum(sizes)), input_off=input_off, pop_names=pop_names, pop_off=_i64(pop_off),
         pop_size=_i64(sizes), fac_u=cat(fac_u), fac_v=cat(fac_v), bias=cat(bias), thr=cat(thr), sub=cat(sub),
         src_off=_i64(src_off), src_size=_i64(src_size), dlv_syn=_i64(dlv_syn), dlv_dst=_i64(dlv_dst),
         syn_src=_i64(syn_src), syn_nout=_i64(syn_nout), syn_len=_i64(syn_len), syn_ring=_i64(syn_ring),
         syn_exp=_i64(syn_exp), syn_b0=_i64(syn_b0), syn_b1=_i64(syn_b1), bkt_delay=_i64(bkt_delay),
-        bkt_dense=_i64(bkt_dense), bkt_cp=_i64(bkt_cp), colptr=cat(colptr),
-        rows=np.ascontiguousarray(np.concatenate(rows)) if rows else np.zeros(0, np.int32),
-        vals=np.ascontiguousarray(np.concatenate(vals)) if vals else np.zeros(0, np.int16), ring_size=ring)
+        bkt_dense=_i64(bkt_dense), bkt_cp=_i64(bkt_cp), colptr=cat(colptr), rows=flat(rows, np.uint32),
+        vals=flat(vals, np.int16), dvals=flat(dvals, np.int16), ring_size=ring)
 
 
 def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.ndarray],
@@ -249,7 +250,7 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
         kernel(stim, k0, k1, low.src_off, low.src_size, low.pop_off, low.pop_size, low.fac_u, low.fac_v, low.bias,
                low.thr, low.sub, rec_off, rec_u, rec_v, rec_s, low.dlv_syn, low.dlv_dst, low.syn_src, low.syn_nout,
                low.syn_len, low.syn_ring, low.syn_exp, low.syn_b0, low.syn_b1, low.bkt_delay, low.bkt_dense,
-               low.bkt_cp, low.colptr, low.rows, low.vals, u, v, rings, spike_counts)
+               low.bkt_cp, low.colptr, low.rows, low.vals, low.dvals, u, v, rings, spike_counts)
         if bar is not None:
             bar.update(k1 - k0)
     if bar is not None:
@@ -266,7 +267,7 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
 
 def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bias, thr, sub, rec_off, rec_u, rec_v,
             rec_s, dlv_syn, dlv_dst, syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1, bkt_delay,
-            bkt_dense, bkt_cp, colptr, rows, vals, u, v, rings, counts):  # pragma: no cover - compiled by numba
+            bkt_dense, bkt_cp, colptr, rows, vals, dvals, u, v, rings, counts):  # pragma: no cover - compiled by numba
     """Steps ``k0 .. k1 - 1`` of every sample (module docstring); updates u, v, rings, counts, rec_* in place."""
     two31 = 2147483648
     mask32 = 4294967295
@@ -293,9 +294,10 @@ def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bi
                 s = dlv_syn[q]
                 n = syn_nout[s]
                 base = syn_ring[s] + (k % syn_len[s]) * n
-                dst = dlv_dst[q]
+                dst = a_in[dlv_dst[q]:dlv_dst[q] + n]
+                src = rb[base:base + n]
                 for i in range(n):
-                    a_in[dst + i] += rb[base + i]
+                    dst[i] += src[i]
             # 2. neurons: Lava PyLifModelBitAcc in int64 with explicit int32 wraps
             for p in range(n_pop):
                 o = pop_off[p]
@@ -374,18 +376,21 @@ def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bi
                     if bkt_dense[bk] != 0:
                         for q in range(q0, q1):
                             c = colptr[cp + act[q]]
+                            col = dvals[c:c + n]  # slices index from 0: no wrap-around checks, the loop vectorises
                             for i in range(n):
-                                acc[i] += vals[c + i]
+                                acc[i] += col[i]
                     else:
                         for q in range(q0, q1):
                             j = act[q]
                             for x in range(colptr[cp + j], colptr[cp + j + 1]):
                                 acc[rows[x]] += vals[x]
-                    if e > 0:
-                        for i in range(n):
-                            rb[base + i] += tmp[i] << e
-                            tmp[i] = 0
-                    elif e < 0:
-                        for i in range(n):
-                            rb[base + i] += tmp[i] >> -e
-                            tmp[i] = 0
+                    if e != 0:
+                        slot = rb[base:base + n]
+                        if e > 0:
+                            for i in range(n):
+                                slot[i] += tmp[i] << e
+                                tmp[i] = 0
+                        else:
+                            for i in range(n):
+                                slot[i] += tmp[i] >> -e
+                                tmp[i] = 0

@@ -1,6 +1,8 @@
 """Emulator vs Lava fixed_pt, element for element: u, v and spikes of every neuron of >= 200 seeded random networks.
 
 Networks come from :mod:`random_nets`; several share one Input so one Lava run (per sample) executes a group.
+Each group's Lava run is compared with the emulator's default engine (``engine="auto"``, which must resolve to the
+compiled numba kernel: what the product runs) and, in every group, with the numpy engine too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from neurodeploy.backends.lava import describe, run_description
 from neurodeploy.emulator import simulate
 
 RECORD = ("spikes", "u", "v")
+#: engine asked for -> engine that must run it
+ENGINES = {"auto": "numba", "numpy": "numpy"}
 
 
 def _groups() -> dict[str, dict]:
@@ -52,9 +56,9 @@ def test_generator_covers_the_required_features():
     assert max(delays) == 62
 
 
-def _first_difference(a: np.ndarray, b: np.ndarray) -> str:
+def _first_difference(a: np.ndarray, b: np.ndarray, engine: str) -> str:
     idx = tuple(int(i) for i in np.argwhere(a != b)[0])
-    return f"first at [sample, step index, neuron] {list(idx)}: lava {a[idx]} vs emulator {b[idx]}"
+    return f"first at [sample, step index, neuron] {list(idx)}: lava {a[idx]} vs emulator ({engine}) {b[idx]}"
 
 
 @pytest.mark.parametrize("name", list(GROUPS))
@@ -62,16 +66,18 @@ def test_emulator_equals_lava(lava, name):
     spec = GROUPS[name]
     group = make_group(**spec)
     lava_res = run_description(describe(group.graph), group.spikes, record=RECORD)
-    emu = simulate(group.graph, group.spikes, record=RECORD)
-    expected = {**emu.outputs, **emu.recorded}
-    assert set(lava_res) == set(expected)
-    for key in sorted(expected):
-        a, b = lava_res[key], expected[key]
-        assert a.shape == b.shape, key
-        if not np.array_equal(a, b):
-            seed = key.split("_")[0].lstrip("n")
-            where = f"{name} (network seed {seed}) {key}: {_first_difference(a, b)}"
-            np.testing.assert_array_equal(a, b, err_msg=where)
+    for engine, runs in ENGINES.items():  # one Lava run, both emulator engines
+        emu = simulate(group.graph, group.spikes, record=RECORD, engine=engine)
+        assert emu.engine == runs, f"engine={engine!r} ran {emu.engine!r} ({emu.engine_note})"
+        expected = {**emu.outputs, **emu.recorded}
+        assert set(lava_res) == set(expected)
+        for key in sorted(expected):
+            a, b = lava_res[key], expected[key]
+            assert a.shape == b.shape, key
+            if not np.array_equal(a, b):
+                seed = key.split("_")[0].lstrip("n")
+                where = f"{name} (network seed {seed}) {key}: {_first_difference(a, b, runs)}"
+                np.testing.assert_array_equal(a, b, err_msg=where)
     if spec.get("stress"):
         u = np.concatenate([expected[k].ravel() for k in expected if k.endswith("/u")])
         v = np.concatenate([expected[k].ravel() for k in expected if k.endswith("/v")])
