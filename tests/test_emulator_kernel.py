@@ -59,12 +59,23 @@ def _random_groups() -> dict[str, dict]:
 
 
 GROUPS = _random_groups()
+#: kernel storage choices (module constants of kernel) a run can be forced into: every bucket as full columns with
+#: int32 sums, full columns with int64 sums, every bucket sparse (CSC scatter), or the default mix
+LAYOUTS = {"default": {}, "dense32": {"DENSE_FRACTION": 0.0}, "dense64": {"DENSE_FRACTION": 0.0, "INT32_SUMS": 0},
+           "sparse": {"DENSE_FRACTION": np.inf}}
 
 
+def _layout(monkeypatch, layout: str) -> None:
+    for attr, value in LAYOUTS[layout].items():
+        monkeypatch.setattr(kernel, attr, value)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("name", list(GROUPS))
-def test_numba_equals_numpy_on_random_networks(name):
+def test_numba_equals_numpy_on_random_networks(monkeypatch, name, layout):
     spec = GROUPS[name]
     group = make_group(**spec)
+    _layout(monkeypatch, layout)
     ref, _ = assert_same(group.graph, group.spikes)
     if spec.get("stress"):
         u = np.concatenate([ref.recorded[k].ravel() for k in ref.recorded if k.endswith("/u")])
@@ -84,31 +95,35 @@ def test_random_groups_cover_the_features():
     assert required <= features, sorted(required - features)
 
 
-def _sparse(rng, n_out, n_in, density, lo, hi, max_delay=0):
+def _sparse(rng, n_out, n_in, density, lo, hi, max_delay=0, weight_exp=0):
     mask = rng.random((n_out, n_in)) < density
     row, col = np.nonzero(mask)
     delays = rng.integers(0, max_delay + 1, row.size) if max_delay else None
     return Sparse(out_shape=(n_out,), in_size=n_in, row=row, col=col, value=rng.integers(lo, hi, row.size),
-                  delays=delays, sign_mode="mixed", quant=Q)
+                  delays=delays, weight_exp=weight_exp, sign_mode="mixed", quant=Q)
 
 
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("weight_exp", [-3, 0, 2])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
-def test_larger_networks_dense_and_sparse_paths(weight_exp, reset):
-    """Dense columns (200 -> 120), a sparse recurrent matrix with delays (CSC path), a second sparse layer."""
+def test_larger_networks_dense_and_sparse_paths(monkeypatch, weight_exp, reset, layout):
+    """Dense 200 -> 120, a sparse recurrent matrix with delays 0-9, a second sparse layer; both engines agree."""
     rng = np.random.default_rng(abs(weight_exp) * 10 + (reset == "zero"))
+    _layout(monkeypatch, layout)
     g = Graph({"in": Input(shape=(200,)),
                "fc": Dense(weight=rng.integers(-120, 256, (120, 200)), weight_exp=weight_exp, quant=Q),
                "a": CubaLIF(shape=(120,), du=700, dv=300, vth=int(40 * 2.0**weight_exp) + 5, bias=3, bias_exp=2,
                             reset=reset, quant=Q),
-               "rec": _sparse(rng, 120, 120, 0.04, -150, 120, max_delay=9),
-               "fc2": _sparse(rng, 30, 120, 0.15, -40, 200),
+               "rec": _sparse(rng, 120, 120, 0.04, -150, 120, max_delay=9, weight_exp=-weight_exp // 2),
+               "fc2": _sparse(rng, 30, 120, 0.15, -40, 200, weight_exp=weight_exp),
                "b": CubaLIF(shape=(30,), du=4095, dv=0, vth=60, reset=reset, quant=Q),
                "out": Output()},
               [("in", "fc"), ("fc", "a"), ("a", "rec"), ("rec", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "out")])
     x = (rng.random((3, 60, 200)) < 0.08).astype(np.uint8)
     ref, _ = assert_same(g, x)
     assert ref.spike_counts["a"] > 0 and ref.spike_counts["b"] > 0
+    kinds = set(kernel.lower(Program(g)).bkt_kind.tolist())
+    assert kinds == {"default": {0, 1}, "dense32": {1}, "dense64": {2}, "sparse": {0}}[layout]
 
 
 def test_dense_delays_and_two_targets_of_one_source():

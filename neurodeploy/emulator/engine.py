@@ -221,9 +221,12 @@ class Program:
                 batch, steps = x.shape[:2]
             elif x.shape[:2] != (batch, steps):
                 raise InputError(f"input '{name}' has batch/time {x.shape[:2]}, others have {(batch, steps)}")
-            if self.integer and x.size and not np.isin(x, (0, 1)).all():
-                raise InputError(f"input '{name}' holds values other than 0 and 1; Loihi inputs are spikes",
-                                 fix="encode the stimulus as binary spike trains")
+            if self.integer:  # spikes: checked 0/1 (NaN fails too), held as uint8 by both engines
+                if x.size and not ((x == 0) | (x == 1)).all():
+                    raise InputError(f"input '{name}' holds values other than 0 and 1; Loihi inputs are spikes",
+                                     fix="encode the stimulus as binary spike trains")
+                arrays[name] = np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1), dtype=np.uint8)
+                continue
             if not np.all(np.isfinite(x.astype(np.float64))):
                 raise InputError(f"input '{name}' holds NaN or infinite values", fix="clean the stimulus")
             arrays[name] = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
