@@ -25,7 +25,6 @@ which turns it into the IR's float form:
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -36,6 +35,7 @@ from neurodeploy.errors import ConversionError, NeurodeployError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import IF, LI, Conv2d, Delay, Flatten, Op, Output, Scale, Shape, _Neuron
+from neurodeploy.ir.timing import node_latency
 
 #: Relative tolerance under which an input gain counts as exactly 1 (float32 has a 1.2e-7 relative step).
 GAIN_RTOL = 1e-5
@@ -237,27 +237,7 @@ def _fold_biases(g: _Loose, notes: Notes) -> None:
         g.nodes[name] = g.nodes[name].replace(bias=None)
 
 
-def latency_steps(graph: Graph) -> dict[str, int]:
-    """Fewest steps from any Input to every reachable node: each synapse adds ``1 + min(delays)``, a Delay op its
-    smallest delay, every other op nothing (Lava/Loihi timing)."""
-    dist = {n: 0 for n in graph.inputs}
-    heap = [(0, n) for n in graph.inputs]
-    while heap:
-        d, name = heapq.heappop(heap)
-        if d > dist.get(name, math.inf):
-            continue
-        for succ in graph.successors(name):
-            op = graph.nodes[succ]
-            step = 0
-            if op.role == "synapse":
-                delays = getattr(op, "delays", None)
-                step = 1 + (int(np.min(delays)) if delays is not None and np.size(delays) else 0)
-            elif isinstance(op, Delay):
-                step = int(np.min(op.delay)) if np.size(op.delay) else 0
-            if d + step < dist.get(succ, math.inf):
-                dist[succ] = d + step
-                heapq.heappush(heap, (d + step, succ))
-    return dist
+latency_steps = node_latency  # kept under this name for the converters' callers
 
 
 def finish(nodes: dict[str, Op], edges: Iterable[tuple[str, str]], meta: dict[str, Any], notes: Notes,

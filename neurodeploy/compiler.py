@@ -5,7 +5,6 @@ The pipeline is a :class:`~neurodeploy.passes.manager.PassManager` run; backends
 
 from __future__ import annotations
 
-import heapq
 from pathlib import Path
 
 import numpy as np
@@ -13,33 +12,12 @@ import numpy as np
 from neurodeploy.artifact import Artifact, base_manifest, write_artifact_files
 from neurodeploy.fileio import atomic_directory
 from neurodeploy.ir.graph import Graph
+from neurodeploy.ir.timing import output_latency
 from neurodeploy.passes.fold import fold_linear
 from neurodeploy.passes.manager import PassManager
 from neurodeploy.registry import get_backend, get_target
 
-
-def latency_steps(graph: Graph) -> dict[str, int]:
-    """Shortest number of steps from any Input to each Output's source.
-
-    A stimulus column ``k`` can first influence an output at array index ``k + latency``: every synapse adds one
-    step plus its smallest delay (Lava/Loihi timing), neurons add none.
-    """
-    dist: dict[str, int] = {n: 0 for n in graph.inputs}
-    heap = [(0, n) for n in graph.inputs]
-    while heap:
-        d, name = heapq.heappop(heap)
-        if d > dist.get(name, np.inf):
-            continue
-        for succ in graph.successors(name):
-            op = graph.nodes[succ]
-            step = 0
-            if op.role == "synapse":
-                delays = getattr(op, "delays", None)
-                step = 1 + (int(np.min(delays)) if delays is not None and np.size(delays) else 0)
-            if d + step < dist.get(succ, np.inf):
-                dist[succ] = d + step
-                heapq.heappush(heap, (d + step, succ))
-    return {out: int(dist[out]) for out in graph.outputs if out in dist}
+latency_steps = output_latency  # per Output: see neurodeploy.ir.timing
 
 
 def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarray | None = None,

@@ -4,20 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from cli_runner import run_cli as cli
 
-from neurodeploy.cli import main
 from neurodeploy.ir import LI, CubaLIF, Dense, Graph, Input, Output, save_graph
-
-
-def cli(capsys, *args):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

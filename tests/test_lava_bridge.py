@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from neurodeploy.cli import main
+from cli_runner import run_cli as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 LAVA_PYTHON = os.environ.get("NEURODEPLOY_LAVA_PYTHON", str(ROOT / ".venv-lava" / "bin" / "python"))
@@ -22,14 +21,6 @@ if not Path(LAVA_PYTHON).exists():
     pytest.skip(f"no Lava environment at {LAVA_PYTHON} (run `make envs`)", allow_module_level=True)
 
 
-def cli(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_digits_on_lava_equals_emulator(capsys, tmp_path):

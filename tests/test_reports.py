@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_cli as cli
 
 from neurodeploy.cli import main
 from neurodeploy.emulator import simulate
@@ -345,14 +346,6 @@ def test_output_paths():
         "a/r.html")
 
 
-def cli(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
