@@ -75,12 +75,21 @@ def cli() -> None:
 @click.option("--reset", type=click.Choice(["zero", "subtract"]), help="reset mode for NIR neurons")
 @click.option("--calibration", type=click.Path(dir_okay=False), help=".npz with spikes=[B,T,...] for scales")
 @click.option("--dump-ir", type=click.Path(file_okay=False), help="write the IR after every pass here")
-def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dump_ir) -> None:
+@click.option("--ann-calibration", type=click.Path(dir_okay=False),
+              help="ONNX models: .npz with x=[B, *input_shape] ANN inputs for threshold balancing")
+def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dump_ir, ann_calibration) -> None:
     """Convert MODEL (NIR file, .ndg, or file.py:object) and compile it for TARGET into --out."""
     from neurodeploy.compiler import compile_graph, write_artifact
     from neurodeploy.model_loading import load_model
 
-    graph = load_model(model, _parse_shape(input_shape), dt, reset)
+    ann_x = None
+    if ann_calibration:
+        arrays = load_npz(ann_calibration, "ANN calibration")
+        if "x" not in arrays:
+            raise InputError(f"'{ann_calibration}' has no array named 'x' (it holds {sorted(arrays)})",
+                             fix="save the ANN's inputs as x=[B, *input_shape]")
+        ann_x = arrays["x"]
+    graph = load_model(model, _parse_shape(input_shape), dt, reset, ann_calibration=ann_x)
     calib = None
     if calibration:
         calib = _stimulus(load_npz(calibration, "calibration"), {n: [] for n in graph.inputs}, calibration)

@@ -1,7 +1,7 @@
 """Turn a MODEL argument into a float IR graph.
 
-Accepted forms: a NIR file (``.nir``, ``.h5``), an ONNX ANN (``.onnx``, converted to a rate-coded SNN with
-model-based thresholds: for data-based ones use ``from_onnx(..., calibration=...)`` and save a ``.ndg``), a
+Accepted forms: a NIR file (``.nir``, ``.h5``), an ONNX ANN (``.onnx``, converted to a rate-coded SNN; thresholds
+are balanced on ``ann_calibration`` -- the ANN's own inputs ``[B, *shape]`` -- or, without it, from the weights), a
 neurodeploy graph (``.ndg``), or ``path/to/file.py:object``
 naming a torch module (converted from snnTorch; needs ``input_shape``), a :class:`~neurodeploy.ir.Graph` or a NIR
 graph object. Python files are executed: only load code you trust (the same holds for any ``.py`` model).
@@ -45,7 +45,7 @@ def _load_object(spec: str) -> Any:
 
 
 def load_model(spec: str, input_shape: tuple[int, ...] | None = None, dt: float | None = None,
-               reset: str | None = None) -> Graph:
+               reset: str | None = None, ann_calibration: Any = None) -> Graph:
     """Load MODEL (see the module docstring) as a float or quantized IR graph."""
     path = Path(spec)
     if path.suffix == ".ndg":
@@ -59,7 +59,7 @@ def load_model(spec: str, input_shape: tuple[int, ...] | None = None, dt: float 
     if path.suffix.lower() == ".onnx":
         from neurodeploy.converters.onnx import from_onnx
 
-        return from_onnx(path, input_shape=input_shape, **_nir_options(dt, reset))
+        return from_onnx(path, calibration=ann_calibration, input_shape=input_shape, **_nir_options(dt, reset))
     if ":" in spec and spec.rpartition(":")[0].endswith(".py"):
         obj = _load_object(spec)
         return graph_from_object(obj, spec, input_shape, dt)

@@ -551,3 +551,27 @@ def test_bundled_example_within_one_point_of_the_ann():
         v = simulate(g, np.concatenate([spikes, pad], axis=1)).outputs["scores"][:, -1]
         snn_acc, ann_acc = (v.argmax(1) == data["labels"]).mean(), (ann == data["labels"]).mean()
         assert snn_acc >= ann_acc - 0.01, (model, snn_acc, ann_acc)
+
+
+def test_cli_compile_with_ann_calibration_balances_thresholds_on_data(tmp_path, capsys):
+    """`compile model.onnx --ann-calibration x.npz` passes the ANN inputs to threshold balancing."""
+    from cli_runner import run_cli
+
+    from neurodeploy.converters.onnx import rate_encode
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "onnx_digits"
+    data = np.load(example / "digits_data.npz")
+    np.savez(tmp_path / "x.npz", x=data["calibration"])
+    art = tmp_path / "art"
+    code, _, err = run_cli(capsys, "compile", example / "digits_mlp.onnx", "--ann-calibration", tmp_path / "x.npz",
+                           "--out", art)
+    assert code == 0, err
+    x, labels = data["test"][:60], data["labels"][:60]
+    np.savez(tmp_path / "in.npz", spikes=rate_encode(x, 64).astype(np.uint8))
+    code, _, err = run_cli(capsys, "run", art, "--input", tmp_path / "in.npz", "--output", tmp_path / "o.npz")
+    assert code == 0, err
+    scores = np.load(tmp_path / "o.npz")["spikes"][:, -1]  # integrator readout: v at the last step
+    assert (scores.argmax(axis=1) == labels).mean() >= 0.9  # the ANN reaches 0.97; chance is 0.1
+    code, _, err = run_cli(capsys, "compile", example / "digits_mlp.onnx", "--ann-calibration", tmp_path / "in.npz",
+                           "--out", tmp_path / "bad")
+    assert code == 2 and "no array named 'x'" in err
