@@ -1,0 +1,12 @@
+"""HLOP (issue 7, item 1): Hebbian learning based orthogonal projection for continual learning of spiking networks
+(Xiao et al., ICLR 2024), a reference learner on split ``load_digits``.
+
+Modules: :mod:`.learner` (the SNN, the lateral subspace neurons with their Hebbian rule, the projected training
+loop, the fine-tuning baseline, the continual-learning metrics) and :mod:`.deploy` (export of the trained inference
+network to the IR and its accuracy on the quantized emulator). torch is imported lazily, so importing this package
+works without it.
+"""
+
+from .learner import HLOPConfig, average_accuracy, backward_transfer, run_sequence, split_digits
+
+__all__ = ["HLOPConfig", "average_accuracy", "backward_transfer", "run_sequence", "split_digits"]
