@@ -198,39 +198,66 @@ def _axis_kernel(lam: float) -> tuple[np.ndarray, np.ndarray]:
     return k, q
 
 
-def expected_out_degree(spec: ReservoirSpec) -> float:
-    """Mean out-degree of an interior neuron (no grid faces nearby): ``sum_o sum_types frac * C * e(o)``."""
-    _, q = _axis_kernel(spec.lam)
-    z = float(q.sum()) ** 3 - 1.0
+def expected_out_degree(spec: ReservoirSpec, interior: bool = False) -> float:
+    """Expected synapses per neuron, ``Cbar * (mean_i sum_{o != 0, p_i + o in grid} e(o))`` with
+    ``Cbar = f^T C f`` (``f`` the type fractions). The kernel and the grid are products over the axes, so the mean
+    over neurons is ``prod_axis mean_x sum_{k: 0 <= x + k < L} q(k) - 1``; ``interior=True`` ignores the faces."""
+    k, q = _axis_kernel(spec.lam)
+    if interior:
+        z = float(q.sum()) ** 3 - 1.0
+    else:
+        z = 1.0
+        for length in spec.grid:
+            x = np.arange(length)[:, None] + k[None, :]
+            z *= float((((x >= 0) & (x < length)) @ q).mean())
+        z -= 1.0
     c = _type_matrix(spec, "c")
     f = np.array([spec.frac_exc, 1.0 - spec.frac_exc])
     return float(f @ c @ f) * z
 
 
-def lam_for_degree(degree: float, spec: ReservoirSpec | None = None) -> float:
-    """The ``lam`` at which an interior neuron has ``degree`` outgoing synapses on average (bisection)."""
+def lam_for_degree(degree: float, spec: ReservoirSpec | None = None, interior: bool = False) -> float:
+    """The ``lam`` at which neurons have ``degree`` outgoing synapses on average (bisection; see
+    :func:`expected_out_degree`)."""
     spec = spec or ReservoirSpec()
     lo, hi = 0.3, 50.0
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        if expected_out_degree(ReservoirSpec(**{**spec.__dict__, "lam": mid})) < degree:
+        if expected_out_degree(ReservoirSpec(**{**spec.__dict__, "lam": mid}), interior) < degree:
             lo = mid
         else:
             hi = mid
     return 0.5 * (lo + hi)
 
 
+def cubic_grid(n: int) -> tuple[int, int, int]:
+    """A near-cubic grid of exactly ``n`` neurons when ``n`` allows it, else the smallest near-cube above."""
+    a = round(n ** (1 / 3))
+    for x in range(a, 0, -1):
+        if n % x == 0:
+            m = n // x
+            y = int(round(m ** 0.5))
+            for yy in range(y, 0, -1):
+                if m % yy == 0 and max(x, yy, m // yy) <= 4 * min(x, yy, m // yy):
+                    return tuple(sorted((x, yy, m // yy), reverse=True))
+    a = math.ceil(n ** (1 / 3))
+    return (a, a, a)
+
+
 def sampled(spec: ReservoirSpec, chunk: int = 1 << 15) -> Connectivity:
     """Draw the same distribution as :func:`pairwise` in ``O(N * degree)`` (see the module docstring).
 
-    Presynaptic neurons are processed ``chunk`` at a time; within a chunk everything is vectorised.
+    Presynaptic neurons are processed ``chunk`` at a time; within a chunk everything is vectorised. Every quantity
+    that depends on an offset only through its squared length ``D**2`` (an integer ``<= 3 R**2``) is a table lookup.
     """
     spec.validate()
     rng = np.random.default_rng([spec.seed, 3])
     exc = neuron_types(spec)
-    grid = np.asarray(spec.grid, np.int64)
+    n = spec.n
+    lx, ly, lz = (int(v) for v in spec.grid)
     k, q = _axis_kernel(spec.lam)
-    p_axis = q / q.sum()
+    cdf = np.cumsum(q / q.sum())
+    cdf[-1] = 1.0
     z = float(q.sum()) ** 3
     c_tab = _type_matrix(spec, "c")
     e1 = math.exp(-1.0 / spec.lam ** 2)
@@ -239,26 +266,42 @@ def sampled(spec: ReservoirSpec, chunk: int = 1 << 15) -> Connectivity:
         empty = np.zeros(0, np.int32)
         return Connectivity(spec, exc, empty, empty, np.zeros(0, np.float32), np.zeros(0, np.int8))
     kappa = -math.log1p(-min(c_max * e1, 1 - 1e-12)) / e1
+    d2_all = np.arange(3 * int(k.max()) ** 2 + 1, dtype=np.float64)
+    e_tab = np.exp(-d2_all / spec.lam ** 2)
+    # acceptance probability per (pre type, post type, D**2): -ln(1 - C e) / (kappa e); 0 for the self offset
+    accept = -np.log1p(-np.minimum(c_tab[:, :, None] * e_tab[None, None, :], 1 - 1e-12)) / (kappa * e_tab)
+    accept[:, :, 0] = 0.0
+    accept = accept.reshape(4, -1).astype(np.float32)
+    dist_tab = np.sqrt(d2_all)
+    inh = (~exc).astype(np.int32)
     parts = []
-    for start in range(0, spec.n, chunk):
-        stop = min(spec.n, start + chunk)
-        counts = rng.poisson(kappa * z, size=stop - start)
-        pre = np.repeat(np.arange(start, stop, dtype=np.int64), counts)
-        off = k[rng.choice(k.size, size=(pre.size, 3), p=p_axis)]
-        src = np.stack(np.unravel_index(pre, spec.grid), axis=1)
-        dst = src + off
-        d2 = (off ** 2).sum(axis=1)
-        ok = (d2 > 0) & np.all((dst >= 0) & (dst < grid), axis=1)
-        pre, dst, d2 = pre[ok], dst[ok], d2[ok]
-        post = np.ravel_multi_index((dst[:, 0], dst[:, 1], dst[:, 2]), spec.grid)
-        e = np.exp(-d2 / spec.lam ** 2)
-        c_pt = c_tab[(~exc[pre]).astype(np.int64), (~exc[post]).astype(np.int64)]
-        keep = rng.random(pre.size) * (kappa * e) < -np.log1p(-np.minimum(c_pt * e, 1 - 1e-12))
-        key = np.unique(pre[keep] * spec.n + post[keep])  # merge duplicate proposals; sorted by (pre, post)
-        pre, post = key // spec.n, key % spec.n
-        diff = np.stack(np.unravel_index(pre, spec.grid), axis=1) - np.stack(np.unravel_index(post, spec.grid), 1)
-        weight, delay = _weights_and_delays(spec, rng, exc, pre, post, np.sqrt((diff ** 2).sum(axis=1)))
-        parts.append((pre.astype(np.int32), post.astype(np.int32), weight, delay))
+    for begin in range(0, n, chunk):
+        stop = min(n, begin + chunk)
+        local = np.repeat(np.arange(stop - begin, dtype=np.int32), rng.poisson(kappa * z, size=stop - begin))
+        pre = local + np.int32(begin)
+        coords = np.unravel_index(pre, spec.grid)
+        d2 = np.zeros(pre.size, np.int32)
+        post = np.zeros(pre.size, np.int32)
+        ok = np.ones(pre.size, bool)
+        for axis, length in enumerate((lx, ly, lz)):
+            off = k[np.searchsorted(cdf, rng.random(pre.size, dtype=np.float32), side="right")].astype(np.int32)
+            dst = coords[axis].astype(np.int32) + off
+            ok &= (dst >= 0) & (dst < length)
+            post = post * np.int32(length) + dst
+            d2 += off * off
+        pre, local, post, d2 = pre[ok], local[ok], post[ok], d2[ok]
+        pair = inh[pre] * 2 + inh[post]
+        keep = rng.random(pre.size, dtype=np.float32) < accept[pair, d2]
+        key = np.sort(local[keep].astype(np.int64) * n + post[keep])  # sorted by (pre, post)
+        first = np.ones(key.size, bool)
+        first[1:] = key[1:] != key[:-1]  # merge duplicate proposals
+        key = key[first]
+        pre = (key // n).astype(np.int32) + np.int32(begin)
+        post = (key % n).astype(np.int32)
+        d2 = sum((a.astype(np.int32) - b.astype(np.int32)) ** 2
+                 for a, b in zip(np.unravel_index(pre, spec.grid), np.unravel_index(post, spec.grid)))
+        weight, delay = _weights_and_delays(spec, rng, exc, pre, post, dist_tab[d2])
+        parts.append((pre, post, weight, delay))
     return Connectivity(spec, exc, *(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 

@@ -8,8 +8,10 @@ Graph (node names are fixed; ``N`` reservoir neurons, ``P`` input channels)::
     [readout="chip"]  reservoir --readout_exc (Dense, >= 0)--> readout (LI, [K]) --> scores (Output, its v)
                       reservoir --readout_inh (Dense, <= 0)--> readout
 
-Splitting the recurrent (and readout) synapses by sign gives every synapse op one sign, so Loihi uses the
-excitatory/inhibitory sign modes (8-bit magnitudes; a mixed op keeps 7) and SpiNNaker one receptor per projection.
+Arrays keep the connectivity's compact dtypes (int32 indices, float32 weights, int8 delays: 100M synapses in
+~1.3 GB); every pass converts what it reads. Splitting the recurrent (and readout) synapses by sign gives every
+synapse op one sign, so Loihi uses the excitatory/inhibitory sign modes (8-bit magnitudes; a mixed op keeps 7) and
+SpiNNaker one receptor per projection.
 
 Neurons (float CubaLIF, Lava ``PyLifModelFloat`` maths, one step = ``dt``)::
 
@@ -102,9 +104,8 @@ class LSM:
         masks = c.split_by_sign()
         nodes = {
             "input": Input(shape=(self.n_in,)),
-            "w_in": Sparse(out_shape=(n,), in_size=self.n_in, row=self.w_in_row.astype(np.int64),
-                           col=self.w_in_col.astype(np.int64), value=self.w_in_value.astype(np.float64),
-                           origin="lsm input projection"),
+            "w_in": Sparse(out_shape=(n,), in_size=self.n_in, row=self.w_in_row, col=self.w_in_col,
+                           value=self.w_in_value, origin="lsm input projection"),
             "reservoir": CubaLIF(shape=(n,), du=self.neuron.du, dv=self.neuron.dv, vth=self.neuron.vth,
                                  bias=self.neuron.bias, reset="zero", origin="lsm reservoir"),
         }
@@ -113,9 +114,8 @@ class LSM:
             m = masks[key]
             if not m.any():
                 continue
-            nodes[name] = Sparse(out_shape=(n,), in_size=n, row=c.post[m].astype(np.int64),
-                                 col=c.pre[m].astype(np.int64), value=c.weight[m].astype(np.float64),
-                                 delays=c.delay[m].astype(np.int64), origin=f"lsm recurrent {key}->*")
+            nodes[name] = Sparse(out_shape=(n,), in_size=n, row=c.post[m], col=c.pre[m], value=c.weight[m],
+                                 delays=c.delay[m], origin=f"lsm recurrent {key}->*")
             edges += [("reservoir", name), (name, "reservoir")]
         nodes["reservoir_spikes"] = Output()
         edges.append(("reservoir", "reservoir_spikes"))
@@ -140,12 +140,18 @@ def input_projection(spec: InputSpec, excitatory: np.ndarray) -> tuple[np.ndarra
     """(row = reservoir neuron, col = input channel, value) of the input projection (see :class:`InputSpec`)."""
     rng = np.random.default_rng([spec.seed, 4])
     n = excitatory.size
-    mask = rng.random((n, spec.n_in)) < spec.p
-    if spec.to == "E":
-        mask &= excitatory[:, None]
-    row, col = np.nonzero(mask)
+    rows, cols = [], []
+    for start in range(0, n, 1 << 16):  # chunks of neurons: no [N, P] matrix for large reservoirs
+        stop = min(n, start + (1 << 16))
+        mask = rng.random((stop - start, spec.n_in)) < spec.p
+        if spec.to == "E":
+            mask &= excitatory[start:stop, None]
+        row, col = np.nonzero(mask)
+        rows.append((row + start).astype(np.int32))
+        cols.append(col.astype(np.int32))
+    row, col = np.concatenate(rows), np.concatenate(cols)
     value = rng.gamma(spec.gamma_shape, spec.weight / spec.gamma_shape, size=row.size)
-    return row.astype(np.int32), col.astype(np.int32), value.astype(np.float32)
+    return row, col, value.astype(np.float32)
 
 
 def build(reservoir: ReservoirSpec | None = None, inputs: InputSpec | None = None,
