@@ -293,7 +293,7 @@ def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bi
     n_src = src_off.shape[0]
     n_pop = pop_off.shape[0]
     n_syn = syn_nout.shape[0]
-    spk = np.zeros(n_in + n_neurons, np.uint8)
+    n_inputs = n_src - n_pop  # sources: the inputs, then the populations
     act = np.zeros(n_in + n_neurons, np.int64)
     a_start = np.zeros(n_src, np.int64)
     a_end = np.zeros(n_src, np.int64)
@@ -319,6 +319,7 @@ def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bi
                 src = rb[base:base + n]
                 for i in range(n):
                     dst[i] += src[i]
+            n_act = 0
             # 2. neurons: Lava PyLifModelBitAcc in int64 with explicit int32 wraps (branch-free: it vectorises)
             for p in range(n_pop):
                 o = pop_off[p]
@@ -360,18 +361,21 @@ def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bi
                     rec_v[b, k, rv:rv + size] = vp
                 if rs >= 0:
                     rec_s[b, k, rs:rs + size] = fp
-            for i in range(n_neurons):
-                counts[i] += fired[i]
-                spk[n_in + i] = fired[i]
-            # 3. sources: stimulus column k; 4a. active presynaptic indices per source
-            for j in range(n_in):
-                spk[j] = stim[b, k, j]
-            n_act = 0
-            for p in range(n_src):
+                # 3. the population emits its spikes: active indices of source n_inputs + p, spike counts
+                a_start[n_inputs + p] = n_act
+                for i in range(size):
+                    if fp[i] != 0:
+                        act[n_act] = i
+                        n_act += 1
+                        counts[o + i] += 1
+                a_end[n_inputs + p] = n_act
+            # 3. the inputs emit stimulus column k
+            sk = stim[b, k]
+            for p in range(n_inputs):
                 a_start[p] = n_act
                 off = src_off[p]
                 for j in range(src_size[p]):
-                    if spk[off + j] != 0:
+                    if sk[off + j] != 0:
                         act[n_act] = j
                         n_act += 1
                 a_end[p] = n_act
