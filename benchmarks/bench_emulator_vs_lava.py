@@ -8,8 +8,16 @@ For each network the same stimulus (batch 1) runs on both. Lava is built from th
 (:mod:`neurodeploy.backends.lava`) with one Monitor on the output spikes -- what ``run_description`` records for
 outputs. Lava's time is split into *startup* (compile + spawning one OS process per Lava process + the first step,
 i.e. ``run(RunSteps(1))``) and *per step* (a following ``run(RunSteps(T))`` / T); the emulator's into *prepare*
-(``Program(graph)``) and *per step* (``Program.run`` / T, best of ``--repeat``). The output spikes of both are
-checked to be equal, so the timings compare runs that computed the same thing.
+(``Program(graph)``) and *per step* (``Program.run`` / T, best of ``--repeat``), for each engine: ``numpy`` and the
+compiled ``numba`` kernel (whose first run on a Program also lowers it: ``numba 1st s``). The output spikes of Lava
+and both engines are checked to be equal, so the timings compare runs that computed the same thing.
+
+Batched throughput: the same networks on a ``--batch`` (32) sample stimulus, per *sample-step* (run time / B / T);
+Lava runs one sample at a time, so its per-step time is its per-sample-step time. Both engines are checked equal.
+
+numba's one-time cost is measured in fresh subprocesses with an empty ``NUMBA_CACHE_DIR``: ``import numba``, the
+first run (compile and write the cache), and, in a second process, the first run loading the compiled kernel from
+that cache (``cache=True``).
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -69,16 +80,49 @@ def recurrent_sparse(n: int, n_in: int, density: float, seed: int) -> Graph:
     return Graph(nodes, edges).validate()
 
 
-def time_emulator(graph: Graph, x: np.ndarray, repeat: int) -> tuple[float, float, np.ndarray]:
+def time_emulator(graph: Graph, x: np.ndarray, repeat: int, engine: str) -> tuple[float, float, float, np.ndarray]:
+    """Prepare time, first-run time, best per-sample-step time of ``repeat`` runs, output spikes."""
     start = time.perf_counter()
     program = Program(graph)
     prepare = time.perf_counter() - start
+    start = time.perf_counter()
+    res = program.run(x, engine=engine)
+    first = time.perf_counter() - start
+    assert res.engine == engine, (res.engine, res.engine_note)
     best = np.inf
     for _ in range(repeat):
         start = time.perf_counter()
-        res = program.run(x)
+        res = program.run(x, engine=engine)
         best = min(best, time.perf_counter() - start)
-    return prepare, best / x.shape[1], res.outputs["out"]
+    return prepare, first, best / x.shape[0] / x.shape[1], res.outputs["out"]
+
+
+COLD = """
+import time
+t0 = time.perf_counter()
+import numba
+t1 = time.perf_counter()
+import numpy as np
+from neurodeploy.emulator import simulate
+from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo
+q = QuantInfo(scale=1.0)
+g = Graph({"in": Input(shape=(2,)), "s": Dense(weight=np.ones((1, 2), int), quant=q),
+           "n": CubaLIF(shape=(1,), vth=1, quant=q), "out": Output()}, [("in", "s"), ("s", "n"), ("n", "out")])
+x = np.ones((1, 3, 2), np.uint8)
+t2 = time.perf_counter()
+r = simulate(g, x, engine="numba")
+t3 = time.perf_counter()
+print(t1 - t0, t3 - t2)
+"""
+
+
+def numba_one_time_cost() -> tuple[float, float, float]:
+    """``import numba`` s, first run with an empty cache (compile) s, first run in a new process from that cache s."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        out = [subprocess.run([sys.executable, "-c", COLD], env=env, check=True, capture_output=True, text=True)
+               .stdout.split() for _ in range(2)]
+    return float(out[0][0]), float(out[0][1]), float(out[1][1])
 
 
 def time_lava(graph: Graph, x: np.ndarray) -> tuple[float, float, int, np.ndarray]:
@@ -110,8 +154,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32, help="batch of the throughput table")
     args = parser.parse_args()
     import lava
+    import numba
 
     cases = {
         "100 -> 100 dense": feedforward([100, 100], 1),
@@ -119,12 +165,24 @@ def main() -> None:
         "3 x 1k dense layers": feedforward([1000, 1000, 1000, 1000], 3),
         "1k recurrent sparse (10%)": recurrent_sparse(1000, 100, 0.1, 4),
     }
-    print(f"lava-nc {getattr(lava, '__version__', '0.10.0')}, numpy {np.__version__}, python "
-          f"{platform.python_version()}, {os.cpu_count()} CPUs; T = {args.steps} steps, batch 1")
-    header = (f"{'network':<28}{'neurons':>8}{'synapses':>10}{'rate':>7}{'procs':>7}{'emu prep s':>11}"
-              f"{'emu ms/step':>12}{'lava start s':>13}{'lava ms/step':>13}{'lava/emu':>10}{'equal':>7}")
+    auto = Program(feedforward([2, 2], 0)).pick_engine("auto")
+    print(f"lava-nc {getattr(lava, '__version__', '0.10.0')}, numpy {np.__version__}, numba {numba.__version__}, "
+          f"python {platform.python_version()}, {os.cpu_count()} CPUs; T = {args.steps} steps; "
+          f"engine='auto' runs {auto[0]}{' (' + auto[1] + ')' if auto[1] else ''}")
+    imp, compile_s, cached_s = numba_one_time_cost()
+    start = time.perf_counter()
+    Program(feedforward([2, 2], 0)).run(np.ones((1, 3, 2), np.uint8), engine="numba")  # kernel ready before timing
+    here = time.perf_counter() - start
+    print(f"numba one-time cost (fresh processes): import numba {imp:.2f} s; first run with an empty cache "
+          f"(compile + write) {compile_s:.2f} s; first run loading that cache {cached_s:.2f} s; "
+          f"this process: {here:.2f} s")
+    print("\nbatch 1 (emulator us/step, best of --repeat; lava/x = Lava ms/step over engine x's)")
+    header = (f"{'network':<28}{'neurons':>8}{'synapses':>10}{'rate':>7}{'procs':>6}{'prep s':>8}"
+              f"{'numba 1st s':>12}{'numpy us':>10}{'numba us':>10}{'lava start s':>13}{'lava ms':>9}"
+              f"{'lava/numpy':>11}{'lava/numba':>11}{'equal':>7}")
     print(header)
     print("-" * len(header))
+    rows = []
     for name, graph in cases.items():
         shapes = graph.shapes()
         n_in = shapes["in"][0]
@@ -132,13 +190,29 @@ def main() -> None:
         neurons = sum(int(np.prod(shapes[n])) for n, op in graph.nodes.items() if op.role == "neuron")
         synapses = sum(int(np.count_nonzero(op.weight)) if isinstance(op, Dense) else int(op.value.size)
                        for op in graph.nodes.values() if op.role == "synapse")
-        prep, emu_step, emu_out = time_emulator(graph, x, args.repeat)
+        prep, _, np_step, np_out = time_emulator(graph, x, args.repeat, "numpy")
+        _, first, nb_step, nb_out = time_emulator(graph, x, args.repeat, "numba")
         # Lava runs 1 + (T - 1) steps in two calls; its Monitor holds all T
         startup, lava_step, procs, lava_out = time_lava(graph, x)
-        equal = np.array_equal(lava_out, emu_out[0])
-        rate = float(emu_out.mean())
-        print(f"{name:<28}{neurons:>8}{synapses:>10}{rate:>7.3f}{procs:>7}{prep:>11.3f}{emu_step * 1e3:>12.3f}"
-              f"{startup:>13.2f}{lava_step * 1e3:>13.2f}{lava_step / emu_step:>10.1f}{str(equal):>7}")
+        equal = np.array_equal(lava_out, np_out[0]) and np.array_equal(lava_out, nb_out[0])
+        rate = float(nb_out.mean())
+        rows.append((name, graph, lava_step))
+        print(f"{name:<28}{neurons:>8}{synapses:>10}{rate:>7.3f}{procs:>6}{prep:>8.3f}{first:>12.3f}"
+              f"{np_step * 1e6:>10.1f}{nb_step * 1e6:>10.1f}{startup:>13.2f}{lava_step * 1e3:>9.2f}"
+              f"{lava_step / np_step:>11.1f}{lava_step / nb_step:>11.1f}{str(equal):>7}")
+    print(f"\nbatch {args.batch} (emulator us per sample-step = run time / B / T, best of --repeat; Lava runs one "
+          f"sample at a time: its ms/step above is per sample-step)")
+    header = (f"{'network':<28}{'numpy us':>10}{'numba us':>10}{'lava/numpy':>11}{'lava/numba':>11}"
+              f"{'numba==numpy':>13}")
+    print(header)
+    print("-" * len(header))
+    for name, graph, lava_step in rows:
+        n_in = graph.shapes()["in"][0]
+        x = (np.random.default_rng(8).random((args.batch, args.steps, n_in)) < 0.1).astype(np.uint8)
+        _, _, np_step, np_out = time_emulator(graph, x, args.repeat, "numpy")
+        _, _, nb_step, nb_out = time_emulator(graph, x, args.repeat, "numba")
+        print(f"{name:<28}{np_step * 1e6:>10.2f}{nb_step * 1e6:>10.2f}{lava_step / np_step:>11.1f}"
+              f"{lava_step / nb_step:>11.1f}{str(np.array_equal(np_out, nb_out)):>13}")
 
 
 if __name__ == "__main__":
