@@ -4,14 +4,15 @@ and run for all T steps in one numba function (``engine="numba"``).
 It computes exactly what the numpy engine computes (same step order, same Lava 0.10.0 ``PyLifModelBitAcc``
 integers, same int32 wrap-around); only the execution differs:
 
-* **Lowering** (once per Program). Sources are the Input nodes followed by the neuron populations, laid end to end in
-  one spike vector. Every neuron population becomes per-neuron parameters: ``fu = 4096 - (du + 1)``,
-  ``fv = 4096 - dv``, the effective bias ``bias_mant << bias_exp`` (int32), the threshold ``wrap32(vth << 6)`` and the
-  reset kind. Every synapse becomes, per delay bucket ``d``, the matrix ``W_d`` of Lava-effective weights (clipped
-  and truncated by :func:`~neurodeploy.emulator.arithmetic.effective_weights`, taken from the numpy engine's prepared
-  buckets; int16, since they lie in [-256, 255]), stored column by column: as CSC when sparse, or, when at least
-  ``DENSE_FRACTION`` of it is nonzero, as full columns (column-major, zeros kept), so that adding a column is one
-  contiguous, vectorised loop. Its delay line is a ring of ``L = max_delay + 1`` slots of ``n_out`` int64.
+* **Lowering** (once per Program). Sources are the Input nodes (end to end in the stimulus) followed by the neuron
+  populations (end to end in the state arrays); each step lists the active indices of every source. Every population
+  becomes per-neuron parameters: ``fu = 4096 - (du + 1)``, ``fv = 4096 - dv``, the effective bias
+  ``bias_mant << bias_exp`` (int32), the threshold ``wrap32(vth << 6)`` and the reset kind. Every synapse becomes,
+  per delay bucket ``d``, the matrix ``W_d`` of Lava-effective weights (clipped and truncated by
+  :func:`~neurodeploy.emulator.arithmetic.effective_weights`, taken from the numpy engine's prepared buckets; int16,
+  since they lie in [-256, 255]), stored column by column: as CSC when sparse, or, when at least ``DENSE_FRACTION`` of
+  it is nonzero, as full columns (column-major, zeros kept), so that adding a column is one contiguous, vectorised
+  loop. Its delay line is a ring of ``L = max_delay + 1`` slots of ``n_out`` int64.
 * **Step** ``k`` (0-based), per sample ``b`` (samples never interact, so the batch is the outer loop):
 
   1. ``a_in = sum over incoming synapses of ring[k mod L]`` (int64);
@@ -110,7 +111,7 @@ class Lowered:
     bias: np.ndarray
     thr: np.ndarray
     sub: np.ndarray  # 1: reset by subtraction
-    src_off: np.ndarray  # per source (inputs, then populations): offset in the spike vector
+    src_off: np.ndarray  # per source (inputs, then populations): offset in the stimulus (inputs) or n_in + pop_off
     src_size: np.ndarray
     dlv_syn: np.ndarray  # deliveries (synapse -> neuron population input)
     dlv_dst: np.ndarray
