@@ -59,7 +59,7 @@ TASKS: tuple[tuple[int, int], ...] = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 
 @dataclass
 class HLOPConfig:
-    """Hyper-parameters; defaults reach the issue's target on split digits in well under a minute on 2 cores."""
+    """Hyper-parameters. Defaults (tuned on seed 0, class-incremental): ACC 0.862, BWT -0.083."""
 
     method: str = "hlop"              # "hlop" or "finetune"
     setting: str = "class"            # "class" (single head) or "task" (multi-head)
@@ -71,10 +71,10 @@ class HLOPConfig:
     batch: int = 32
     lr: float = 0.05
     momentum: float = 0.9
-    subspace_per_task: tuple[int, int] = (12, 24)   # new lateral neurons per task: input layer, hidden layer
-    hebb_lr: tuple[float, float] = (0.05, 0.01)     # eta per layer (input layer ~0.05 for digits' low energy)
-    hebb_epochs: int = 100
-    hebb_batch: int = 32                            # mini-batch of the Hebbian phase (0: the whole task)
+    subspace_per_task: tuple[int, int] = (6, 16)   # new lateral neurons per task: input layer, hidden layer
+    hebb_lr: tuple[float, float] = (0.05, 0.1)      # eta per layer (input layer ~0.05 for digits' low energy)
+    hebb_epochs: int = 3000
+    hebb_batch: int = 0                             # mini-batch of the Hebbian phase (0: the whole task)
     test_fraction: float = 0.25
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -214,6 +214,17 @@ def run_sequence(cfg: HLOPConfig, data: dict[str, np.ndarray] | None = None) -> 
     """Train the 5 tasks in order; returns ``R``, ACC, BWT, subspace diagnostics and the trained ``net``."""
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # deterministic reduction order, and no oversubscription of small shared machines
+    try:
+        return _run(cfg, data)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: HLOPConfig, data: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    import torch
+
     torch.manual_seed(cfg.seed)
     data = data if data is not None else split_digits(cfg.seed, cfg.test_fraction)
     net = build_net(cfg)
@@ -245,7 +256,8 @@ def run_sequence(cfg: HLOPConfig, data: dict[str, np.ndarray] | None = None) -> 
                 _, r_in, r_h = forward(net, encode(x, cfg.steps, cfg.seed + 20_000 + k))
                 for l_, (sub, act) in enumerate(zip(subs, (r_in, r_h))):
                     sub.add(cfg.subspace_per_task[l_])
-                    sub.hebbian(act, cfg.hebb_lr[l_], cfg.hebb_epochs, cfg.hebb_batch or len(act), cfg.seed + 30_000 + k)
+                    sub.hebbian(act, cfg.hebb_lr[l_], cfg.hebb_epochs, cfg.hebb_batch or len(act),
+                                cfg.seed + 30_000 + k)
                     sub.consolidate()
     return {
         "config": {k_: v for k_, v in asdict(cfg).items() if k_ != "extra"},
