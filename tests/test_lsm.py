@@ -209,3 +209,41 @@ def test_accuracy_smoke_above_chance():
     assert ro.accuracy(f_te, y_te) > 0.6  # chance is 0.1
     w, b = ro.folded()
     assert np.allclose(f_te @ w.T + b, ro.scores(f_te))
+
+
+# ------------------------------------------------------------------------------------------------ imports
+def test_cyclic_reservoir_round_trips_through_nir():
+    """A reservoir without synaptic delays (NIR has no per-synapse delay node) exports to a cyclic NIR graph and
+    imports back to the same spikes."""
+    from neurodeploy.converters.nir import from_nir, to_nir
+
+    spec = connectivity.ReservoirSpec(grid=(4, 4, 4), lam=3.0, max_delay=0, weights=dict(SMALL_W))
+    g = model.build(spec, model.InputSpec(p=0.2, weight=0.05)).graph()
+    x = (np.random.default_rng(4).random((2, 30, 64)) < 0.3).astype(np.uint8)
+    back = from_nir(to_nir(g, dt=1e-3), dt=1e-3)
+    assert ("rec_exc", "reservoir") in back.edges and ("reservoir", "rec_exc") in back.edges
+    ref = simulate(g, x).outputs["reservoir_spikes"]
+    assert ref.sum() > 0 and np.array_equal(simulate(back, x).outputs["reservoir_spikes"], ref)
+
+
+def test_snntorch_rleaky_reservoir_imports_and_compiles():
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    from neurodeploy.converters.snntorch import from_snntorch
+
+    lsm = small_lsm()
+    n = lsm.n
+    w_rec = np.zeros((n, n), np.float32)
+    w_rec[lsm.conn.post, lsm.conn.pre] = lsm.conn.weight
+    w_in = np.zeros((n, 64), np.float32)
+    w_in[lsm.w_in_row, lsm.w_in_col] = lsm.w_in_value
+    lin = torch.nn.Linear(64, n, bias=False)
+    lin.weight.data = torch.tensor(w_in)
+    rleaky = snn.RLeaky(beta=0.95, linear_features=n, init_hidden=True, reset_mechanism="zero")
+    rleaky.recurrent.weight.data = torch.tensor(w_rec)
+    rleaky.recurrent.bias.data.zero_()
+    g = from_snntorch(torch.nn.Sequential(lin, rleaky), 64)
+    x = (np.random.default_rng(5).random((2, 30, 64)) < 0.3).astype(np.uint8)
+    art = compile_graph(g, "loihi2", calibration=x)
+    assert art.manifest["mapping"]["cores"] >= 1
+    assert simulate(art.graph, x).outputs["output"].sum() > 0

@@ -114,8 +114,10 @@ class LSM:
             m = masks[key]
             if not m.any():
                 continue
+            delays = c.delay[m]
             nodes[name] = Sparse(out_shape=(n,), in_size=n, row=c.post[m], col=c.pre[m], value=c.weight[m],
-                                 delays=c.delay[m], origin=f"lsm recurrent {key}->*")
+                                 delays=delays if delays.any() else None,  # all zero: a plain Sparse (NIR-able)
+                                 origin=f"lsm recurrent {key}->*")
             edges += [("reservoir", name), (name, "reservoir")]
         nodes["reservoir_spikes"] = Output()
         edges.append(("reservoir", "reservoir_spikes"))
