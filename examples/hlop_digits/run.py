@@ -4,6 +4,19 @@
 
 Class-incremental (single 10-way head) by default; ``--setting task`` for multi-head task-incremental. The HLOP
 network is then exported with ``from_snntorch`` and run on the quantized emulator (``--no-deploy`` skips that).
+
+Measured (seed 0, 450 test digits, T = 10, 2 shared cores, ~60 s for both settings' learners plus deployment):
+
+=================  ==================  ==================  ===========================================
+setting            fine-tuning ACC/BWT  HLOP ACC/BWT        HLOP on the quantized emulator (agreement)
+=================  ==================  ==================  ===========================================
+class-incremental  19.8% / -99.7       86.2% / -8.3        85.5% (98.2% argmax agreement with torch)
+task-incremental   99.3% / -0.6        97.0% / 0.0         97.0% (100%)
+=================  ==================  ==================  ===========================================
+
+Class-incremental fine-tuning forgets every old class (-99.7, worse than the issue's "near -65"); multi-head
+task-incremental fine-tuning barely forgets on digits (two-way heads stay separable), so HLOP's benefit shows in
+the class-incremental setting; its cost there is plasticity on the last task (69% on {8, 9}).
 """
 
 from __future__ import annotations
