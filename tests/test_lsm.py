@@ -247,3 +247,26 @@ def test_snntorch_rleaky_reservoir_imports_and_compiles():
     art = compile_graph(g, "loihi2", calibration=x)
     assert art.manifest["mapping"]["cores"] >= 1
     assert simulate(art.graph, x).outputs["output"].sum() > 0
+
+
+def test_lava_equals_emulator_on_the_delayed_recurrent_reservoir_with_chip_readout():
+    """Loihi 2 bit-accurate Lava models (through the .venv-lava worker): DelaySparse recurrence, two sign-split
+    recurrent ops and the on-chip LI readout, integer for integer equal to the emulator."""
+    import os
+    from pathlib import Path
+
+    lava_python = os.environ.get("NEURODEPLOY_LAVA_PYTHON",
+                                 str(Path(__file__).resolve().parents[1] / ".venv-lava" / "bin" / "python"))
+    if not Path(lava_python).exists():
+        if os.environ.get("NEURODEPLOY_REQUIRE_LAVA") == "1":
+            raise RuntimeError(f"NEURODEPLOY_REQUIRE_LAVA=1 but no Lava Python at {lava_python}")
+        pytest.skip("no Lava environment")
+    lsm = small_lsm()
+    assert lsm.conn.delay.max() > 0
+    rng = np.random.default_rng(6)
+    x = (rng.random((2, 25, 64)) < 0.3).astype(np.uint8)
+    g = lsm.graph(readout="chip", readout_weights=rng.normal(size=(3, 64)), readout_bias=np.zeros(3), steps=25)
+    art = compile_graph(g, "loihi2", calibration=x)
+    res = deploy.lava_check(art, x)
+    assert res["identical"], res["equal"]
+    assert res["emulator"]["reservoir_spikes"].sum() > 0
