@@ -30,9 +30,9 @@ import scipy.sparse as sp
 
 from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import UnsupportedOpError
+from neurodeploy.ir import linear
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.linear import op_matrix
-from neurodeploy.ir.ops import CubaLIF, Dense, Input, Sparse, _Synapse
+from neurodeploy.ir.ops import CubaLIF, Input, _Synapse
 
 from .neurons import LIFConversion, convert_lif, i_offset
 
@@ -115,23 +115,8 @@ def synapse_entries(op: _Synapse, in_shape: tuple[int, ...]) -> tuple[np.ndarray
     Entries with equal (row, col, delay) are summed before Lava's clip and truncation (CSR semantics, exactly as
     the emulator prepares them); the sign mode, when not given, is determined from the whole summed matrix.
     """
-    if isinstance(op, Sparse):
-        rows, cols = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64)
-        values, shape = np.asarray(op.value), (int(math.prod(op.out_shape)), op.in_size)
-    else:
-        coo = op_matrix(op, in_shape).tocoo()
-        rows, cols, values, shape = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, coo.shape
-    if op.delays is None:
-        delays = np.zeros(values.size, dtype=np.int64)
-    elif isinstance(op, Dense):
-        delays = np.asarray(op.delays, dtype=np.int64)[rows, cols]
-    else:
-        delays = np.broadcast_to(np.asarray(op.delays, dtype=np.int64).ravel(), values.shape)
-    sign_mode = op.sign_mode
-    if sign_mode is None:
-        merged = sp.csr_matrix((values, (rows, cols)), shape=shape).data
-        sign_mode = "excitatory" if merged.size == 0 or merged.min() >= 0 else (
-            "inhibitory" if merged.max() <= 0 else "mixed")
+    rows, cols, values, delays, shape = linear.synapse_entries(op, in_shape)
+    sign_mode = op.sign_mode or linear.inferred_sign_mode(rows, cols, values, shape)
     out_r, out_c, out_w, out_d = [], [], [], []
     for d in np.unique(delays) if delays.size else []:
         keep = delays == d

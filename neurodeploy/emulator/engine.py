@@ -34,8 +34,8 @@ import scipy.sparse as sp
 from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import InputError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.linear import op_matrix
-from neurodeploy.ir.ops import IF, LI, CubaLIF, Dense, Input, Output, Sparse, _Synapse
+from neurodeploy.ir.linear import inferred_sign_mode, synapse_entries
+from neurodeploy.ir.ops import IF, LI, CubaLIF, Input, Output, _Synapse
 from neurodeploy.passes.fold import fold_linear
 
 RECORDABLE = ("spikes", "u", "v")
@@ -80,23 +80,11 @@ class _SynapseRunner:
     def __init__(self, name: str, op: _Synapse, in_shape: tuple[int, ...], integer: bool):
         self.name = name
         self.n_in = int(math.prod(in_shape))
-        if isinstance(op, Sparse):  # keep every entry with its own delay (no duplicate merging across delays)
-            rows, cols = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64)
-            values, shape = np.asarray(op.value), (int(math.prod(op.out_shape)), op.in_size)
-        else:
-            coo = op_matrix(op, in_shape).tocoo()
-            rows, cols, values, shape = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, coo.shape
-        if op.delays is None:
-            delays = np.zeros(values.size, dtype=np.int64)
-        elif isinstance(op, Dense):
-            delays = np.asarray(op.delays, dtype=np.int64)[rows, cols]
-        else:
-            delays = np.broadcast_to(np.asarray(op.delays, dtype=np.int64).ravel(), values.shape)
+        # every stored entry with its own delay (no duplicate merging across delays)
+        rows, cols, values, delays, shape = synapse_entries(op, in_shape)
         sign_mode = op.sign_mode
         if integer and sign_mode is None:  # Lava determines it once, from the whole (summed) matrix
-            merged = sp.csr_matrix((values, (rows, cols)), shape=shape).data
-            sign_mode = "excitatory" if merged.size == 0 or merged.min() >= 0 else (
-                "inhibitory" if merged.max() <= 0 else "mixed")
+            sign_mode = inferred_sign_mode(rows, cols, values, shape)
         self.weight_exp = int(op.weight_exp) if integer else 0
         self.n_out = shape[0]
         self.graded = op.num_message_bits > 0

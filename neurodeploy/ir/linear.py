@@ -58,3 +58,34 @@ def op_matrix(op: Op, in_shape: Shape) -> sp.csr_matrix:
         return sp.diags(np.broadcast_to(np.asarray(op.scale, float).ravel(), (n_in,))).tocsr()
     raise UnsupportedOpError(f"{op.op_type} is not a linear op", node=op.origin or None,
                              fix="only synapse and linear ops can be expressed as matrices")
+
+
+def synapse_entries(op: Op, in_shape: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                      tuple[int, int]]:
+    """``(rows, cols, values, delays, shape)`` of synapse op ``op``: one entry per stored synapse, ``shape =
+    (n_out, n_in)``. Sparse keeps every stored entry (duplicates included, each with its own delay); Dense and
+    Conv2d give the non-zero entries of :func:`op_matrix`. ``delays`` is per entry (zeros without delays)."""
+    if isinstance(op, Sparse):
+        rows, cols = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64)
+        values, shape = np.asarray(op.value), (int(math.prod(op.out_shape)), int(op.in_size))
+    else:
+        coo = op_matrix(op, in_shape).tocoo()
+        rows, cols, values, shape = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, coo.shape
+    delays = getattr(op, "delays", None)
+    if delays is None:
+        delays = np.zeros(values.size, dtype=np.int64)
+    elif isinstance(op, Dense):
+        delays = np.asarray(delays, dtype=np.int64)[rows, cols]
+    else:
+        delays = np.broadcast_to(np.asarray(delays, dtype=np.int64).ravel(), values.shape)
+    return rows, cols, values, delays, (int(shape[0]), int(shape[1]))
+
+
+def inferred_sign_mode(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> str:
+    """Lava's sign mode of a weight matrix given without one, decided once from the whole summed matrix:
+    ``excitatory`` if every summed weight is >= 0 (or there is none), ``inhibitory`` if every one is <= 0, else
+    ``mixed``."""
+    merged = sp.csr_matrix((values, (rows, cols)), shape=shape).data
+    if merged.size == 0 or merged.min() >= 0:
+        return "excitatory"
+    return "inhibitory" if merged.max() <= 0 else "mixed"

@@ -52,7 +52,7 @@ from neurodeploy.emulator import Program
 from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import InputError
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.linear import op_matrix
+from neurodeploy.ir.linear import inferred_sign_mode, op_matrix, synapse_entries
 from neurodeploy.ir.ops import Conv2d, Dense, Sparse, _Synapse
 
 FLOAT_BITS = 32
@@ -116,31 +116,6 @@ class RunCounts:
 
 
 # ----------------------------------------------------------------------------------------------- structure
-def _entries(op: _Synapse, in_shape: tuple[int, ...]):
-    """(rows, cols, values, delays, shape) as the emulator builds them (Sparse keeps every entry)."""
-    if isinstance(op, Sparse):
-        rows, cols = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64)
-        values, shape = np.asarray(op.value), (int(math.prod(op.out_shape)), op.in_size)
-    else:
-        coo = op_matrix(op, in_shape).tocoo()
-        rows, cols, values, shape = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, coo.shape
-    if op.delays is None:
-        delays = np.zeros(values.size, dtype=np.int64)
-    elif isinstance(op, Dense):
-        delays = np.asarray(op.delays, dtype=np.int64)[rows, cols]
-    else:
-        delays = np.broadcast_to(np.asarray(op.delays, dtype=np.int64).ravel(), values.shape)
-    return rows, cols, values, delays, shape
-
-
-def _sign_mode(op: _Synapse, rows, cols, values, shape) -> str:
-    if op.sign_mode is not None:
-        return op.sign_mode
-    merged = sp.csr_matrix((values, (rows, cols)), shape=shape).data
-    return "excitatory" if merged.size == 0 or merged.min() >= 0 else (
-        "inhibitory" if merged.max() <= 0 else "mixed")
-
-
 def _effective(values: np.ndarray, op: _Synapse, sign_mode: str, integer: bool) -> np.ndarray:
     if not integer:
         return np.asarray(values, dtype=np.float64)
@@ -182,8 +157,8 @@ def synapse_structure(graph: Graph, name: str, integer: bool = True) -> SynapseS
     targets = [t for t in graph.successors(name) if graph.nodes[t].role == "neuron"]
     shapes = graph.shapes()
     in_shape = shapes[src]
-    rows, cols, values, delays, shape = _entries(op, in_shape)
-    mode = _sign_mode(op, rows, cols, values, shape) if integer else "mixed"
+    rows, cols, values, delays, shape = synapse_entries(op, in_shape)
+    mode = (op.sign_mode or inferred_sign_mode(rows, cols, values, shape)) if integer else "mixed"
     counts = sp.csr_matrix(shape, dtype=np.int64)
     for d in np.unique(delays) if delays.size else []:
         keep = delays == d
