@@ -147,13 +147,19 @@ def grouped_bars(name: str, title: str, categories: list[str], series: dict[str,
         if n_cat <= 32:
             out.append(f'<text x="{gx + group * 0.4:.1f}" y="{top_pad + plot_h + 14}" text-anchor="middle" '
                        f'font-size="10">{_label(cat, 12)}</text>')
-    x = float(left)
-    for s, label in enumerate(series):
-        out.append(f'<rect x="{x:.0f}" y="{height - 22}" width="10" height="10" fill="{PALETTE[s % len(PALETTE)]}"/>')
-        out.append(f'<text x="{x + 14:.0f}" y="{height - 13}" font-size="11">{escape(label)}</text>')
-        x += 24 + 7 * len(label)
+    out.extend(_legend(series, left, height))
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _legend(series, left: int, height: int) -> list[str]:
+    """A colour swatch and the label of every series, in one row along the bottom edge."""
+    out, x = [], float(left)
+    for k, label in enumerate(series):
+        out.append(f'<rect x="{x:.0f}" y="{height - 22}" width="10" height="10" fill="{PALETTE[k % len(PALETTE)]}"/>')
+        out.append(f'<text x="{x + 14:.0f}" y="{height - 13}" font-size="11">{escape(label)}</text>')
+        x += 24 + 7 * len(label)
+    return out
 
 
 def line_chart(name: str, title: str, series: dict[str, list[float]], xlabel: str, ylabel: str,
@@ -180,10 +186,6 @@ def line_chart(name: str, title: str, series: dict[str, list[float]], xlabel: st
                        for i, v in enumerate(values))
         out.append(f'<polyline class="series" points="{pts}" fill="none" stroke="{PALETTE[k % len(PALETTE)]}" '
                    f'stroke-width="2"><title>{escape(label)}: max {max(values):.3g}</title></polyline>')
-    x = float(left)
-    for k, label in enumerate(series):
-        out.append(f'<rect x="{x:.0f}" y="{height - 22}" width="10" height="10" fill="{PALETTE[k % len(PALETTE)]}"/>')
-        out.append(f'<text x="{x + 14:.0f}" y="{height - 13}" font-size="11">{escape(label)}</text>')
-        x += 24 + 7 * len(label)
+    out.extend(_legend(series, left, height))
     out.append("</svg>")
     return "\n".join(out)
