@@ -61,3 +61,18 @@ def test_sparse_synapses_count_index_bits_and_distinct_axons():
     (core,) = partition(g, LOIHI1)[0].meta["mapping"]["per_core"]
     assert core["fan_in"] == 3 and core["synapses"] == 4
     assert core["synaptic_memory_bits"] == 4 * (8 + 6 + 12)  # weight + delay + index bits
+
+
+def test_fan_out_over_the_limit_splits_the_source_population():
+    # 100 hidden neurons, all-to-all into 300 outputs at 10 neurons per core: 30 output cores, so every hidden neuron
+    # needs 30 output axons; a 100-neuron slice would need 3000 > 1000: it is cut to floor(100 * 1000 / 3000) = 33
+    limits = CoreLimits(neurons_per_core=100, fan_in_axons_per_core=4096, fan_out_axons_per_core=1000,
+                        synaptic_memory_bits_per_core=10 * 100 * 8, cores_per_chip=128)
+    report = partition(mlp(10, 100, 300), limits)[0].meta["mapping"]
+    hidden = [c for c in report["per_core"] if c["node"] == "h"]
+    assert [(c["start"], c["stop"]) for c in hidden] == [(0, 33), (33, 66), (66, 99), (99, 100)]
+    assert all(c["fan_out"] <= 1000 for c in report["per_core"]) and hidden[0]["fan_out"] == 33 * 30
+    one = CoreLimits(neurons_per_core=100, fan_in_axons_per_core=4096, fan_out_axons_per_core=20,
+                     synaptic_memory_bits_per_core=10 * 100 * 8, cores_per_chip=128)
+    with pytest.raises(CapacityError, match="node 'h'.*neuron 0.*30 output axons"):
+        partition(mlp(10, 100, 300), one)

@@ -9,7 +9,8 @@ as large as every per-core limit allows:
 * ``synaptic_memory_bits <= synaptic_memory_bits_per_core``: every synapse into the slice costs
   ``weight bits + delay bits (if the synapse op has delays) + index bits (for Sparse/Conv synapses)``;
 * ``fan_out <= fan_out_axons_per_core``: for each neuron of the slice, the number of target *cores* it must reach,
-  summed over the slice (one output axon per destination core), computed after all populations are sliced.
+  summed over the slice (one output axon per destination core), computed after all populations are sliced; a
+  slice over it caps its population's slice size and the slicing is redone (see :func:`partition`).
 
 A slice that cannot shrink below one neuron and still exceeds a limit raises :class:`CapacityError` naming the
 node, the limit, the value and the fix. Results are attached to ``graph.meta["mapping"]`` (the pass does not
@@ -95,15 +96,37 @@ def _fits(cost: tuple[int, int, int], n: int, limits: CoreLimits) -> bool:
 
 
 def partition(graph: Graph, limits: CoreLimits) -> tuple[Graph, bool]:
-    """Slice every neuron node onto cores (see the module docstring); attach the fit report to the meta."""
+    """Slice every neuron node onto cores (see the module docstring); attach the fit report to the meta.
+
+    Fan-out depends on how the *targets* are sliced, so it is checked after slicing; a slice over the fan-out limit
+    caps its node's slice size at ``floor(size * limit / fan_out)`` and the slicing is redone (caps only shrink, so
+    this ends; splitting a node can raise its sources' fan-out, which the next round handles).
+    """
     shapes = graph.shapes()
+    incoming = {node: _incoming(graph, shapes, node, limits) for node in graph.by_role("neuron")}
+    caps: dict[str, int] = {}
+    while True:
+        slices = _slice_all(shapes, incoming, limits, caps)
+        over = _count_fan_out(graph, shapes, slices, limits)
+        if not over:
+            break
+        for s in over:
+            size = s.stop - s.start
+            caps[s.node] = min(caps.get(s.node, size), max(1, size * limits.fan_out_axons_per_core // s.fan_out))
+    report = mapping_report(slices, limits)
+    meta = dict(graph.meta)
+    meta["mapping"] = report
+    return graph.with_nodes(meta=meta), False
+
+
+def _slice_all(shapes: dict, incoming: dict, limits: CoreLimits, caps: dict[str, int]) -> list[CoreSlice]:
     slices: list[CoreSlice] = []
-    for node in graph.by_role("neuron"):
+    for node, inputs in incoming.items():
         n = int(math.prod(shapes[node]))
-        inputs = _incoming(graph, shapes, node, limits)
+        cap = min(limits.neurons_per_core, caps.get(node, limits.neurons_per_core))
         start = 0
         while start < n:
-            lo, hi = start + 1, min(n, start + limits.neurons_per_core)
+            lo, hi = start + 1, min(n, start + cap)
             if not _fits(_slice_cost(inputs, start, lo, limits), 1, limits):
                 fan_in, _s, mem = _slice_cost(inputs, start, lo, limits)
                 which, value, limit = (("fan-in axons", fan_in, limits.fan_in_axons_per_core)
@@ -121,15 +144,13 @@ def partition(graph: Graph, limits: CoreLimits) -> tuple[Graph, bool]:
             fan_in, synapses, mem = _slice_cost(inputs, start, lo, limits)
             slices.append(CoreSlice(len(slices), node, start, lo, fan_in, synapses, mem))
             start = lo
-    _count_fan_out(graph, shapes, slices, limits)
-    report = mapping_report(slices, limits)
-    meta = dict(graph.meta)
-    meta["mapping"] = report
-    return graph.with_nodes(meta=meta), False
+    return slices
 
 
-def _count_fan_out(graph: Graph, shapes: dict, slices: list[CoreSlice], limits: CoreLimits) -> None:
-    """Per source slice: sum over its neurons of the number of distinct destination cores."""
+def _count_fan_out(graph: Graph, shapes: dict, slices: list[CoreSlice], limits: CoreLimits) -> list[CoreSlice]:
+    """Per source slice: sum over its neurons of the number of distinct destination cores. Returns the slices over
+    the fan-out limit that can still be split; a single neuron over it raises :class:`CapacityError`."""
+    over = []
     by_node: dict[str, list[CoreSlice]] = {}
     for s in slices:
         by_node.setdefault(s.node, []).append(s)
@@ -148,9 +169,14 @@ def _count_fan_out(graph: Graph, shapes: dict, slices: list[CoreSlice], limits: 
         for s in node_slices:
             s.fan_out = int(targets[s.start:s.stop].sum())
             if s.fan_out > limits.fan_out_axons_per_core:
-                raise CapacityError(f"core {s.core} (neurons {s.start}..{s.stop - 1}) needs {s.fan_out} output "
-                                    f"axons but a core has {limits.fan_out_axons_per_core}", node=node,
-                                    fix="reduce the fan-out of this layer or lower neurons_per_core")
+                if s.stop - s.start > 1:
+                    over.append(s)
+                    continue
+                raise CapacityError(f"core {s.core} (neuron {s.start}) needs {s.fan_out} output axons but a core "
+                                    f"has {limits.fan_out_axons_per_core}", node=node,
+                                    fix="reduce the fan-out of this neuron (fewer targets, or targets on fewer "
+                                        "cores)")
+    return over
 
 
 def mapping_report(slices: list[CoreSlice], limits: CoreLimits) -> dict:
