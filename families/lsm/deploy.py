@@ -1,5 +1,9 @@
 """Compile an LSM graph for the three targets, run it there, and collect the figures the summary reports.
 
+:func:`compile_targets`, :func:`run_emulator` and :func:`lava_check` are the shared
+:mod:`neurodeploy.families.targets` helpers (re-exported here); :func:`pynn_check` wraps the shared one for the
+reservoir population.
+
 * :func:`compile_targets` -- ``compile_graph`` for "loihi2" (whose integer graph the emulator runs: the emulator
   profile has Loihi 2's arithmetic, and running the loihi2 artifact makes "Lava equals the emulator" a statement
   about one and the same graph) and "spinnaker" (quantized for the spinnaker1 profile), with the same calibration
@@ -15,27 +19,19 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
-from neurodeploy.compiler import compile_graph
 from neurodeploy.emulator import Program
+from neurodeploy.families import targets
+from neurodeploy.families.targets import compile_targets, lava_check, run_emulator
 from neurodeploy.ir import Graph
 
+__all__ = ["compile_targets", "reservoir_spikes", "run_emulator", "lava_check", "pynn_check", "loihi_mapping",
+           "spinnaker_mapping", "same_reservoir"]
+
 RESERVOIR = "reservoir"
-
-
-def compile_targets(graph: Graph, calibration: np.ndarray, targets: tuple[str, ...] = ("loihi2", "spinnaker")
-                    ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Artifacts per target and compile seconds per target."""
-    artifacts, seconds = {}, {}
-    for target in targets:
-        start = time.perf_counter()
-        artifacts[target] = compile_graph(graph, target, calibration=calibration)
-        seconds[target] = time.perf_counter() - start
-    return artifacts, seconds
 
 
 def reservoir_spikes(graph: Graph, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -46,41 +42,13 @@ def reservoir_spikes(graph: Graph, x: np.ndarray, batch: int = 512) -> np.ndarra
     return np.concatenate(out).reshape(x.shape[0], x.shape[1], -1)
 
 
-def run_emulator(graph: Graph, x: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
-    """Every output of ``graph`` (``[B, T, *shape]``) on the emulator."""
-    program = Program(graph)
-    parts = [program.run(x[i:i + batch]).outputs for i in range(0, x.shape[0], batch)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def lava_check(artifact, x: np.ndarray) -> dict[str, Any]:
-    """Run ``x`` on Lava and on the emulator; report bit-identity per output and the Lava arrays."""
-    from neurodeploy.backends import lava
-
-    start = time.perf_counter()
-    arrays, _ = lava.run(artifact, x)
-    seconds = time.perf_counter() - start
-    emu = run_emulator(artifact.graph, x)
-    equal = {name: bool(np.array_equal(np.asarray(arrays[name]), emu[name])) for name in emu}
-    return {"samples": int(x.shape[0]), "equal": equal, "identical": all(equal.values()), "seconds": seconds,
-            "seconds_per_sample": seconds / max(1, x.shape[0]), "arrays": arrays, "emulator": emu}
-
-
 def pynn_check(artifact, x: np.ndarray) -> dict[str, Any]:
-    """Run ``x`` through the emitted PyNN script on pyNN.brian2 and compare with the integer emulator."""
-    from neurodeploy.backends import emulator, pynn
-
-    ref, _ = emulator.run(artifact, x, record=("spikes",))
-    start = time.perf_counter()
-    other, raw = pynn.run(artifact, x, record=("spikes",))
-    seconds = time.perf_counter() - start
-    report = pynn.agreement(ref, other, artifact)
-    pop = report["populations"].get(RESERVOIR, {})
-    figures = {k: pop.get(k) for k in ("spikes_emulator", "spikes_backend", "count_correlation",
-                                       "sample_count_correlation", "spike_jaccard", "van_rossum_normalised")}
-    return {"samples": int(x.shape[0]), "seconds": seconds, "build_seconds": raw.get("build_seconds"),
-            "agreement": figures, "spikes": np.asarray(other[f"{RESERVOIR}/spikes"]),
-            "emulator_spikes": np.asarray(ref[f"{RESERVOIR}/spikes"])}
+    """Run ``x`` through the emitted PyNN script on pyNN.brian2 and compare the reservoir with the integer emulator
+    (:func:`neurodeploy.families.targets.pynn_check`)."""
+    res = targets.pynn_check(artifact, x, (RESERVOIR,))
+    return {"samples": res["samples"], "seconds": res["seconds"], "build_seconds": res["build_seconds"],
+            "agreement": res["agreement"][RESERVOIR], "spikes": np.asarray(res["arrays"][f"{RESERVOIR}/spikes"]),
+            "emulator_spikes": np.asarray(res["emulator"][f"{RESERVOIR}/spikes"])}
 
 
 def loihi_mapping(artifact) -> dict[str, Any]:
