@@ -349,3 +349,122 @@ def test_unsupported_op_is_named():
                "out": Output()}, [("in", "fc"), ("fc", "n"), ("n", "out")])
     with pytest.raises(UnsupportedOpError, match="node 'n'.*Izhikevich"):
         quantize(g, "loihi2")
+
+
+# ------------------------------------------------------------------------------------- large graphs (issue 5)
+def _merge_by_triples(op):
+    """The former merge: np.unique over [nnz, 3] int64 (row, col, delay) rows, values summed per unique row."""
+    delays = np.zeros(op.value.size, np.int64) if op.delays is None else np.asarray(op.delays, np.int64)
+    keys = np.stack([np.asarray(op.row, np.int64), np.asarray(op.col, np.int64), delays], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return uniq, np.bincount(inverse.ravel(), weights=np.asarray(op.value, np.float64), minlength=uniq.shape[0])
+
+
+@pytest.mark.parametrize("with_delays", [False, True])
+@pytest.mark.parametrize("integer", [False, True])
+def test_merge_sparse_one_dimensional_keys_equal_the_triple_unique(with_delays, integer):
+    rng = np.random.default_rng(3)
+    nnz = 5000  # 40 x 30 matrix, 4 delays: many repeated (row, col) pairs, some with equal delays
+    value = rng.integers(-5, 6, nnz) if integer else rng.normal(size=nnz)
+    op = Sparse(out_shape=(40,), in_size=30, row=rng.integers(0, 40, nnz), col=rng.integers(0, 30, nnz), value=value,
+                delays=rng.integers(2, 6, nnz) if with_delays else None)
+    merged = qf.merge_sparse(op)
+    uniq, summed = _merge_by_triples(op)
+    assert merged.value.size == uniq.shape[0] < nnz
+    assert np.array_equal(merged.row, uniq[:, 0]) and np.array_equal(merged.col, uniq[:, 1])
+    if with_delays:
+        assert np.array_equal(merged.delays, uniq[:, 2])
+    else:
+        assert merged.delays is None
+    if integer:
+        assert merged.value.dtype == np.int64 and np.array_equal(merged.value, np.rint(summed))
+    else:
+        assert np.allclose(merged.value, summed, rtol=0, atol=1e-12)
+
+
+def test_merge_sparse_recognises_unique_entries_from_their_order():
+    rng = np.random.default_rng(4)
+    dense = rng.random((50, 40)) < 0.2
+    rows, cols = np.nonzero(dense)  # sorted by (row, col)
+    op = Sparse(out_shape=(50,), in_size=40, row=rows.astype(np.int32), col=cols.astype(np.int32),
+                value=np.ones(rows.size, np.float32), delays=rng.integers(0, 3, rows.size))
+    assert qf.entries_unique(op) and qf.merge_sparse(op) is op  # returned as is: no int64 copies
+    by_col = np.lexsort((rows, cols))  # sorted by (col, row), as the LSM generator stores (pre, post)
+    op_t = op.replace(row=rows[by_col], col=cols[by_col], delays=op.delays[by_col])
+    assert qf.entries_unique(op_t) and qf.merge_sparse(op_t) is op_t
+    shuffled = rng.permutation(rows.size)  # unique but unordered: the key sort finds no duplicate
+    op_s = op.replace(row=rows[shuffled], col=cols[shuffled], delays=op.delays[shuffled])
+    assert not qf.entries_unique(op_s) and qf.merge_sparse(op_s) is op_s
+    # one duplicate (same row, col and delay) at the chunk boundary of the order check is found
+    old_chunk = qf._CHUNK
+    try:
+        qf._CHUNK = 7
+        dup = op.replace(row=np.insert(op.row, 7, op.row[6]), col=np.insert(op.col, 7, op.col[6]),
+                         value=np.insert(op.value, 7, 2.0), delays=np.insert(op.delays, 7, op.delays[6]))
+        assert not qf.entries_unique(dup)
+        merged = qf.merge_sparse(dup)
+    finally:
+        qf._CHUNK = old_chunk
+    assert merged.value.size == rows.size and merged.value[6] == 3.0
+
+
+def recurrent_population(n=600, seed=5):
+    """A Dense input projection and delayed excitatory / inhibitory Sparse recurrence into one population."""
+    rng = np.random.default_rng(seed)
+    k = 12 * n
+    pre, post = rng.integers(0, n, k), rng.integers(0, n, k)
+    exc = pre < int(0.8 * n)
+    w_in = rng.gamma(2.0, 0.15, (n, 30)) * (rng.random((n, 30)) < 0.3)
+    nodes = {"in": Input(shape=(30,)), "w_in": Dense(weight=w_in),
+             "pop": CubaLIF(shape=(n,), du=0.3, dv=0.1, vth=1.0, bias=rng.normal(0.0, 0.01, n)), "out": Output()}
+    edges = [("in", "w_in"), ("w_in", "pop"), ("pop", "out")]
+    for name, mask, sign in (("rec_e", exc, 1.0), ("rec_i", ~exc, -1.0)):
+        nodes[name] = Sparse(out_shape=(n,), in_size=n, row=post[mask], col=pre[mask],
+                             value=sign * rng.gamma(2.0, 0.1, int(mask.sum())), delays=rng.integers(0, 8, mask.sum()))
+        edges += [("pop", name), (name, "pop")]
+    return Graph(nodes, edges)
+
+
+def _quantized_fields(graph):
+    return {(n, f): np.asarray(getattr(op, f)) for n, op in graph.nodes.items()
+            for f in ("weight", "value", "weight_exp", "delays", "vth", "bias", "bias_exp", "du", "dv")
+            if getattr(op, f, None) is not None}
+
+
+def test_sampled_search_over_every_neuron_equals_the_full_search(monkeypatch):
+    """The sampled path (restricted synapses with compacted sources, then the chosen trial applied to the whole
+    population) scores exactly what the full search scores when the sample is the whole population."""
+    import neurodeploy.passes.quantize as qmod
+
+    g, calib = recurrent_population(), spikes((3, 25, 30), rate=0.3)
+    full, _ = quantize(g, "loihi2", calib)
+    full_report = quantize.last_report["nodes"]
+    assert full_report["pop"]["search_neurons"] == {"sampled": None, "neurons": 600}
+    monkeypatch.setattr(qmod, "_search_sample", lambda pop, incoming, seed: np.arange(600))
+    via_sample, _ = quantize(g, "loihi2", calib)
+    report = quantize.last_report["nodes"]
+    assert report["pop"]["search_neurons"] == {"sampled": 600, "neurons": 600}
+    assert report["pop"]["candidates"] == full_report["pop"]["candidates"]
+    a, b = _quantized_fields(full), _quantized_fields(via_sample)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    for syn in ("w_in", "rec_e", "rec_i"):
+        for key in ("scale", "weight_exp", "error", "zeros", "saturated", "input_rms_error", "weights"):
+            assert report[syn][key] == full_report[syn][key]
+
+
+def test_large_populations_are_searched_on_a_sample(monkeypatch):
+    import neurodeploy.passes.quantize as qmod
+
+    monkeypatch.setattr(qmod, "SEARCH_NEURONS", 150)
+    monkeypatch.setattr(qmod, "SEARCH_ENTRIES", 1000)
+    g, calib = recurrent_population(), spikes((3, 25, 30), rate=0.3)
+    q, _ = quantize(g, "loihi2", calib)
+    rep = quantize.last_report["nodes"]["pop"]
+    assert rep["search_neurons"] == {"sampled": 150, "neurons": 600}
+    assert rep["scale"] in [c["scale"] for c in rep["candidates"]]
+    check_limits(q, "loihi2")  # every field of the whole population is a valid Loihi integer
+    assert q.nodes["pop"].bias.shape == (600,)
+    assert q.nodes["rec_e"].value.size == qf.merge_sparse(g.nodes["rec_e"]).value.size < g.nodes["rec_e"].value.size
+    assert rep["agreement"]["network"]["f1"] > 0.8  # the whole network, integer vs float, at the sampled choice
+    sample = qmod._search_sample(qmod._population("pop", g.nodes["pop"]), [], 0)
+    assert sample is None  # no incoming entries: below SEARCH_ENTRIES, the whole population is scored

@@ -118,17 +118,64 @@ def relative_error(quantized, reference) -> float:
     return float(np.sqrt(err / norm)) if norm > 0 else float(np.sqrt(err / q.size))
 
 
+#: Entries per chunk when checking a Sparse op's order (bounds the temporaries of :func:`entries_unique`).
+_CHUNK = 1 << 22
+
+
+def _strictly_increasing(major: np.ndarray, minor: np.ndarray, n_minor: int) -> bool:
+    """Whether the keys ``major * n_minor + minor`` strictly increase (so no pair repeats), in chunks."""
+    n = major.size
+    prev = None
+    for start in range(0, n, _CHUNK):
+        stop = min(n, start + _CHUNK)
+        key = major[start:stop].astype(np.int64) * n_minor + minor[start:stop]
+        if (prev is not None and key[0] <= prev) or np.any(key[1:] <= key[:-1]):
+            return False
+        prev = key[-1]
+    return True
+
+
+def entries_unique(op: Sparse) -> bool:
+    """A cheap sufficient test that no (row, col) pair repeats: the entries are strictly sorted by (row, col) or by
+    (col, row) -- how generators and CSR/CSC exports store them. ``O(nnz)``, no sort; False means "unknown"."""
+    row, col = np.asarray(op.row), np.asarray(op.col)
+    n_rows, n_cols = int(np.prod(op.out_shape, dtype=np.int64)), int(op.in_size)
+    return _strictly_increasing(row, col, n_cols) or _strictly_increasing(col, row, n_rows)
+
+
 def merge_sparse(op: Sparse) -> Sparse:
-    """Sum duplicate (row, col, delay) entries, as Lava's CSR weights are summed before clip and truncate."""
-    delays = np.zeros(op.value.size, np.int64) if op.delays is None else np.asarray(op.delays, np.int64).ravel()
-    keys = np.stack([np.asarray(op.row, np.int64), np.asarray(op.col, np.int64), delays], axis=1)
-    if keys.shape[0] == 0:
+    """Sum duplicate (row, col, delay) entries, as Lava's CSR weights are summed before clip and truncate.
+
+    Entries come back sorted by (row, col, delay) when some were merged; an op without duplicates is returned
+    unchanged (same object). Unique (row, col) pairs are first recognised in ``O(nnz)`` from the storage order
+    (:func:`entries_unique`); otherwise each entry gets one int64 key ``(row * n_cols + col) * n_delays +
+    (delay - min delay)``, whose order is the lexicographic order of (row, col, delay), and ``np.unique`` runs on
+    those 1-D keys (8 bytes per entry instead of a ``[nnz, 3]`` int64 array and its structured-view copies).
+    """
+    if op.value.size == 0 or entries_unique(op):
         return op
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    if uniq.shape[0] == keys.shape[0]:
+    row, col = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64)
+    n_cols = int(op.in_size)
+    delays = None if op.delays is None else np.asarray(op.delays, np.int64).ravel()
+    d_min = int(delays.min()) if delays is not None else 0
+    n_delays = int(delays.max()) - d_min + 1 if delays is not None else 1
+    n_rows = int(np.prod(op.out_shape, dtype=np.int64))
+    if n_rows * n_cols * n_delays >= 1 << 62:  # the key would overflow int64: sort the triples
+        triples = np.stack([row, col, delays if delays is not None else np.zeros_like(row)], axis=1)
+        uniq3, inverse = np.unique(triples, axis=0, return_inverse=True)
+        uniq_row, uniq_col, uniq_delay = uniq3[:, 0], uniq3[:, 1], uniq3[:, 2]
+    else:
+        key = row * n_cols + col
+        if delays is not None:
+            key = key * n_delays + (delays - d_min)
+        uniq, inverse = np.unique(key, return_inverse=True)
+        if uniq.size == key.size:
+            return op
+        pair = uniq // n_delays
+        uniq_row, uniq_col, uniq_delay = pair // n_cols, pair % n_cols, uniq % n_delays + d_min
+    if uniq_row.size == row.size:
         return op
-    values = np.bincount(inverse.ravel(), weights=np.asarray(op.value, np.float64), minlength=uniq.shape[0])
+    values = np.bincount(inverse.ravel(), weights=np.asarray(op.value, np.float64), minlength=uniq_row.size)
     if np.issubdtype(np.asarray(op.value).dtype, np.integer):
         values = np.rint(values).astype(np.int64)
-    return op.replace(row=uniq[:, 0], col=uniq[:, 1], value=values,
-                      delays=None if op.delays is None else uniq[:, 2])
+    return op.replace(row=uniq_row, col=uniq_col, value=values, delays=None if op.delays is None else uniq_delay)

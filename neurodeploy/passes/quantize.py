@@ -36,6 +36,18 @@ The float graph is run once on the calibration stimuli (given, or generated Bern
    then emulated alone in Loihi integers (``simulate(..., arithmetic="int")``), driven by the *float* run's
    presynaptic spikes, and scored by (number of (sample, step, neuron) bins whose spike differs from the float
    run, relative RMS error of v). The lowest score wins; ties go to the larger scale.
+5. *Large populations* (more than ``SEARCH_NEURONS`` = 4096 neurons and ``SEARCH_ENTRIES`` = 2**20 incoming
+   synapse entries, all Sparse or Dense): teacher-forced, the neurons of a population do not interact, so both the
+   score and the expected input error are sums over its neurons. Step 4's choices (exponents and scale) are then
+   made on ``SEARCH_NEURONS`` neurons drawn uniformly without replacement (``default_rng([seed, 7])``): each
+   incoming synapse restricted to their entries and to the source neurons those entries read, each candidate
+   emulated on that sub-population. Only the chosen trial is applied to the whole population, so the cost is
+   ``O(synapses)`` once instead of ``O(candidates x synapses)``. The report's ``search_neurons`` says how many
+   neurons were scored; ``input_rms_error``, ``candidates`` and ``agreement.teacher_forced`` are then sample
+   estimates, every other figure is computed on the whole op. With the whole population as the sample the path
+   gives exactly the full search's result (tests/test_quantize.py).
+
+Duplicate Sparse entries are summed first (:func:`~neurodeploy.passes.quant_fields.merge_sparse`), as Lava does.
 
 ``method="maxabs"`` is the naive baseline: ``lam = min_S mantissa_max / max|w_S|`` (the largest incoming weight
 maps to the largest mantissa at ``weight_exp = 0``), capped by the hard bounds only, each synapse at its fitting
@@ -60,7 +72,8 @@ str), ``calibration`` (``source`` "given" or "generated"; for generated: ``distr
   None when absent) and ``binding_bound``, ``candidates`` (every trial: ``scale``, ``weight_exp`` per synapse,
   ``mismatches``, ``v_error``), ``agreement.teacher_forced`` and ``agreement.network`` (float vs integer on the
   calibration stimuli: ``float_spikes``, ``int_spikes``, ``matched``, ``f1``, ``bin_agreement``,
-  ``count_rel_error``; ``network`` adds ``v_error``, the RMS relative error of ``v_int / (64 scale)``).
+  ``count_rel_error``; ``network`` adds ``v_error``, the RMS relative error of ``v_int / (64 scale)``),
+  ``search_neurons`` (``sampled``: the number of neurons the search scored, None for all; ``neurons``).
 """
 
 from __future__ import annotations
@@ -89,6 +102,10 @@ DEFAULT_BATCH = 8
 DEFAULT_STEPS = 100
 #: How many finer exponents than the fitting one (which clip the largest weights) are considered per synapse.
 EXTRA_EXPONENTS = 4
+#: A population larger than this, with more than SEARCH_ENTRIES incoming synapse entries, has its candidate
+#: scales scored on SEARCH_NEURONS sampled neurons (see "Choosing lam", 5.).
+SEARCH_NEURONS = 4096
+SEARCH_ENTRIES = 1 << 20
 
 
 # ------------------------------------------------------------------------------------------- prepared pieces
@@ -103,27 +120,60 @@ class _Synapse:
     weights: np.ndarray  # flat float parameters (Dense weight, merged Sparse values, Conv2d kernel)
     rows: np.ndarray  # expanded non-zero entries: target index, source index, parameter index
     cols: np.ndarray
-    kidx: np.ndarray
+    kidx: np.ndarray | None  # None: entry k uses parameter k (a Sparse op without zero values)
     n_out: int
     sign_mode: str
     rates: np.ndarray = field(default_factory=lambda: np.zeros(0))
     p_any: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    extremes: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [min, max] of the op's weights
+    source_cols: np.ndarray | None = None  # a restricted synapse: the source neurons its columns stand for
+
+    def __post_init__(self):
+        if self.extremes.size == 0 and self.weights.size:
+            self.extremes = np.array([self.weights.min(), self.weights.max()], np.float64)
 
     @property
     def w_max(self) -> float:
-        return float(np.max(np.abs(self.weights))) if self.weights.size else 0.0
+        return float(np.max(np.abs(self.extremes))) if self.extremes.size else 0.0
+
+    def entry_weights(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per parameter) per expanded entry."""
+        return values if self.kidx is None else values[self.kidx]
 
     def fill_scale(self, num_weight_bits: int) -> float:
         """The scale at which the largest weight just fills the mantissa range at ``weight_exp = 0``."""
         lo, hi, _ = qf.weight_grid(self.sign_mode, num_weight_bits)
-        pos = float(self.weights.max()) if self.weights.size else 0.0
-        neg = float(-self.weights.min()) if self.weights.size else 0.0
+        neg, pos = (float(-self.extremes[0]), float(self.extremes[1])) if self.extremes.size else (0.0, 0.0)
         limits = [hi / pos if pos > 0 else math.inf, -lo / neg if neg > 0 else math.inf]
         return min(limits)
 
     def row_abs_sum_max(self) -> float:
-        sums = np.bincount(self.rows, weights=np.abs(self.weights[self.kidx]), minlength=self.n_out)
+        sums = np.bincount(self.rows, weights=np.abs(self.entry_weights(self.weights)), minlength=self.n_out)
         return float(sums.max()) if sums.size else 0.0
+
+    def restrict(self, sample: np.ndarray) -> _Synapse:
+        """This synapse into the neurons ``sample`` (sorted target indices) only, as a Sparse op into a population
+        of ``sample.size`` neurons with the same parameters per entry; ``sign_mode`` and ``extremes`` stay those of
+        the whole op (they decide the mantissa grid and the fitting exponent of the whole op). Its columns are
+        the distinct source neurons of those entries (``source_cols``), so the op's size follows the sample."""
+        position = np.full(self.n_out, -1, np.int64)
+        position[sample] = np.arange(sample.size)
+        idx = np.flatnonzero(position[self.rows] >= 0)
+        rows, cols = position[self.rows[idx]], np.asarray(self.cols[idx], np.int64)
+        weights = self.weights[idx if self.kidx is None else self.kidx[idx]]
+        op = self.op
+        delays = None
+        if getattr(op, "delays", None) is not None:
+            if isinstance(op, Sparse):
+                delays = np.asarray(op.delays).ravel()[idx] if np.size(op.delays) > 1 else op.delays
+            else:  # Dense: delays[target, source]
+                delays = np.asarray(op.delays)[np.asarray(self.rows[idx]), cols]
+        source_cols, cols = np.unique(cols, return_inverse=True)
+        sub_op = Sparse(out_shape=(int(sample.size),), in_size=int(source_cols.size), row=rows, col=cols,
+                        value=weights, delays=delays, origin=op.origin)
+        return _Synapse(self.name, sub_op, self.source, self.target, weights, rows, cols, None, int(sample.size),
+                        self.sign_mode, rates=self.rates[source_cols], extremes=self.extremes,
+                        source_cols=source_cols)
 
 
 @dataclass
@@ -226,8 +276,11 @@ def _prepare_synapse(graph: Graph, shapes, name: str, op) -> _Synapse:
     in_shape = shapes[source]
     if isinstance(op, Sparse):
         weights = np.asarray(op.value, np.float64)
-        rows, cols, kidx = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64), np.arange(weights.size)
         n_out = int(math.prod(op.out_shape))
+        if np.all(weights != 0):  # no copies of the index arrays: entry k is parameter k
+            return _Synapse(name, op, source, target, weights, np.asarray(op.row), np.asarray(op.col), None, n_out,
+                            qf.sign_mode_of(weights))
+        rows, cols, kidx = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64), np.arange(weights.size)
     elif isinstance(op, Dense):
         w = np.asarray(op.weight, np.float64)
         weights = w.ravel()
@@ -261,7 +314,7 @@ def _cost(syn: _Synapse, lam: float, exp: int, bits: int) -> tuple[float, int]:
     """Expected per-step input error (squared input units, see quant_calibration) and #clipped at ``exp``."""
     scaled = lam * syn.weights
     mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
-    errors = (mant * 2.0 ** exp - scaled)[syn.kidx]
+    errors = syn.entry_weights(mant * 2.0 ** exp - scaled)
     return cal.expected_input_error(errors, syn.rows, syn.cols, syn.rates, syn.p_any, syn.n_out, exp), clipped
 
 
@@ -272,7 +325,8 @@ def _exponent(syn: _Synapse, lam: float, bits: int, profile: Profile, method: st
     if syn.w_max == 0:  # all-zero weights: any exponent is exact; keep the neutral one
         neutral = min(max(0, a.weight_exp_min), a.weight_exp_max)
         return neutral, neutral
-    fit = qf.fitting_exponent(lam * syn.weights, syn.sign_mode, bits, a.weight_exp_min, a.weight_exp_max)
+    # clipping is monotonic in the scaled weight, so the extreme weights decide whether any mantissa clips
+    fit = qf.fitting_exponent(lam * syn.extremes, syn.sign_mode, bits, a.weight_exp_min, a.weight_exp_max)
     if method == "maxabs":
         return fit, fit
     options = range(fit, max(a.weight_exp_min, fit - EXTRA_EXPONENTS) - 1, -1)
@@ -399,21 +453,23 @@ def _candidates(lam_hi: float, syns: list[_Synapse], bits: int, count: int, a) -
 
 
 def _local_graph(pop: _Population, syn_ops: Mapping[str, Op], syns: list[_Synapse], neuron: Op,
-                 shapes) -> tuple[Graph, dict[str, str]]:
-    """``pop`` alone, each source replaced by an Input: (graph, input name -> source node)."""
+                 shapes) -> tuple[Graph, dict[str, tuple[str, np.ndarray | None]]]:
+    """``pop`` alone, each source replaced by an Input (one per restricted synapse, holding its ``source_cols``):
+    (graph, input name -> (source node, source columns or None for all))."""
     nodes: dict[str, Op] = {}
     edges = []
-    feeds: dict[str, str] = {}
+    feeds: dict[str, tuple[str, np.ndarray | None]] = {}
     for syn in syns:
-        inp = f"calibration:{syn.source}"
+        inp = f"calibration:{syn.source if syn.source_cols is None else syn.name}"
         if inp not in nodes:
-            nodes[inp] = Input(shape=tuple(shapes[syn.source]))
-            feeds[inp] = syn.source
+            shape = shapes[syn.source] if syn.source_cols is None else (syn.source_cols.size,)
+            nodes[inp] = Input(shape=tuple(shape))
+            feeds[inp] = (syn.source, syn.source_cols)
         nodes[syn.name] = syn_ops[syn.name]
         edges += [(inp, syn.name), (syn.name, pop.name)]
     if not syns:
         nodes["calibration:none"] = Input(shape=(1,))
-        feeds["calibration:none"] = ""
+        feeds["calibration:none"] = ("", None)
     nodes[pop.name] = neuron
     nodes["calibration:out"] = Output()
     edges.append((pop.name, "calibration:out"))
@@ -424,16 +480,23 @@ def _spikes_of(source: str, stim: Mapping[str, np.ndarray], rec: Mapping[str, np
     return stim[source] if source in stim else rec[f"{source}/spikes"]
 
 
-def _score(pop, syn_ops, syns, neuron, lam, shapes, stim, rec) -> tuple[int, float, dict]:
+def _target_trace(rec: Mapping[str, np.ndarray], name: str, fld: str, cols: np.ndarray | None) -> np.ndarray:
+    """The float run's ``[B, T, n]`` trace of a population, or of its neurons ``cols`` (a sampled search)."""
+    trace = rec[f"{name}/{fld}"]
+    return trace if cols is None else trace[:, :, cols]
+
+
+def _score(pop, syn_ops, syns, neuron, lam, shapes, stim, rec, target_cols=None) -> tuple[int, float, dict]:
     graph, feeds = _local_graph(pop, syn_ops, syns, neuron, shapes)
     batch, steps = next(iter(stim.values())).shape[:2]
     drive = {inp: (np.zeros((batch, steps, 1), np.uint8) if not src
-                   else _spikes_of(src, stim, rec).reshape(batch, steps, *shapes[src])) for inp, src in feeds.items()}
+                   else _spikes_of(src, stim, rec).reshape(batch, steps, *shapes[src]) if cols is None
+                   else _spikes_of(src, stim, rec)[:, :, cols]) for inp, (src, cols) in feeds.items()}
     res = simulate(graph, drive, record=("spikes", "v"), arithmetic="int", nodes=[pop.name])
     s_int = res.recorded[f"{pop.name}/spikes"].reshape(batch, steps, -1)
-    s_float = rec[f"{pop.name}/spikes"]
+    s_float = _target_trace(rec, pop.name, "spikes", target_cols)
     v_int = res.recorded[f"{pop.name}/v"].reshape(batch, steps, -1)
-    v_err = cal.trace_error(v_int / (64.0 * lam), rec[f"{pop.name}/v"])
+    v_err = cal.trace_error(v_int / (64.0 * lam), _target_trace(rec, pop.name, "v", target_cols))
     mismatches = int(np.count_nonzero((s_int != 0) != (s_float != 0)))
     return mismatches, v_err, cal.spike_agreement(s_float, s_int)
 
@@ -445,6 +508,7 @@ class _Context:
     shapes: Mapping[str, tuple[int, ...]]
     stim: Mapping[str, np.ndarray]
     rec: Mapping[str, np.ndarray]
+    target_cols: np.ndarray | None = None  # a sampled search: the population's neurons being scored
 
 
 @dataclass
@@ -470,7 +534,8 @@ def _trial(pop: _Population, incoming: list[_Synapse], lam: float, exps: Mapping
         stats["input_rms_error"] = math.sqrt(cost / max(1, syn.n_out)) / lam
         syn_stats[syn.name] = stats
     neuron, n_stats = _quantize_neuron(pop, lam, ctx.profile)
-    mismatches, v_err, agreement = _score(pop, syn_ops, incoming, neuron, lam, ctx.shapes, ctx.stim, ctx.rec)
+    mismatches, v_err, agreement = _score(pop, syn_ops, incoming, neuron, lam, ctx.shapes, ctx.stim, ctx.rec,
+                                          ctx.target_cols)
     return _Trial((mismatches, v_err), lam, dict(exps), syn_ops, syn_stats, neuron, n_stats, agreement)
 
 
@@ -532,6 +597,40 @@ def _stimuli(graph: Graph, shapes, calibration, batch: int, steps: int, rate: fl
     return stim, {"source": "given", "batch": int(first.shape[0]), "steps": int(first.shape[1])}
 
 
+def _search_sample(pop: _Population, incoming: list[_Synapse], seed: int) -> np.ndarray | None:
+    """The neurons a large population's scale search is scored on, or None (score them all).
+
+    A population is sampled when it has more than SEARCH_NEURONS neurons, its incoming synapses expand to more
+    than SEARCH_ENTRIES entries and they are all Sparse or Dense ops: SEARCH_NEURONS neurons drawn uniformly
+    without replacement (``numpy.random.default_rng([seed, 7])``), sorted."""
+    n = int(math.prod(pop.shape))
+    entries = sum(int(syn.rows.size) for syn in incoming)
+    if n <= SEARCH_NEURONS or entries <= SEARCH_ENTRIES or not all(isinstance(s.op, Sparse | Dense) for s in incoming):
+        return None
+    return np.sort(np.random.default_rng([seed, 7]).choice(n, SEARCH_NEURONS, replace=False))
+
+
+def _sub_population(pop: _Population, sample: np.ndarray) -> _Population:
+    """``pop`` restricted to the neurons ``sample`` (a flat population of ``sample.size`` neurons)."""
+    bias = pop.bias[sample]
+    op = pop.op.replace(shape=(int(sample.size),), bias=pop.op.bias if np.ndim(pop.op.bias) == 0 else bias)
+    return _Population(pop.name, op, (int(sample.size),), pop.du, pop.dv, pop.theta, bias, pop.reset, pop.readout)
+
+
+def _whole(pop: _Population, incoming: list[_Synapse], sampled: _Trial, ctx: _Context) -> _Trial:
+    """The trial chosen on a sample, applied to the whole population: every synapse and neuron quantized at its
+    scale and exponents. The score, the teacher-forced agreement and each synapse's ``input_rms_error`` stay
+    those measured on the sampled neurons."""
+    syn_ops, syn_stats = {}, {}
+    for syn in incoming:
+        syn_ops[syn.name], stats = _quantize_synapse(syn, sampled.lam, sampled.exps[syn.name], ctx.bits, ctx.profile)
+        stats["input_rms_error"] = sampled.syn_stats[syn.name]["input_rms_error"]
+        syn_stats[syn.name] = stats
+    neuron, n_stats = _quantize_neuron(pop, sampled.lam, ctx.profile)
+    return _Trial(sampled.score, sampled.lam, dict(sampled.exps), syn_ops, syn_stats, neuron, n_stats,
+                  sampled.agreement)
+
+
 def _quantize_population(pop: _Population, incoming: list[_Synapse], ctx: _Context, method: str,
                          options: Mapping[str, Any], warnings: list[str]) -> tuple[_Trial, dict]:
     """Choose the population's scale (module docstring, steps 1-4) and return the best trial and its report."""
@@ -558,11 +657,24 @@ def _quantize_population(pop: _Population, incoming: list[_Synapse], ctx: _Conte
     else:
         lam_list = _candidates(lam_hi, incoming, ctx.bits, options["candidates"], a)
     tried: list[dict[str, Any]] = []
-    best = _search(pop, incoming, lam_list, ctx, method, tried)
+    sample = _search_sample(pop, incoming, options["seed"])
+    if sample is None:
+        for syn in incoming:
+            syn.p_any = cal.any_active_probability(syn.rows, syn.cols, syn.rates, syn.n_out)
+        best = _search(pop, incoming, lam_list, ctx, method, tried)
+    else:
+        sub_pop = _sub_population(pop, sample)
+        sub_syns = [syn.restrict(sample) for syn in incoming]
+        for syn in sub_syns:
+            syn.p_any = cal.any_active_probability(syn.rows, syn.cols, syn.rates, syn.n_out)
+        sub_ctx = _Context(ctx.profile, ctx.bits, ctx.shapes, ctx.stim, ctx.rec, target_cols=sample)
+        best = _whole(pop, incoming, _search(sub_pop, sub_syns, lam_list, sub_ctx, method, tried), ctx)
     n_stats = best.n_stats
     u, v = ctx.rec[f"{pop.name}/u"], ctx.rec[f"{pop.name}/v"]
     n_stats["saturated"].update({"u_wrap": int(np.count_nonzero(64.0 * best.lam * np.abs(u) > a.state_max)),
                                  "v": int(np.count_nonzero(64.0 * best.lam * np.abs(v) > a.state_max))})
+    n_stats["search_neurons"] = {"sampled": None if sample is None else int(sample.size),
+                                 "neurons": int(math.prod(pop.shape))}
     n_stats.update({"scale_bounds": {k: (v if math.isfinite(v) else None) for k, v in bounds.items()},
                     "binding_bound": binding, "candidates": tried, "agreement": {"teacher_forced": best.agreement}})
     return best, n_stats
@@ -621,9 +733,9 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
     syns = {n: _prepare_synapse(graph, shapes, n, op) for n, op in graph.nodes.items() if op.role == "synapse"}
     for syn in syns.values():
         syn.rates = cal.firing_rates(_spikes_of(syn.source, flat_stim, rec))
-        syn.p_any = cal.any_active_probability(syn.rows, syn.cols, syn.rates, syn.n_out)
     ctx = _Context(profile, bits, shapes, flat_stim, rec)
-    options = {"state_headroom": state_headroom, "min_weight_bits": min_weight_bits, "candidates": candidates}
+    options = {"state_headroom": state_headroom, "min_weight_bits": min_weight_bits, "candidates": candidates,
+               "seed": seed}
     warnings: list[str] = []
     new_nodes: dict[str, Op] = dict(graph.nodes)
     node_reports: dict[str, dict] = {}
