@@ -1,0 +1,168 @@
+"""Deploy a lowered spike-driven transformer: accuracies, targets, Lava agreement, costs and energy.
+
+* :func:`float_logits` / :func:`int_logits` -- the float IR (float64 emulator) and a compiled artifact (integer
+  emulator) on encoded digits: logits read from the readout at :attr:`Lowered.read_index`.
+* :func:`compile_targets` -- ``compile_graph`` for ``loihi2`` (the emulator runs that same integer graph: the
+  emulator profile has Loihi 2's arithmetic, so "Lava equals the emulator" is about one graph) and ``spinnaker``.
+  A target that cannot map the model is reported with its error message (the compile raises a NeurodeployError that
+  names the op and the reason), not hidden.
+* :func:`lava_check` -- Lava (Loihi 2 bit-accurate CPU models, through the ``.venv-lava`` worker when this
+  interpreter has no lava-nc) on a few samples: the readout's v and the spikes of chosen neurons, compared
+  integer for integer with the emulator.
+* :func:`costs` -- neurons, synapses and Loihi 2 cores per model part (stem, attention per block and sub-part,
+  MLP, head, clock), the attention share, chips.
+* :func:`energy` -- neurodeploy's energy report (``neurodeploy.reports.report.energy_report``) on a few samples,
+  with the literature convention (``reference.literature``: 4.6 pJ FLOPs(first layer) + 0.9 pJ SOPs).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from neurodeploy.compiler import compile_graph
+from neurodeploy.emulator import Program
+from neurodeploy.errors import NeurodeployError
+from neurodeploy.families.sdt.lower import CLOCK, INPUT, OUTPUT, READOUT, Lowered
+from neurodeploy.ir.graph import Graph
+from neurodeploy.ir.linear import synapse_entries
+
+
+def _run(graph: Graph, lowered: Lowered, x: np.ndarray, batch: int, record_nodes=()) -> dict[str, np.ndarray]:
+    program = Program(graph)
+    parts: list[dict[str, np.ndarray]] = []
+    for i in range(0, x.shape[0], batch):
+        stim = lowered.stimulus(x[i:i + batch])
+        if not graph.quantized:
+            stim = stim.astype(np.float64)
+        res = program.run(stim, record=("spikes",) if record_nodes else (), nodes=list(record_nodes) or None)
+        part = {OUTPUT: res.outputs[OUTPUT]}
+        part.update({k: v for k, v in res.recorded.items()})
+        parts.append(part)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def float_logits(lowered: Lowered, x: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Logits ``[B, classes]`` of the float IR on encoded digits ``x [B, T, levels, 8, 8]``."""
+    return lowered.logits(_run(lowered.graph, lowered, x, batch)[OUTPUT])
+
+
+def int_logits(artifact, lowered: Lowered, x: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Logits of a compiled (integer) graph: readout ``v / (64 lambda T)`` at the read index."""
+    scale = 64.0 * artifact.graph.nodes[READOUT].quant.scale
+    return lowered.logits(_run(artifact.graph, lowered, x, batch)[OUTPUT], scale)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(logits).argmax(1) == np.asarray(labels)).mean())
+
+
+def compile_targets(lowered: Lowered, calibration: np.ndarray, targets: tuple[str, ...] = ("loihi2", "spinnaker")
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(artifacts, info)``: per target the artifact, or in ``info[target]['error']`` why it cannot map."""
+    stim = lowered.stimulus(calibration)
+    artifacts, info = {}, {}
+    for target in targets:
+        start = time.perf_counter()
+        try:
+            artifacts[target] = compile_graph(lowered.graph, target, calibration=stim)
+            info[target] = {"compiled": True, "seconds": round(time.perf_counter() - start, 2)}
+        except NeurodeployError as err:
+            info[target] = {"compiled": False, "error": f"{type(err).__name__}: {err}"}
+    return artifacts, info
+
+
+def lava_check(artifact, lowered: Lowered, x: np.ndarray, nodes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run encoded samples ``x`` on Lava and on the integer emulator; compare the readout v (every step) and the
+    spikes of ``nodes`` integer for integer."""
+    from neurodeploy.backends import lava
+
+    stim = lowered.stimulus(x)
+    start = time.perf_counter()
+    arrays, _ = lava.run(artifact, stim, record=("spikes",) if nodes else (), nodes=list(nodes) or None)
+    seconds = time.perf_counter() - start
+    emu = Program(artifact.graph).run(stim, record=("spikes",) if nodes else (), nodes=list(nodes) or None)
+    pairs = {OUTPUT: (arrays[OUTPUT], emu.outputs[OUTPUT])}
+    pairs.update({f"{n}/spikes": (arrays[f"{n}/spikes"], emu.recorded[f"{n}/spikes"]) for n in nodes})
+    equal = {k: bool(np.array_equal(np.asarray(a), np.asarray(b))) for k, (a, b) in pairs.items()}
+    spikes = {k: int(np.asarray(b).sum()) for k, (a, b) in pairs.items() if k != OUTPUT}
+    return {"samples": int(x.shape[0]), "steps": int(stim.shape[1]), "equal": equal,
+            "identical": all(equal.values()), "emulator_spikes": spikes, "seconds": round(seconds, 1)}
+
+
+# ----------------------------------------------------------------------------------------------- costs
+def part_of(node: str, lowered: Lowered) -> str:
+    """The model part a node belongs to: ``stem``, ``blocks.i.attention``, ``blocks.i.mlp``, ``head``, ``clock``."""
+    attention_nodes = {n: path for path, low in lowered.attention.items() for n in low.nodes}
+    if node in attention_nodes:
+        return f"{attention_nodes[node]}.attention"
+    if node in (INPUT,):
+        return "input"
+    if node == CLOCK or node.startswith(f"{CLOCK}->"):
+        return "clock"
+    if node.startswith("stem->"):
+        return "stem"
+    for path in lowered.attention:
+        if node.startswith(f"{path}.attn.proj->"):
+            return f"{path}.attention"
+        if node.startswith(f"{path}.attn_lif") and "->" not in node:
+            return f"{path}.attention"  # the block's head LIF feeds only the attention
+        if node.startswith(f"{path}.mlp"):
+            return f"{path}.mlp"
+    if node.startswith(("head", READOUT, OUTPUT)):
+        return "head"
+    return "other"
+
+
+def costs(graph: Graph, lowered: Lowered, mapping: dict | None = None) -> dict[str, Any]:
+    """Neurons, synapses (stored non-zero entries) and cores per model part, and the attention share.
+
+    A synapse node counts toward the part of its *target* neuron except the residual-stream synapses, which count
+    toward the part that produced them (the stem conv, an attention output projection, an MLP fc2); bias synapses
+    from the clock count toward ``clock``. Cores come from the partition pass (``mapping['per_core']``).
+    """
+    shapes = graph.shapes()
+    parts: dict[str, dict[str, int]] = {}
+
+    def add(part: str, key: str, n: int) -> None:
+        parts.setdefault(part, {"neurons": 0, "synapses": 0, "cores": 0})[key] += int(n)
+
+    for name, op in graph.nodes.items():
+        if op.role == "neuron":
+            add(part_of(name, lowered), "neurons", op.size)
+        elif op.role == "synapse":
+            (src,) = graph.predecessors(name)
+            rows, *_ = synapse_entries(op, shapes[src])
+            part = part_of(name, lowered)
+            if part == "other":
+                part = part_of(graph.successors(name)[0], lowered)
+            add(part, "synapses", rows.size)
+    for core in (mapping or {}).get("per_core", []):
+        add(part_of(core["node"], lowered), "cores", 1)
+    total = {k: sum(p[k] for p in parts.values()) for k in ("neurons", "synapses", "cores")}
+    attn = {k: sum(p[k] for n, p in parts.items() if n.endswith(".attention")) for k in total}
+    share = {k: (attn[k] / total[k] if total[k] else 0.0) for k in total}
+    sub = {path: low.cost for path, low in lowered.attention.items()}
+    return {"by_part": parts, "total": total, "attention": attn, "attention_share": share,
+            "attention_breakdown": sub, "chips": (mapping or {}).get("chips")}
+
+
+def energy(artifact, lowered: Lowered, x: np.ndarray) -> dict[str, Any]:
+    """neurodeploy's energy report on encoded samples ``x`` (integer emulator counts), summarised."""
+    from neurodeploy.reports.report import energy_report
+
+    report = energy_report(artifact, lowered.stimulus(x))
+    lit = report["reference"]["literature"]
+    profiles = {p["profile"]: {"per_inference_J": p.get("per_inference_J"),
+                               "cores": (p.get("mapping") or {}).get("cores")} for p in report["profiles"]}
+    return {"samples": int(x.shape[0]), "steps_per_inference": report["input"]["steps"],
+            "hardware": profiles,
+            "literature": {k: lit[k] for k in ("per_inference_J", "mac_part_J", "ac_part_J", "first_layer_flops",
+                                               "sops", "source", "formula")},
+            "literature_note": "counted over the run's T + latency steps; the first-layer term counts the stem "
+                               "synapses' dense FLOPs at every one of those steps (the stimulus is zero after T), "
+                               "so it over-states the paper's T x FLOPs(first layer) by (T + latency) / T",
+            "ann_fp32_J": report["reference"]["ann_fp32"]["per_inference_J"],
+            "neurobench": report["neurobench"], "totals_per_inference": report["counts"]["totals_per_inference"]}
