@@ -35,7 +35,7 @@ from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import InputError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import inferred_sign_mode, synapse_entries
-from neurodeploy.ir.ops import IF, LI, CubaLIF, Input, Output, _Synapse
+from neurodeploy.ir.ops import IF, LI, CubaLIF, Input, Output, PlasticDense, _Synapse
 from neurodeploy.passes.fold import fold_linear
 
 RECORDABLE = ("spikes", "u", "v")
@@ -67,6 +67,8 @@ class SimResult:
     arithmetic: str = "int"
     engine: str = "numpy"
     engine_note: str = ""
+    #: final weights ``[B, n_out, n_in]`` of every PlasticDense node (integer runs; see emulator.plasticity)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _row_abs_sum_max(m: sp.csr_matrix) -> float:
@@ -182,7 +184,11 @@ class Program:
         self.neurons = {n: _NeuronRunner(n, op, self.integer) for n, op in graph.nodes.items() if op.role == "neuron"}
         self.synapses = {}
         for name, op in graph.nodes.items():
-            if isinstance(op, _Synapse):
+            if isinstance(op, PlasticDense) and self.integer:  # on-chip learning (emulator.plasticity)
+                from neurodeploy.emulator.plasticity import PlasticRunner
+
+                self.synapses[name] = PlasticRunner(name, op)
+            elif isinstance(op, _Synapse):  # float mode runs a PlasticDense with frozen weights (SimResult.note)
                 (src,) = graph.predecessors(name)
                 self.synapses[name] = _SynapseRunner(name, op, shapes[src], self.integer)
         self.syn_source = {n: graph.predecessors(n)[0] for n in self.synapses}
@@ -282,6 +288,11 @@ class Program:
             syn_ops[name] = int(per_neuron @ syn.fanout)
         result = self._result(traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs)
         result.engine, result.engine_note = chosen, note
+        result.weights = {n: s.w.copy() for n, s in self.synapses.items() if hasattr(s, "observe")}
+        frozen = [n for n, op in self.graph.nodes.items() if isinstance(op, PlasticDense) and not self.integer]
+        if frozen:
+            result.engine_note = (note + "; " if note else "") + f"float mode: PlasticDense {frozen} ran with " \
+                "frozen weights (learning runs in integer mode only)"
         return result
 
     def _run_numpy(self, inputs, neuron_traces, counts, batch, steps, progress) -> None:
@@ -293,6 +304,9 @@ class Program:
         # delay lines as rings [slot, B, n_out]: slot (head + d) % len is delivered d steps after the next one
         rings = {n: np.zeros((s.max_delay + 1, batch, s.n_out), line_dtype) for n, s in self.synapses.items()}
         heads = {n: 0 for n in self.synapses}
+        plastic = {n: s for n, s in self.synapses.items() if hasattr(s, "observe")}
+        for syn in plastic.values():
+            syn.reset(batch, steps)
         steps_iter = range(steps)
         if progress:
             from tqdm import tqdm
@@ -329,6 +343,8 @@ class Program:
                         slot += acc << syn.weight_exp if syn.weight_exp >= 0 else acc >> -syn.weight_exp
                     else:
                         slot += acc
+                if name in plastic:  # after the forward pass (Lava run_spk), this step's pre/post spikes drive
+                    syn.observe(k + 1, s != 0, current[self.graph.successors(name)[0]])  # traces and learning
 
     def _result(self, traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs) -> SimResult:
         outputs = {}

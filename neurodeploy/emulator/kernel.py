@@ -84,6 +84,9 @@ def unsupported(program: Program) -> str | None:
     graded = [n for n, s in program.synapses.items() if s.graded]
     if graded:
         return f"graded synapses (num_message_bits > 0) run on the numpy engine only: {graded}"
+    plastic = [n for n, s in program.synapses.items() if hasattr(s, "observe")]
+    if plastic:
+        return f"PlasticDense (on-chip learning) runs on the numpy engine only: {plastic}"
     return None
 
 

@@ -14,6 +14,7 @@ from neurodeploy.ir.ops import (
     Input,
     Op,
     Output,
+    PlasticDense,
     QuantInfo,
     Scale,
     Sparse,
@@ -21,6 +22,6 @@ from neurodeploy.ir.ops import (
 )
 from neurodeploy.ir.serialize import graph_from_bytes, graph_to_bytes, load_graph, save_graph
 
-__all__ = ["Graph", "Op", "OP_TYPES", "QuantInfo", "Input", "Output", "Dense", "Sparse", "Conv2d", "SumPool2d",
-           "AvgPool2d", "Flatten", "Scale", "Delay", "CubaLIF", "IF", "LI", "save_graph", "load_graph",
+__all__ = ["Graph", "Op", "OP_TYPES", "QuantInfo", "Input", "Output", "Dense", "PlasticDense", "Sparse", "Conv2d",
+           "SumPool2d", "AvgPool2d", "Flatten", "Scale", "Delay", "CubaLIF", "IF", "LI", "save_graph", "load_graph",
            "graph_to_bytes", "graph_from_bytes"]

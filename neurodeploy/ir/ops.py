@@ -151,6 +151,69 @@ class Dense(_Synapse):
 
 
 @dataclass(frozen=True, eq=False)
+class PlasticDense(Dense):
+    """Dense synapses whose weights learn on chip with a Loihi 2 two-factor rule (Lava ``LearningDense`` with a
+    ``Loihi2FLearningRule``); the forward maths is :class:`Dense`'s, one post-synaptic neuron population.
+
+    Rule: ``dw`` is a sum of products in Lava syntax (parsed by :func:`neurodeploy.ir.learning.parse_rule`), each
+    ``m * 2**e * D * F1 * ...`` with a dependency ``D`` in {x0, y0, u0} and factors in {x1, y1, w}; the learning
+    rate is a shift ``e`` (times a mantissa ``m`` in [-8, 7]). Traces (7-bit, 0..127), per epoch of ``t_epoch``
+    steps, ``t`` the step within the epoch (1..t_epoch)::
+
+        spike phase (every step): a pre (post) neuron spiking again within the epoch adds its impulse at once:
+            x1 = min(x1 + x1_impulse, 127)       (likewise y1); its last spike time tx (ty) is recorded
+        learning phase (every t_epoch steps):
+            x0 = tx > 0,  y0 = ty > 0                                     (spiked in this epoch)
+            h[0] = x1;  for t = 1..t_epoch:
+                h[t] = floor(exp(-1/x1_tau) h[t-1]) + (r_x < frac(exp(-1/x1_tau) h[t-1]))   (0 if x1_tau = 0)
+                h[t] = min(h[t] + x1_impulse, 127) where tx == t
+            x1 = h[t_epoch]                                                (likewise y1 with r_y)
+            a term is evaluated with its traces at the dependency's time: x0 -> h[tx], y0 -> h[ty], u0 -> h[t_epoch]
+            acc = w << 7;  for each term:  p = D * prod(clip(F, -2**width, 2**width - 1)) * m   (x1, y1: 7; w: 9)
+                p = clip((p >> max(0, sum(widths) + 4 - 15)) << (e + 7), -2**15 - 1, 2**15 - 1)
+                acc = clip(acc + p, -2**15 - 1, 2**15 - 1)
+            w = floor(acc / 128) + (r_w < frac(acc / 128)), then clipped by sign mode to 8 bits
+
+    ``r_x``, ``r_y``, ``r_w`` are the scalar uniform numbers of Lava's seeded generators (``rng_seed``, ``rng_seed +
+    2`` and Lava's fixed seed 2 for ``r_w``), reproduced draw for draw by the emulator
+    (:mod:`neurodeploy.emulator.plasticity`, which states the exact schedule). Impulses are integers (Lava rounds
+    fractional impulses stochastically; not modelled); ``sign_mode`` bounds the learned weights (mixed: [-256,
+    255]; excitatory: [0, 255]; inhibitory: [-255, 0]). No delays, graded spikes or bias.
+    """
+
+    dw: str = ""
+    x1_impulse: int = 0
+    x1_tau: int = 0
+    y1_impulse: int = 0
+    y1_tau: int = 0
+    t_epoch: int = 1
+    rng_seed: int = 0
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        from neurodeploy.ir.learning import parse_rule
+
+        node = self.origin or None
+        parse_rule(self.dw, node)
+        for name in ("x1_impulse", "y1_impulse"):
+            value = getattr(self, name)
+            if int(value) != value or not 0 <= value <= 127:
+                raise IRError(f"PlasticDense {name} = {value} must be an integer in [0, 127] (7-bit traces)",
+                              node=node, fix="use an integer impulse; fractional impulses are not modelled")
+        for name in ("x1_tau", "y1_tau", "rng_seed"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise IRError(f"PlasticDense {name} = {value} must be a non-negative integer", node=node,
+                              fix=f"set {name} >= 0 (tau 0 keeps a trace for one step only)")
+        if int(self.t_epoch) != self.t_epoch or not 1 <= self.t_epoch <= 63:
+            raise IRError(f"PlasticDense t_epoch = {self.t_epoch} must be an integer in [1, 63] (6-bit spike times)",
+                          node=node, fix="choose a learning epoch of at most 63 steps")
+        if self.delays is not None or self.num_message_bits or self.bias is not None and np.any(self.bias):
+            raise IRError("PlasticDense takes no delays, graded spikes or bias", node=node,
+                          fix="use binary spikes and fold the bias into the target neuron")
+        return super().output_shape(input_shape)
+
+
+@dataclass(frozen=True, eq=False)
 class Sparse(_Synapse):
     """Sparse synapses in COO form: ``a[row[k]] += value[k] * s[col[k]]`` (duplicates add, like a CSR sum).
 

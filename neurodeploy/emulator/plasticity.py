@@ -1,0 +1,178 @@
+"""On-chip learning in the emulator: :class:`~neurodeploy.ir.ops.PlasticDense` in Lava's integer arithmetic.
+
+This reproduces Lava 0.10.0's ``PyLearningDenseModelBitApproximate`` (``LearningConnectionModelBitApproximate``
+with ``LearningRuleApplierBitApprox``, binary spikes, ``GradedSpikeCfg.USE_REGULAR_IMPULSE``) step for step, for the
+rule subset of :mod:`neurodeploy.ir.learning`. Lava calls the model "bit-approximate" because it is not Loihi's
+silicon; this module aims at Lava's model itself, and the Lava agreement test measures how close it gets.
+
+Per step ``t = 1, 2, ...`` (``s`` pre spikes of step t, ``z`` post spikes of step t, ``ts`` = t mod t_epoch, or
+t_epoch when that is 0)::
+
+    forward:      a = (W @ s) << weight_exp  (>> -weight_exp, floor, when negative)  -> delivered at t + 1
+    pre spikes:   x1 = min(x1 + x1_impulse, 127) where s and tx > 0 (a repeated spike in the epoch); tx = ts where s
+    post spikes:  y1 = min(y1 + y1_impulse, 127) where z and ty > 0; ty = ts where z
+    every t_epoch steps: the learning phase of :class:`~neurodeploy.ir.ops.PlasticDense` (trace histories, terms,
+                  stochastic rounding of the weight), then tx = ty = 0
+
+Initial weights are prepared once as Lava does on its first step (:func:`arithmetic.effective_weights`: sign-mode
+clip and truncation to ``num_weight_bits``); learned weights are not truncated again, only clipped.
+
+Random numbers (deterministic: seeded exactly as Lava seeds them). Lava draws scalar uniforms, shared by every
+synapse, from ``numpy.random.default_rng`` streams: the x-trace decay stream is seeded ``rng_seed``, the y-trace
+decay stream ``rng_seed + 2`` (the impulse-addition streams ``rng_seed + 1`` / ``+ 3`` only matter for fractional
+impulses, which the IR does not allow), and the weight-rounding stream with Lava's fixed seed 2. Each stream draws
+once when the process is built; the trace streams advance twice per step (before and after the post spikes are
+read) and the weight stream once per epoch, before it is used. So the learning phase at step ``t`` uses draw
+number ``2 t`` of the trace streams and draw number ``t / t_epoch`` of the weight stream (0 = the build-time
+draw). Trace decay multiplies by ``exp(-1/tau)`` in float64, as Lava does (Loihi silicon uses a fixed-point
+decay; neither Lava nor this module models that), then floors and rounds up when the draw is below the fraction.
+
+State is per batch element: weights ``[B, n_out, n_in]``; every sample starts from the op's weights and zero
+traces (a fresh Lava build per sample). Concatenate samples in time to learn across them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neurodeploy.emulator import arithmetic as ar
+from neurodeploy.ir.learning import FACTOR_WIDTH, Term, parse_rule
+from neurodeploy.ir.ops import PlasticDense
+
+TRACE_MAX = 127                 # 7-bit traces
+ACC_SHIFT = 7                   # weights enter the 16-bit signed accumulator shifted by W_ACCUMULATOR_S - W_WEIGHTS_S
+ACC_BITS = 15                   # accumulator magnitude bits (W_ACCUMULATOR_U)
+ACC_MIN, ACC_MAX = -(2**ACC_BITS) - 1, 2**ACC_BITS - 1
+SCALE_BITS = 4                  # W_S_MANT
+WEIGHT_ROUND_SEED = 2           # lava ConnVarRandom default seed
+WEIGHT_BOUNDS = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+
+
+def random_stream(seed: int, draws: int) -> np.ndarray:
+    """The first ``draws`` uniforms of ``default_rng(seed).random`` (draw 0 is Lava's build-time draw)."""
+    return np.random.default_rng(seed).random(draws)
+
+
+def term_update(term: Term, dep: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
+    """One term's integer contribution to the 16-bit accumulator (Lava ``LearningRuleApplierBitApprox``).
+
+    ``dep`` is the dependency (0/1, broadcastable to ``[B, n_out, n_in]``), ``values`` the factors evaluated at the
+    dependency's time. ``p = dep * prod(clip(f)) * m``, ``p >>= max(0, sum(widths) + 4 - 15)``, ``p <<= e + 7``,
+    clipped to the accumulator. Magnitudes stay below 2**31 (3 factors at most), so int64 equals Lava's int32.
+    """
+    p = dep.astype(np.int64)
+    width = 0
+    for f in term.factors:
+        w = FACTOR_WIDTH[f]
+        width += w
+        p = p * np.clip(values[f], -(2**w), 2**w - 1)
+    p = p * term.mantissa
+    p = p >> max(0, width + SCALE_BITS - ACC_BITS)
+    p = p << (term.exponent + 7)
+    return np.clip(p, ACC_MIN, ACC_MAX)
+
+
+def decay_history(trace: np.ndarray, last: np.ndarray, tau: int, impulse: int, t_epoch: int, r: float
+                  ) -> np.ndarray:
+    """Trace values ``h[0..t_epoch]`` over one epoch (``[t_epoch + 1, *trace.shape]``): decay, then the impulse of
+    the epoch's last spike at its step ``last`` (0 = none)."""
+    hist = np.zeros((t_epoch + 1,) + trace.shape, np.int64)
+    hist[0] = trace
+    factor = math.exp(-1.0 / tau) if tau else 0.0
+    for t in range(1, t_epoch + 1):
+        if tau:
+            scaled = factor * hist[t - 1]
+            frac = scaled % 1
+            hist[t] = np.floor(scaled).astype(np.int64) + (r < frac)
+        hit = last == t
+        hist[t][hit] = np.minimum(hist[t][hit] + impulse, TRACE_MAX)
+    return hist
+
+
+def at_time(hist: np.ndarray, when: np.ndarray) -> np.ndarray:
+    """``hist[when[b, i], b, i]`` for a history ``[T + 1, B, n]`` and times ``when [B, n]``."""
+    return np.take_along_axis(hist, when[None].astype(np.int64), axis=0)[0]
+
+
+class PlasticRunner:
+    """A PlasticDense node prepared for execution: per-sample weights, traces and the rule (module docstring)."""
+
+    def __init__(self, name: str, op: PlasticDense, steps: int | None = None):
+        self.name = name
+        self.op = op
+        self.terms = parse_rule(op.dw, name)
+        self.sign_mode = op.sign_mode or "mixed"
+        w = np.rint(np.asarray(op.weight, np.float64)).astype(np.int64)
+        self.initial = ar.effective_weights(w, self.sign_mode, op.num_weight_bits)
+        self.n_out, self.n_in = self.initial.shape
+        self.weight_exp = int(op.weight_exp)
+        self.max_delay = 0
+        self.graded = False
+        self.dtype = np.float64
+        self.fanout = np.count_nonzero(self.initial, axis=0).astype(np.int64)  # at the start (weights may change)
+        self.lo, self.hi = WEIGHT_BOUNDS[self.sign_mode]
+
+    def reset(self, batch: int, steps: int) -> None:
+        """Fresh state for a run of ``batch`` samples and ``steps`` steps (one Lava build per sample)."""
+        self.w = np.broadcast_to(self.initial, (batch, self.n_out, self.n_in)).copy()
+        self.x1 = np.zeros((batch, self.n_in), np.int64)
+        self.y1 = np.zeros((batch, self.n_out), np.int64)
+        self.tx = np.zeros((batch, self.n_in), np.int64)
+        self.ty = np.zeros((batch, self.n_out), np.int64)
+        self.r_x = random_stream(self.op.rng_seed, 2 * steps + 1)
+        self.r_y = random_stream(self.op.rng_seed + 2, 2 * steps + 1)
+        self.r_w = random_stream(WEIGHT_ROUND_SEED, steps // self.op.t_epoch + 1)
+
+    def accumulate(self, s: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """``W_b @ s_b`` per sample (delay bucket 0), as integers in float64 like the static runner."""
+        return [(0, np.einsum("boi,bi->bo", self.w, s.astype(np.int64)).astype(np.float64))]
+
+    def observe(self, t: int, pre: np.ndarray, post: np.ndarray) -> None:
+        """Spike phase of step ``t`` (1-based) with this step's pre and post spikes; learning phase at epoch ends."""
+        t_epoch = int(self.op.t_epoch)
+        ts = t % t_epoch or t_epoch
+        pre, post = pre.astype(bool), post.reshape(post.shape[0], -1).astype(bool)
+        again = pre & (self.tx > 0)
+        self.x1[again] = np.minimum(self.x1[again] + self.op.x1_impulse, TRACE_MAX)
+        self.tx[pre] = ts
+        again = post & (self.ty > 0)
+        self.y1[again] = np.minimum(self.y1[again] + self.op.y1_impulse, TRACE_MAX)
+        self.ty[post] = ts
+        if t % t_epoch == 0:
+            self._learn(t, t // t_epoch)
+
+    def _learn(self, t: int, epoch: int) -> None:
+        t_epoch = int(self.op.t_epoch)
+        hx = decay_history(self.x1, self.tx, int(self.op.x1_tau), int(self.op.x1_impulse), t_epoch, self.r_x[2 * t])
+        hy = decay_history(self.y1, self.ty, int(self.op.y1_tau), int(self.op.y1_impulse), t_epoch, self.r_y[2 * t])
+        x0 = (self.tx > 0)[:, None, :]
+        y0 = (self.ty > 0)[:, :, None]
+        acc = self.w << ACC_SHIFT
+        for term in self.terms:
+            if term.dependency == "x0":     # traces at each pre neuron's last spike: x1[j](tx_j), y1[i](tx_j)
+                dep = x0
+                values = {"x1": at_time(hx, self.tx)[:, None, :],
+                          "y1": np.swapaxes(np.take_along_axis(np.swapaxes(hy, 0, 1), self.tx[:, :, None], axis=1),
+                                            1, 2)}
+            elif term.dependency == "y0":   # traces at each post neuron's last spike: x1[j](ty_i), y1[i](ty_i)
+                dep = y0
+                values = {"x1": np.take_along_axis(np.swapaxes(hx, 0, 1), self.ty[:, :, None], axis=1),
+                          "y1": at_time(hy, self.ty)[:, :, None]}
+            else:                           # u0: every epoch, the traces at its end
+                dep = np.ones((1, 1, 1), bool)
+                values = {"x1": hx[-1][:, None, :], "y1": hy[-1][:, :, None]}
+            values["w"] = self.w
+            acc = np.clip(acc + term_update(term, dep, values), ACC_MIN, ACC_MAX)
+        if self.sign_mode == "excitatory":
+            acc = np.maximum(acc, 0)
+        elif self.sign_mode == "inhibitory":
+            acc = np.minimum(acc, 0)
+        scaled = acc / float(1 << ACC_SHIFT)
+        frac = scaled % 1
+        w = np.floor(scaled).astype(np.int64) + (self.r_w[epoch] < frac)
+        self.w = np.clip(w, self.lo, self.hi)
+        self.x1, self.y1 = hx[-1], hy[-1]
+        self.tx[:] = 0
+        self.ty[:] = 0
