@@ -10,6 +10,10 @@ Dense          ``Dense(weights=W[n_out, n_in], weight_exp, num_weight_bits, [sig
                with ``delays`` -> ``DelayDense(..., delays=[n_out, n_in])``
 Sparse         ``Sparse(weights=csr[n_out, n_in], ...)``; with ``delays`` -> ``DelaySparse(..., delays=csr)``
 Conv2d         lowered to its exact sparse matrix (:func:`neurodeploy.ir.linear.op_matrix`) -> ``Sparse``
+PlasticDense   ``LearningDense(weights, weight_exp, num_weight_bits, sign_mode, learning_rule=Loihi2FLearningRule(
+               dw, x1_impulse, x1_tau, y1_impulse, y1_tau, t_epoch, rng_seed))``; the post-synaptic LIF's ``s_out``
+               also feeds ``s_in_bap`` (Lava 0.10's ``LearningLIF`` fixed-point model never sends ``s_out_bap``, so
+               the plain bit-accurate LIF's spikes are the back-propagating action potentials)
 CubaLIF        ``LIF(shape=(n,), du, dv, vth, bias_mant, bias_exp)`` (flat; reset to zero only)
 Output         nothing: it names what to read (the source neuron's spikes, a readout neuron's v, or the input)
 =============  ======================================================================================
@@ -35,7 +39,7 @@ from neurodeploy.backends.lava.rebuild import FORMAT, JSON_NAME, NPZ_NAME, VERSI
 from neurodeploy.errors import CapacityError, IRError, QuantizationError, UnsupportedOpError
 from neurodeploy.fileio import atomic_directory
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.ops import Conv2d, CubaLIF, Dense, Input, Op, Output, Sparse, _Synapse
+from neurodeploy.ir.ops import Conv2d, CubaLIF, Dense, Input, Op, Output, PlasticDense, Sparse, _Synapse
 
 __all__ = ["describe", "save_description", "load_description", "SIGN_MODE_CODES", "MAX_DELAY"]
 
@@ -51,6 +55,7 @@ BIAS_EXP_RANGE = (0, 7)
 _CLASSES = {
     "input": "lava.proc.io.source.RingBuffer",
     "dense": "lava.proc.dense.process.Dense",
+    "learning_dense": "lava.proc.dense.process.LearningDense",
     "delay_dense": "lava.proc.dense.process.DelayDense",
     "sparse": "lava.proc.sparse.process.Sparse",
     "delay_sparse": "lava.proc.sparse.process.DelaySparse",
@@ -130,6 +135,8 @@ def _synapse(name: str, op: _Synapse, in_shape: tuple[int, ...]) -> tuple[str, d
                               "num_message_bits": _int(op.num_message_bits, name, "num_message_bits")}
     if op.sign_mode is not None:
         kwargs["sign_mode"] = SIGN_MODE_CODES[op.sign_mode]
+    if isinstance(op, PlasticDense):
+        return "learning_dense", _plastic(name, op, kwargs)
     if isinstance(op, Dense):
         weights = _int_array(op.weight, name, "weight")
         kwargs["weights"] = weights
@@ -182,6 +189,25 @@ def _synapse(name: str, op: _Synapse, in_shape: tuple[int, ...]) -> tuple[str, d
     return "delay_sparse", kwargs
 
 
+def _plastic(name: str, op: PlasticDense, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """LearningDense kwargs: the Dense ones, an explicit sign mode (Lava's learning model defaults to mixed) and
+    the rule as ``learning_rule`` (a dict that :func:`rebuild.lava_kwargs` turns into a Loihi2FLearningRule)."""
+    from neurodeploy.ir.learning import lava_expression, parse_rule
+
+    op.output_shape(None)  # validates the rule, impulses, taus and t_epoch
+    if kwargs["num_message_bits"]:
+        raise UnsupportedOpError("PlasticDense with graded spikes has no lowering (its trace update differs)",
+                                 node=name, fix="use binary spikes")
+    weights = _int_array(op.weight, name, "weight")
+    _check_range(weights, -256, 255, name, "weight")
+    kwargs["weights"] = weights
+    kwargs["sign_mode"] = SIGN_MODE_CODES[op.sign_mode or "mixed"]
+    kwargs["learning_rule"] = {"dw": lava_expression(parse_rule(op.dw, name)), "x1_impulse": int(op.x1_impulse),
+                               "x1_tau": int(op.x1_tau), "y1_impulse": int(op.y1_impulse), "y1_tau": int(op.y1_tau),
+                               "t_epoch": int(op.t_epoch), "rng_seed": int(op.rng_seed)}
+    return kwargs
+
+
 # ------------------------------------------------------------------------------------------------------ describe
 def _check_structure(graph: Graph, name: str, op: Op) -> None:
     preds = [graph.nodes[p] for p in graph.predecessors(name)]
@@ -229,6 +255,7 @@ def describe(graph: Graph) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     neurons: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
+    plastic: dict[str, Any] = {}
     for name, op in graph.nodes.items():
         shape = [int(n) for n in shapes[name]]
         if isinstance(op, Input):
@@ -247,13 +274,24 @@ def describe(graph: Graph) -> dict[str, Any]:
             connections.append({"src": src, "src_port": "s_out", "dst": name, "dst_port": "s_in"})
             connections.extend({"src": name, "src_port": "a_out", "dst": dst, "dst_port": "a_in"}
                                for dst in graph.successors(name))
+            if isinstance(op, PlasticDense):
+                if len(graph.successors(name)) != 1:
+                    raise UnsupportedOpError("a PlasticDense must feed exactly one neuron population (its post-"
+                                             "synaptic traces come from one LIF)", node=name,
+                                             fix="split the synapse per target population")
+                (post,) = graph.successors(name)
+                connections.append({"src": post, "src_port": "s_out", "dst": name, "dst_port": "s_in_bap"})
+                plastic[name] = {"process": name, "post": post, "shape": [int(n) for n in op.weight.shape]}
         elif isinstance(op, Output):
             (src,) = graph.predecessors(name)
             src_op = graph.nodes[src]
             kind = "input" if isinstance(src_op, Input) else ("v" if src_op.readout else "spikes")
             outputs[name] = {"source": src, "kind": kind, "shape": [int(n) for n in shapes[src]]}
-    return {"format": FORMAT, "version": VERSION, "processes": processes, "connections": connections,
-            "inputs": inputs, "neurons": neurons, "outputs": outputs}
+    description = {"format": FORMAT, "version": VERSION, "processes": processes, "connections": connections,
+                   "inputs": inputs, "neurons": neurons, "outputs": outputs}
+    if plastic:
+        description["plastic"] = plastic
+    return description
 
 
 def save_description(description: dict[str, Any], path: str | Path) -> Path:

@@ -19,12 +19,16 @@ Description layout (version 1)
   ``lava.proc.sparse.process.Sparse`` / ``DelaySparse``, ``lava.proc.lif.process.LIF``); ``kwargs`` its constructor
   arguments under Lava's own names, all integers: ``shape``, ``du``, ``dv``, ``vth``, ``bias_mant``, ``bias_exp``,
   ``weights`` (``[n_out, n_in]``), ``weight_exp``, ``num_weight_bits``, ``sign_mode`` (``SignMode`` value: 1 mixed,
-  2 excitatory, 3 inhibitory; absent = Lava determines it from the weights), ``delays``, ``num_message_bits``.
+  2 excitatory, 3 inhibitory; absent = Lava determines it from the weights), ``delays``, ``num_message_bits``,
+  and for ``lava.proc.dense.process.LearningDense`` ``learning_rule``: the keyword arguments of
+  ``Loihi2FLearningRule`` (``dw``, ``x1_impulse``, ``x1_tau``, ``y1_impulse``, ``y1_tau``, ``t_epoch``,
+  ``rng_seed``); its post-synaptic LIF's ``s_out`` is connected to its ``s_in_bap``.
   A RingBuffer has no kwargs: its ``data`` (``[n_flat, T]``, time last) is the stimulus given at build time, and
   ``data_shape`` gives ``[n_flat]``.
 * a sparse matrix is ``{"coo": {"shape": [n_out, n_in], "row": ..., "col": ..., "data": ...}}`` (Lava receives a
   ``scipy.sparse.csr_matrix``; DelaySparse ``delays`` share the weights' row/col);
 * each connection is ``{"src", "src_port", "dst", "dst_port"}`` (``s_out -> s_in`` or ``a_out -> a_in``);
+* ``plastic[name] = {"process", "post", "shape"}`` (optional): learning synapses whose final weights are read;
 * ``inputs[name] = {"process", "shape"}``; ``neurons[name] = {"process", "shape", "readout"}`` (``shape`` is the
   IR shape, Lava processes are flat); ``outputs[name] = {"source", "kind", "shape"}`` with ``kind`` ``spikes``
   (the source neuron's ``s_out``), ``v`` (a readout neuron's voltage) or ``input`` (the stimulus itself).
@@ -111,6 +115,10 @@ def lava_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
             value = tuple(int(n) for n in value)
         elif key == "sign_mode":
             value = SignMode(int(value))
+        elif key == "learning_rule":
+            from lava.magma.core.learning.learning_rule import Loihi2FLearningRule
+
+            value = Loihi2FLearningRule(**value)
         elif isinstance(value, np.ndarray | list):
             value = np.asarray(value, dtype=np.int64)
         elif isinstance(value, bool | np.bool_):

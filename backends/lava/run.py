@@ -89,6 +89,8 @@ def _probes(description: dict[str, Any], record: tuple[str, ...], nodes: list[st
     for spec in description["outputs"].values():
         if spec["kind"] != "input":
             wanted.add((spec["source"], spec["kind"]))
+    for spec in description.get("plastic", {}).values():  # run every learning synapse's component
+        wanted.add((spec["post"], "spikes"))
     return wanted
 
 
@@ -116,6 +118,9 @@ def _run_sample(description: dict[str, Any], data: dict[str, np.ndarray], steps:
                 anchor.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
             for key, mon, proc in probes:
                 results[key] = np.asarray(mon.get_data()[proc.name][_PORT[key[1]]])
+            for node, spec in description.get("plastic", {}).items():  # learned weights, read before stop()
+                if comp[spec["process"]] == comp[anchor.name]:
+                    results[(node, "weights")] = np.asarray(procs[spec["process"]].weights.get())
         except Exception as err:  # Lava raises bare Exceptions from its runtime
             raise BackendError(f"Lava failed while running: {type(err).__name__}: {err}",
                                fix="check the description with rebuild.build_processes in plain Lava") from err
@@ -130,6 +135,8 @@ def run_description(description: dict[str, Any], spikes: Any, record: Iterable[s
 
     Returns ``{output name: [B, T, *shape], "<node>/<field>": [B, T, *shape]}`` with fields among ``record``
     (``spikes``, ``u``, ``v``) for every neuron in ``nodes`` (default: all). Spikes are uint8, u and v int32.
+    A learning synapse (``description["plastic"]``) adds ``"<node>/weights"``: its weights after the run
+    ``[B, n_out, n_in]`` (each sample is a fresh build, so each starts from the described weights).
     """
     require_lava()
     record = tuple(record)
@@ -145,10 +152,15 @@ def run_description(description: dict[str, Any], spikes: Any, record: Iterable[s
     wanted = _probes(description, record, rec_nodes)
     traces = {key: np.zeros((batch, steps, int(np.prod(neurons[key[0]]["shape"]))), _DTYPE[key[1]])
               for key in wanted}
+    plastic = description.get("plastic", {})
+    learned = {node: np.zeros((batch, *spec["shape"]), np.int64) for node, spec in plastic.items()}
     for b in range(batch):
         data = {name: np.ascontiguousarray(x[b].T) for name, x in stim.items()}  # Lava layout [n_flat, T]
         for key, values in _run_sample(description, data, steps, wanted).items():
-            traces[key][b] = np.rint(values.reshape(steps, -1)).astype(np.int64)
+            if key[1] == "weights":
+                learned[key[0]][b] = np.rint(values).astype(np.int64)
+            else:
+                traces[key][b] = np.rint(values.reshape(steps, -1)).astype(np.int64)
     out: dict[str, np.ndarray] = {}
     for name, spec in description["outputs"].items():
         shape = tuple(spec["shape"])
@@ -159,6 +171,8 @@ def run_description(description: dict[str, Any], spikes: Any, record: Iterable[s
     for n in rec_nodes:
         for f in record:
             out[f"{n}/{f}"] = traces[(n, f)].reshape(batch, steps, *neurons[n]["shape"])
+    for node, w in learned.items():
+        out[f"{node}/weights"] = w
     return out
 
 
