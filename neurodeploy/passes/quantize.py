@@ -89,7 +89,7 @@ from neurodeploy.emulator.engine import simulate
 from neurodeploy.errors import InputError, QuantizationError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
-from neurodeploy.ir.ops import IF, LI, Conv2d, CubaLIF, Dense, Input, Op, Output, QuantInfo, Sparse
+from neurodeploy.ir.ops import IF, LI, Conv2d, CubaLIF, Dense, Input, Op, Output, PlasticDense, QuantInfo, Sparse
 from neurodeploy.passes import quant_calibration as cal
 from neurodeploy.passes import quant_fields as qf
 from neurodeploy.passes.fold import fold_linear
@@ -294,8 +294,9 @@ def _prepare_synapse(graph: Graph, shapes, name: str, op) -> _Synapse:
         rows, cols, kidx = m.row.astype(np.int64), m.col.astype(np.int64), m.data.astype(np.int64) - 1
         n_out = m.shape[0]
     keep = weights[kidx] != 0
-    return _Synapse(name, op, source, target, weights, rows[keep], cols[keep], kidx[keep], n_out,
-                    qf.sign_mode_of(weights))
+    # a learning synapse keeps its declared sign mode (default mixed): learned weights may cross zero
+    sign_mode = (op.sign_mode or "mixed") if isinstance(op, PlasticDense) else qf.sign_mode_of(weights)
+    return _Synapse(name, op, source, target, weights, rows[keep], cols[keep], kidx[keep], n_out, sign_mode)
 
 
 def _population(name: str, op) -> _Population:
