@@ -76,3 +76,89 @@ def test_fan_out_over_the_limit_splits_the_source_population():
                      synaptic_memory_bits_per_core=10 * 100 * 8, cores_per_chip=128)
     with pytest.raises(CapacityError, match="node 'h'.*neuron 0.*30 output axons"):
         partition(mlp(10, 100, 300), one)
+
+
+# ------------------------------------------------------------------------------ recurrent graphs, brute-force counts
+def recurrent(n=400, k=6000, seed=0):
+    """A population with two recurrent Sparse ops (some pairs repeated) and a Dense input: fan-out binds."""
+    rng = np.random.default_rng(seed)
+    pre = rng.integers(0, n, k)
+    post = np.clip(pre + rng.integers(-60, 61, k), 0, n - 1)  # local connectivity, like a reservoir
+    exc = pre < int(0.8 * n)
+    readout = np.eye(7, n, 0, np.int64) + np.eye(7, n, 50, np.int64)  # 14 of the reservoir neurons
+    nodes = {"in": Input(shape=(20,)), "w_in": Dense(weight=(rng.random((n, 20)) < 0.2).astype(np.int64), quant=Q),
+             "r": CubaLIF(shape=(n,), quant=Q), "fc": Dense(weight=readout, quant=Q),
+             "o": CubaLIF(shape=(7,), quant=Q), "out": Output()}
+    edges = [("in", "w_in"), ("w_in", "r"), ("r", "fc"), ("fc", "o"), ("o", "out")]
+    for name, mask in (("e", exc), ("i", ~exc)):
+        nodes[name] = Sparse(out_shape=(n,), in_size=n, row=post[mask], col=pre[mask],
+                             value=np.ones(mask.sum(), np.int64), delays=rng.integers(0, 4, mask.sum()), quant=Q)
+        edges += [("r", name), (name, "r")]
+    return Graph(nodes, edges)
+
+
+def brute_force_counts(graph, per_core):
+    """Fan-in and fan-out of every core by Python sets over the dense matrices."""
+    core_of = {}
+    for c in per_core:
+        for i in range(c["start"], c["stop"]):
+            core_of[(c["node"], i)] = c["core"]
+    fan_in = {c["core"]: 0 for c in per_core}
+    fan_out = {c["core"]: 0 for c in per_core}
+    for name, op in graph.nodes.items():
+        if op.role != "synapse":
+            continue
+        (src,), (tgt,) = graph.predecessors(name), graph.successors(name)
+        if isinstance(op, Sparse):  # every stored position counts, even a zero value
+            present = np.zeros((op.out_shape[0], op.in_size), bool)
+            present[op.row, op.col] = True
+        else:
+            present = np.asarray(op.weight) != 0
+        for c in per_core:
+            if c["node"] == tgt:
+                fan_in[c["core"]] += int(present[c["start"]:c["stop"]].any(axis=0).sum())
+            if c["node"] == src:
+                for j in range(c["start"], c["stop"]):
+                    fan_out[c["core"]] += len({core_of[(tgt, i)] for i in np.flatnonzero(present[:, j])})
+    return fan_in, fan_out
+
+
+def test_recurrent_fan_out_binds_and_counts_equal_a_brute_force_count():
+    limits = CoreLimits(neurons_per_core=256, fan_in_axons_per_core=120, fan_out_axons_per_core=150,
+                        synaptic_memory_bits_per_core=10**6, cores_per_chip=16)
+    g = recurrent()
+    report = partition(g, limits)[0].meta["mapping"]
+    per_core = report["per_core"]
+    fan_in, fan_out = brute_force_counts(g, per_core)
+    assert [c["fan_in"] for c in per_core] == [fan_in[c["core"]] for c in per_core]
+    assert [c["fan_out"] for c in per_core] == [fan_out[c["core"]] for c in per_core]
+    assert all(c["fan_out"] <= 150 and c["fan_in"] <= 120 and c["stop"] - c["start"] <= 256 for c in per_core)
+    r = [c for c in per_core if c["node"] == "r"]
+    assert r[0]["start"] == 0 and r[-1]["stop"] == 400 and all(a["stop"] == b["start"] for a, b in zip(r, r[1:]))
+    assert report["neuron_caps"]["r"] < 256 and report["rounds"] > 2  # the cap search ran
+    assert report["chips"] == -(-report["cores"] // 16)
+    # without the fan-out limit only fan-in binds: larger slices, still counted exactly
+    loose = partition(g, CoreLimits(256, 120, 10**6, 10**6, 16))[0].meta["mapping"]
+    assert loose["cores"] < report["cores"] and loose["neuron_caps"]["r"] == 256
+    fan_in, fan_out = brute_force_counts(g, loose["per_core"])
+    assert [c["fan_in"] for c in loose["per_core"]] == [fan_in[c["core"]] for c in loose["per_core"]]
+    assert [c["fan_out"] for c in loose["per_core"]] == [fan_out[c["core"]] for c in loose["per_core"]]
+
+
+def test_fan_in_greedy_takes_the_longest_run_that_fits():
+    # neuron i reads inputs i .. i + 9 of 100: a run of m neurons reads m + 9 distinct inputs; 30 axons -> 21 neurons
+    w = np.zeros((60, 100), np.int64)
+    for i in range(60):
+        w[i, i:i + 10] = 1
+    g = Graph({"in": Input(shape=(100,)), "fc": Dense(weight=w, quant=Q), "n": CubaLIF(shape=(60,), quant=Q),
+               "out": Output()}, [("in", "fc"), ("fc", "n"), ("n", "out")])
+    report = partition(g, CoreLimits(1024, 30, 4096, 10**6, 128))[0].meta["mapping"]
+    assert [(c["start"], c["stop"], c["fan_in"]) for c in report["per_core"]] == [(0, 21, 30), (21, 42, 30),
+                                                                                 (42, 60, 27)]
+
+
+def test_a_single_neuron_over_the_fan_out_limit_is_named():
+    limits = CoreLimits(neurons_per_core=256, fan_in_axons_per_core=4096, fan_out_axons_per_core=3,
+                        synaptic_memory_bits_per_core=10**6, cores_per_chip=16)
+    with pytest.raises(CapacityError, match=r"node 'r'.*output axons \(distinct target cores\) but a core has 3"):
+        partition(recurrent(), limits)

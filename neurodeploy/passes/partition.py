@@ -1,20 +1,47 @@
 """Partition neuron populations onto neurocores and report per-core utilisation (the fit report).
 
 Each neuron population (IR neuron node) is cut into contiguous slices of neurons, each slice one core; slices of
-different populations never share a core (what Lava's compiler does for separate LIF processes). A slice is
-as large as every per-core limit allows:
+different populations never share a core (what Lava's compiler does for separate LIF processes). Per-core limits:
 
 * ``neurons <= neurons_per_core``
-* ``fan_in <= fan_in_axons_per_core``: distinct presynaptic neurons (input axons) with a synapse into the slice;
+* ``fan_in <= fan_in_axons_per_core``: per incoming synapse op, the distinct presynaptic neurons (input axons)
+  with a synapse into the slice, summed over the ops;
 * ``synaptic_memory_bits <= synaptic_memory_bits_per_core``: every synapse into the slice costs
   ``weight bits + delay bits (if the synapse op has delays) + index bits (for Sparse/Conv synapses)``;
-* ``fan_out <= fan_out_axons_per_core``: for each neuron of the slice, the number of target *cores* it must reach,
-  summed over the slice (one output axon per destination core), computed after all populations are sliced; a
-  slice over it caps its population's slice size and the slicing is redone (see :func:`partition`).
+* ``fan_out <= fan_out_axons_per_core``: per neuron of the slice, per outgoing synapse op, the number of distinct
+  target *cores* it reaches (one output axon per (op, destination core)), summed over the slice.
 
-A slice that cannot shrink below one neuron and still exceeds a limit raises :class:`CapacityError` naming the
-node, the limit, the value and the fix. Results are attached to ``graph.meta["mapping"]`` (the pass does not
-otherwise change the graph).
+Algorithm
+---------
+*Greedy slicing* of a population under a neuron cap ``k``: from its first neuron, each slice is the longest run of
+at most ``k`` neurons that fits the memory limit (prefix sums of the per-neuron cost) and the fan-in limit (a
+run's distinct presynaptic neurons are its entries whose previous row in the same column lies before the run).
+
+1. Every population is sliced greedily with ``k = neurons_per_core``. If no slice exceeds the fan-out limit this
+   is the result (each slice is then the largest that fits, as before fan-out was part of the sizing).
+2. Otherwise fan-out binds, and it depends on how the *targets* are sliced (for a recurrent population, on its
+   own slicing). Each population with an exceeding slice gets a smaller cap, ``k' = min(k - 1, floor(largest
+   slice / worst ratio))`` (worst ratio = the largest ``fan_out / limit`` or ``fan_in / limit`` of its slices),
+   until no slice exceeds; then the cap is bisected back up between the last exceeding and the fitting value
+   (to within 1/16) so that cores are not wasted. These rounds slice by neurons and memory only and count
+   fan-in exactly, treating a fan-in excess like a fan-out one.
+3. Finally, any slice still exceeding a limit (caps interact: a finer target raises its sources' fan-out) is split:
+   greedily by fan-in, or into the longest runs whose summed fan-out fits; the counts are redone until none
+   exceeds (splitting only shrinks the other figures, so this ends).
+
+The result fits every limit; it is a greedy mapping, not a minimum core count. A slice that cannot shrink below
+one neuron and still exceeds a limit raises :class:`CapacityError` naming the node, the limit, the value and the
+fix.
+
+Counting is ``O(synapses)`` per round: each synapse op's pattern is held once as a CSC matrix with sorted rows;
+with ``core[i]`` the core of target neuron ``i``, the distinct (source neuron, core) pairs are the positions where
+``core`` changes along a column. Their count per column is the source neuron's fan-out, their count per core the
+core's fan-in.
+
+Results are attached to ``graph.meta["mapping"]`` (the pass does not otherwise change the graph):
+``chips = ceil(cores / cores_per_chip)`` is reported, not checked (:func:`neurodeploy.compiler.compile_graph`
+checks it against the system size), ``neuron_caps`` gives each population's final cap and ``rounds`` the number
+of counting rounds.
 """
 
 from __future__ import annotations
@@ -29,6 +56,9 @@ from neurodeploy.errors import CapacityError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import Conv2d, Sparse
+
+#: Step 2 bisects a population's cap until the bracket is within 1/BISECT_FRACTION of the fitting cap.
+BISECT_FRACTION = 16
 
 
 @dataclass(frozen=True)
@@ -58,125 +88,262 @@ class CoreSlice:
     fan_out: int = 0
 
 
-def _incoming(graph: Graph, shapes: dict, node: str, limits: CoreLimits) -> list[tuple[sp.csr_matrix, int, str]]:
-    """(matrix [n_node, n_src] as csr, bits per synapse, source node) for every synapse into ``node``."""
+@dataclass
+class _Synapses:
+    """One synapse op's connection pattern ``[n_target, n_source]`` (distinct positions; values irrelevant)."""
+
+    name: str
+    source: str
+    target: str
+    bits: int
+    indptr: np.ndarray  # CSR row pointers
+    row_of: np.ndarray  # per CSR entry: its row
+    prev_row: np.ndarray  # per CSR entry: the row of the previous entry in the same column, -1 if none
+    col_ptr: np.ndarray  # CSC column pointers
+    col_rows: np.ndarray  # CSC row indices, sorted within each column
+
+
+def _pattern(op, in_shape) -> sp.csr_matrix:
+    """The op's stored (target, source) positions, duplicates merged, as a CSR matrix holding entry numbers."""
+    if isinstance(op, Sparse):
+        n_out = int(math.prod(op.out_shape))
+        m = sp.csr_matrix((np.ones(np.size(op.value), bool), (np.asarray(op.row), np.asarray(op.col))),
+                          shape=(n_out, int(op.in_size)))
+    else:
+        m = op_matrix(op, in_shape).tocsr()
+        m = sp.csr_matrix((np.ones(m.nnz, bool), m.indices, m.indptr), shape=m.shape)
+    m.sum_duplicates()
+    return sp.csr_matrix((np.arange(m.nnz, dtype=np.int64), m.indices, m.indptr), shape=m.shape)
+
+
+def _synapse_ops(graph: Graph, shapes: dict, limits: CoreLimits) -> list[_Synapses]:
     out = []
-    for syn in graph.predecessors(node):
-        op = graph.nodes[syn]
+    for name, op in graph.nodes.items():
         if op.role != "synapse":
             continue
-        (src,) = graph.predecessors(syn)
-        m = op_matrix(op, shapes[src]).tocsr()
-        m.data = np.ones_like(m.data, dtype=np.float64)
-        m.eliminate_zeros()
+        (src,) = graph.predecessors(name)
+        (tgt,) = graph.successors(name)
         bits = int(op.num_weight_bits or 8)
         if op.delays is not None:
             bits += limits.delay_bits
         if isinstance(op, Sparse | Conv2d):
             bits += limits.index_bits
-        out.append((m, bits, src))
+        csr = _pattern(op, shapes[src])
+        csc = csr.tocsc()
+        if not csc.has_sorted_indices:
+            csc.sort_indices()  # permutes the entry numbers along
+        starts = np.zeros(csc.nnz, bool)
+        starts[csc.indptr[:-1][np.diff(csc.indptr) > 0]] = True
+        prev_csc = np.empty(csc.nnz, np.int64)
+        prev_csc[0:1] = -1
+        prev_csc[1:] = csc.indices[:-1]
+        prev_csc[starts] = -1
+        prev_row = np.empty(csc.nnz, np.int64)
+        prev_row[csc.data] = prev_csc
+        row_of = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+        out.append(_Synapses(name, src, tgt, bits, csr.indptr, row_of, prev_row, csc.indptr, csc.indices))
     return out
 
 
-def _slice_cost(inputs, start: int, stop: int, limits: CoreLimits) -> tuple[int, int, int]:
-    fan_in = synapses = mem = 0
-    for m, bits, _src in inputs:
-        rows = m[start:stop]
-        cols = np.unique(rows.indices)
-        fan_in += cols.size
-        synapses += rows.nnz
-        mem += rows.nnz * bits
-    return fan_in, synapses, mem
+class _Population:
+    """One neuron node's per-neuron costs and its slicing rules."""
+
+    def __init__(self, node: str, n: int, incoming: list[_Synapses], limits: CoreLimits):
+        self.node, self.n, self.incoming, self.limits = node, n, incoming, limits
+        self.mem = np.zeros(n, np.int64)
+        self.syn = np.zeros(n, np.int64)
+        for s in incoming:
+            per_row = np.diff(s.indptr)
+            self.syn += per_row
+            self.mem += per_row * s.bits
+        self.cum_mem = np.concatenate([[0], np.cumsum(self.mem)])
+        self.cum_syn = np.concatenate([[0], np.cumsum(self.syn)])
+
+    def _fan_in_prefix(self, start: int, end: int) -> np.ndarray:
+        """``f[k]`` = fan-in of the run ``start .. start + k`` (inclusive), for ``k < end - start``."""
+        counts = np.zeros(end - start, np.int64)
+        for s in self.incoming:
+            a, b = s.indptr[start], s.indptr[end]
+            new = s.prev_row[a:b] < start
+            counts += np.bincount(s.row_of[a:b][new] - start, minlength=end - start)
+        return np.cumsum(counts)
+
+    def _memory_stop(self, start: int, stop: int) -> int:
+        limit = self.limits.synaptic_memory_bits_per_core
+        stop = min(stop, int(np.searchsorted(self.cum_mem, self.cum_mem[start] + limit, side="right")) - 1)
+        if stop <= start:
+            raise CapacityError(f"neuron {start} alone needs {int(self.mem[start])} synaptic memory bits but a core "
+                                f"has {limit}", node=self.node,
+                                fix="reduce that neuron's fan-in (prune or split the layer) or use fewer weight bits")
+        return stop
+
+    def greedy(self, cap: int, lo: int = 0, hi: int | None = None, fan_in: bool = True) -> list[tuple[int, int]]:
+        """Longest runs of at most ``cap`` neurons covering ``lo .. hi`` that fit the memory limit and, if
+        ``fan_in``, the fan-in limit."""
+        hi = self.n if hi is None else hi
+        limit = self.limits.fan_in_axons_per_core
+        out = []
+        start = lo
+        while start < hi:
+            stop = min(hi, start + cap)
+            if fan_in:  # checked before memory, so that an over-full single neuron names its fan-in first
+                end = max(start + 1, min(stop, int(np.searchsorted(
+                    self.cum_mem, self.cum_mem[start] + self.limits.synaptic_memory_bits_per_core, side="right")) - 1))
+                width = min(end - start, 64)
+                while True:  # grow the examined run until the fan-in limit or the run's end is reached
+                    prefix = self._fan_in_prefix(start, start + width)
+                    if prefix[-1] > limit or width == end - start:
+                        break
+                    width = min(end - start, 2 * width)
+                if prefix[0] > limit:
+                    raise CapacityError(f"neuron {start} alone needs {int(prefix[0])} fan-in axons but a core has "
+                                        f"{limit}", node=self.node,
+                                        fix="reduce that neuron's fan-in (prune or split the layer) or use fewer "
+                                            "weight bits")
+                stop = start + int(np.searchsorted(prefix, limit, side="right"))
+            stop = self._memory_stop(start, stop)
+            out.append((start, stop))
+            start = stop
+        return out
 
 
-def _fits(cost: tuple[int, int, int], n: int, limits: CoreLimits) -> bool:
-    fan_in, _syn, mem = cost
-    return (n <= limits.neurons_per_core and fan_in <= limits.fan_in_axons_per_core
-            and mem <= limits.synaptic_memory_bits_per_core)
+def _count(synapses: list[_Synapses], core_of: dict[str, np.ndarray], sizes: dict[str, int], n_cores: int
+           ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per neuron node, each neuron's fan-out (distinct (op, core) pairs it reaches); per core, its fan-in."""
+    fan_out = {node: np.zeros(n, np.int64) for node, n in sizes.items()}
+    fan_in = np.zeros(n_cores, np.int64)
+    for s in synapses:
+        if s.target not in core_of or s.col_rows.size == 0:
+            continue
+        core = core_of[s.target][s.col_rows]
+        new = np.ones(core.size, bool)
+        new[1:] = core[1:] != core[:-1]
+        new[s.col_ptr[:-1][np.diff(s.col_ptr) > 0]] = True  # a column's first entry is a new pair
+        fan_in += np.bincount(core[new], minlength=n_cores)
+        if s.source in fan_out:
+            cum = np.concatenate([[0], np.cumsum(new, dtype=np.int64)])
+            fan_out[s.source] += cum[s.col_ptr[1:]] - cum[s.col_ptr[:-1]]
+    return fan_out, fan_in
+
+
+class _Mapping:
+    """A slicing of every population with its counts: per neuron fan-out, per core fan-in."""
+
+    def __init__(self, bounds: dict[str, list[tuple[int, int]]], synapses: list[_Synapses], sizes: dict[str, int]):
+        self.bounds = bounds
+        self.first_core, core_of, n_cores = {}, {}, 0
+        for node, b in bounds.items():
+            self.first_core[node] = n_cores
+            core_of[node] = np.repeat(np.arange(n_cores, n_cores + len(b)), [stop - start for start, stop in b])
+            n_cores += len(b)
+        self.n_cores = n_cores
+        self.fan_out, self.fan_in = _count(synapses, core_of, sizes, n_cores)
+
+    def slice_fan_out(self, node: str) -> np.ndarray:
+        cum = np.concatenate([[0], np.cumsum(self.fan_out[node])])
+        b = np.asarray(self.bounds[node]).reshape(-1, 2)
+        return cum[b[:, 1]] - cum[b[:, 0]]
+
+    def slice_fan_in(self, node: str) -> np.ndarray:
+        first = self.first_core[node]
+        return self.fan_in[first:first + len(self.bounds[node])]
+
+    def excess(self, node: str, limits: CoreLimits) -> float:
+        """The worst ratio of a slice's fan-out or fan-in to its limit (> 1: some slice exceeds)."""
+        if not self.bounds[node]:
+            return 0.0
+        return max(float(self.slice_fan_out(node).max()) / limits.fan_out_axons_per_core,
+                   float(self.slice_fan_in(node).max()) / limits.fan_in_axons_per_core)
+
+
+def _split_fan_out(node: str, start: int, stop: int, fan_out: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """``start .. stop`` as the longest runs whose summed fan-out fits ``limit``."""
+    cum = np.concatenate([[0], np.cumsum(fan_out[start:stop])])
+    out, s = [], 0
+    while s < stop - start:
+        t = int(np.searchsorted(cum, cum[s] + limit, side="right")) - 1
+        if t <= s:
+            raise CapacityError(f"neuron {start + s} alone needs {int(fan_out[start + s])} output axons (distinct "
+                                f"target cores) but a core has {limit}", node=node,
+                                fix="reduce that neuron's fan-out (fewer or more local targets), or give its targets "
+                                    "more neurons per core")
+        out.append((start + s, start + t))
+        s = t
+    return out
 
 
 def partition(graph: Graph, limits: CoreLimits) -> tuple[Graph, bool]:
-    """Slice every neuron node onto cores (see the module docstring); attach the fit report to the meta.
-
-    Fan-out depends on how the *targets* are sliced, so it is checked after slicing; a slice over the fan-out limit
-    caps its node's slice size at ``floor(size * limit / fan_out)`` and the slicing is redone (caps only shrink, so
-    this ends; splitting a node can raise its sources' fan-out, which the next round handles).
-    """
+    """Slice every neuron node onto cores (see the module docstring); attach the fit report to the meta."""
     shapes = graph.shapes()
-    incoming = {node: _incoming(graph, shapes, node, limits) for node in graph.by_role("neuron")}
-    caps: dict[str, int] = {}
-    while True:
-        slices = _slice_all(shapes, incoming, limits, caps)
-        over = _count_fan_out(graph, shapes, slices, limits)
-        if not over:
-            break
-        for s in over:
-            size = s.stop - s.start
-            caps[s.node] = min(caps.get(s.node, size), max(1, size * limits.fan_out_axons_per_core // s.fan_out))
+    synapses = _synapse_ops(graph, shapes, limits)
+    nodes = list(graph.by_role("neuron"))
+    sizes = {node: int(math.prod(shapes[node])) for node in nodes}
+    pops = {node: _Population(node, sizes[node], [s for s in synapses if s.target == node], limits) for node in nodes}
+    caps = {node: limits.neurons_per_core for node in nodes}
+    rounds = 1
+    # 1. greedy slicing; fan-in is checked on the cheap slicing first and sliced for exactly where it binds
+    bounds = {node: pops[node].greedy(caps[node], fan_in=False) for node in nodes}
+    mapping = _Mapping(bounds, synapses, sizes)
+    over_in = [n for n in nodes if mapping.bounds[n] and mapping.slice_fan_in(n).max() > limits.fan_in_axons_per_core]
+    if over_in:
+        bounds.update({node: pops[node].greedy(caps[node]) for node in over_in})
+        mapping, rounds = _Mapping(bounds, synapses, sizes), rounds + 1
+    if any(mapping.excess(node, limits) > 1 for node in nodes):
+        # 2. fan-out binds: lower each exceeding population's cap until nothing exceeds, then bisect back up
+        failing: dict[str, int] = {}
+        while True:
+            worse = [n for n in nodes if mapping.excess(n, limits) > 1 and caps[n] > 1]
+            if not worse:
+                break
+            for node in worse:
+                failing[node] = caps[node]
+                largest = max(stop - start for start, stop in mapping.bounds[node])
+                caps[node] = max(1, min(caps[node] - 1, int(largest / mapping.excess(node, limits))))
+            bounds = {node: pops[node].greedy(caps[node], fan_in=False) for node in nodes}
+            mapping, rounds = _Mapping(bounds, synapses, sizes), rounds + 1
+        while True:
+            gap = {n: (caps[n] + failing[n]) // 2 for n in failing
+                   if failing[n] - caps[n] > max(1, caps[n] // BISECT_FRACTION)}
+            if not gap:
+                break
+            trial = dict(caps, **gap)
+            trial_bounds = {node: pops[node].greedy(trial[node], fan_in=False) for node in nodes}
+            trial_mapping, rounds = _Mapping(trial_bounds, synapses, sizes), rounds + 1
+            for node, mid in gap.items():
+                if trial_mapping.excess(node, limits) > 1:
+                    failing[node] = mid
+                else:
+                    caps[node] = mid
+        bounds = {node: pops[node].greedy(caps[node], fan_in=False) for node in nodes}
+        mapping, rounds = _Mapping(bounds, synapses, sizes), rounds + 1
+        # 3. split whatever still exceeds (finer targets raise their sources' fan-out) until nothing does
+        while any(mapping.excess(node, limits) > 1 for node in nodes):
+            for node in nodes:
+                fan_in, fan_out = mapping.slice_fan_in(node), mapping.slice_fan_out(node)
+                new = []
+                for k, (start, stop) in enumerate(bounds[node]):
+                    if fan_in[k] > limits.fan_in_axons_per_core:
+                        new += pops[node].greedy(stop - start, start, stop)
+                    elif fan_out[k] > limits.fan_out_axons_per_core:
+                        new += _split_fan_out(node, start, stop, mapping.fan_out[node], limits.fan_out_axons_per_core)
+                    else:
+                        new.append((start, stop))
+                bounds[node] = new
+            mapping, rounds = _Mapping(bounds, synapses, sizes), rounds + 1
+    slices: list[CoreSlice] = []
+    for node in nodes:
+        pop, fan_out = pops[node], mapping.slice_fan_out(node)
+        for k, (start, stop) in enumerate(mapping.bounds[node]):
+            core = mapping.first_core[node] + k
+            slices.append(CoreSlice(core, node, start, stop, int(mapping.fan_in[core]),
+                                    int(pop.cum_syn[stop] - pop.cum_syn[start]),
+                                    int(pop.cum_mem[stop] - pop.cum_mem[start]), int(fan_out[k])))
     report = mapping_report(slices, limits)
+    report["neuron_caps"] = caps
+    report["rounds"] = rounds
     meta = dict(graph.meta)
     meta["mapping"] = report
     return graph.with_nodes(meta=meta), False
-
-
-def _slice_all(shapes: dict, incoming: dict, limits: CoreLimits, caps: dict[str, int]) -> list[CoreSlice]:
-    slices: list[CoreSlice] = []
-    for node, inputs in incoming.items():
-        n = int(math.prod(shapes[node]))
-        cap = min(limits.neurons_per_core, caps.get(node, limits.neurons_per_core))
-        start = 0
-        while start < n:
-            lo, hi = start + 1, min(n, start + cap)
-            if not _fits(_slice_cost(inputs, start, lo, limits), 1, limits):
-                fan_in, _s, mem = _slice_cost(inputs, start, lo, limits)
-                which, value, limit = (("fan-in axons", fan_in, limits.fan_in_axons_per_core)
-                                       if fan_in > limits.fan_in_axons_per_core else
-                                       ("synaptic memory bits", mem, limits.synaptic_memory_bits_per_core))
-                raise CapacityError(f"neuron {start} alone needs {value} {which} but a core has {limit}", node=node,
-                                    fix="reduce that neuron's fan-in (prune or split the layer) or use fewer "
-                                        "weight bits")
-            while lo < hi:  # largest stop in [lo, hi] that fits (costs grow with the slice)
-                mid = (lo + hi + 1) // 2
-                if _fits(_slice_cost(inputs, start, mid, limits), mid - start, limits):
-                    lo = mid
-                else:
-                    hi = mid - 1
-            fan_in, synapses, mem = _slice_cost(inputs, start, lo, limits)
-            slices.append(CoreSlice(len(slices), node, start, lo, fan_in, synapses, mem))
-            start = lo
-    return slices
-
-
-def _count_fan_out(graph: Graph, shapes: dict, slices: list[CoreSlice], limits: CoreLimits) -> list[CoreSlice]:
-    """Per source slice: sum over its neurons of the number of distinct destination cores. Returns the slices over
-    the fan-out limit that can still be split; a single neuron over it raises :class:`CapacityError`."""
-    over = []
-    by_node: dict[str, list[CoreSlice]] = {}
-    for s in slices:
-        by_node.setdefault(s.node, []).append(s)
-    for node, node_slices in by_node.items():
-        n = int(math.prod(shapes[node]))
-        targets = np.zeros(n, dtype=np.int64)
-        for syn in graph.successors(node):
-            op = graph.nodes[syn]
-            if op.role != "synapse":
-                continue
-            m = op_matrix(op, shapes[node]).tocsc()
-            for tgt in graph.successors(syn):
-                for ts in by_node.get(tgt, []):
-                    sub = m[ts.start:ts.stop]
-                    targets += np.diff(sub.tocsc().indptr) > 0
-        for s in node_slices:
-            s.fan_out = int(targets[s.start:s.stop].sum())
-            if s.fan_out > limits.fan_out_axons_per_core:
-                if s.stop - s.start > 1:
-                    over.append(s)
-                    continue
-                raise CapacityError(f"core {s.core} (neuron {s.start}) needs {s.fan_out} output axons but a core "
-                                    f"has {limits.fan_out_axons_per_core}", node=node,
-                                    fix="reduce the fan-out of this neuron (fewer targets, or targets on fewer "
-                                        "cores)")
-    return over
 
 
 def mapping_report(slices: list[CoreSlice], limits: CoreLimits) -> dict:
