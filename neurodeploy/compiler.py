@@ -21,8 +21,15 @@ latency_steps = output_latency  # per Output: see neurodeploy.ir.timing
 
 
 def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarray | None = None,
-                  dump_dir: str | Path | None = None) -> Artifact:
-    """Run the compile passes for ``target`` on a float (or already quantized) graph; return the artifact."""
+                  dump_dir: str | Path | None = None, chips: int | None = None) -> Artifact:
+    """Run the compile passes for ``target`` on a float (or already quantized) graph; return the artifact.
+
+    ``chips`` is the size of the target system in chips (default: the profile's ``limits.chips``, for Loihi 2 the
+    largest built system). The chips a network needs are a result: the partition pass reports them in
+    ``manifest["mapping"]["chips"]`` next to ``system_chips``; only a network larger than the system is rejected
+    (:class:`~neurodeploy.errors.CapacityError`, from check_limits' lower bound or the partition's count).
+    """
+    from neurodeploy.errors import CapacityError, InputError
     from neurodeploy.passes.limits import check_limits
     from neurodeploy.passes.partition import partition
     from neurodeploy.passes.quantize import QuantizePass
@@ -31,10 +38,30 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
     spec = get_target(target)
     profile = load_profile(spec.profile)
     quantize_pass = QuantizePass(profile, calibration)
-    passes = [("fold", fold_linear), ("quantize", quantize_pass), ("check_limits", lambda g: check_limits(g, profile))]
+    if chips is not None and (int(chips) != chips or chips < 1):
+        raise InputError(f"chips = {chips} is not a positive number of chips", fix="give the system size in chips")
+    system = None if profile.limits is None else int(profile.limits.chips if chips is None else chips)
+    passes = [("fold", fold_linear), ("quantize", quantize_pass),
+              ("check_limits", lambda g: check_limits(g, profile, max_chips=system))]
     if spec.neurocores and profile.limits is not None:
         limits = profile.limits.core_limits()
-        passes.append(("partition", lambda g: partition(g, limits)))
+
+        def partition_on_system(g: Graph):
+            g, changed = partition(g, limits)
+            mapping = g.meta["mapping"]
+            mapping["system_chips"] = system
+            if mapping["chips"] > system:
+                per_node: dict[str, int] = {}
+                for core in mapping["per_core"]:
+                    per_node[core["node"]] = per_node.get(core["node"], 0) + 1
+                biggest = max(per_node, key=per_node.get)
+                raise CapacityError(f"the network needs {mapping['cores']} cores on {mapping['chips']} "
+                                    f"{profile.name} chips but the system has {system}", node=biggest,
+                                    fix="compile for a larger system (compile_graph(..., chips=N)) or shrink the "
+                                        "network")
+            return g, changed
+
+        passes.append(("partition", partition_on_system))
     manager = PassManager(passes, dump_dir=dump_dir)
     compiled = manager.run(graph)
     manifest = base_manifest(compiled, target, spec.profile)

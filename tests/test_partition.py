@@ -162,3 +162,23 @@ def test_a_single_neuron_over_the_fan_out_limit_is_named():
                         synaptic_memory_bits_per_core=10**6, cores_per_chip=16)
     with pytest.raises(CapacityError, match=r"node 'r'.*output axons \(distinct target cores\) but a core has 3"):
         partition(recurrent(), limits)
+
+
+def test_chip_count_is_reported_against_a_configurable_system():
+    from neurodeploy.compiler import compile_graph
+
+    # 130 neurons reading overlapping windows of 4096 inputs: any two exceed 4096 input axons, one core each,
+    # so 130 cores on 2 Loihi 2 chips of 128 cores (a quantized graph: compile skips the quantize pass)
+    n, width, step = 130, 4096, 32
+    rows = np.repeat(np.arange(n), width)
+    cols = (np.arange(n)[:, None] * step + np.arange(width)[None, :]).ravel()
+    g = Graph({"in": Input(shape=(n * step + width,)),
+               "syn": Sparse(out_shape=(n,), in_size=n * step + width, row=rows, col=cols,
+                             value=np.ones(rows.size, np.int64), num_weight_bits=8, sign_mode="excitatory", quant=Q),
+               "n": CubaLIF(shape=(n,), du=4095, dv=0, vth=100, quant=Q), "out": Output()},
+              [("in", "syn"), ("syn", "n"), ("n", "out")])
+    mapping = compile_graph(g, "loihi2").manifest["mapping"]
+    assert (mapping["cores"], mapping["chips"], mapping["system_chips"]) == (130, 2, 1152)
+    assert compile_graph(g, "loihi2", chips=2).manifest["mapping"]["system_chips"] == 2
+    with pytest.raises(CapacityError, match=r"node 'n'.*130 cores on 2 loihi2 chips but the system has 1"):
+        compile_graph(g, "loihi2", chips=1)

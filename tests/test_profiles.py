@@ -120,10 +120,8 @@ def test_a_number_without_source_or_an_estimate_without_reason_is_rejected(tmp_p
                                          'PyLifModelBitAcc: vth unsigned 17-bit (0..131071), shifted left by 6" }',
                                          "vth_bits = { value = 17 }"))
     assert "'arithmetic.vth_bits' has no source" in msg
-    msg = error(tmp_path, LOIHI2.replace('chips = { value = 1, estimate = true, source = "neurodeploy default", '
-                                         'reason = "single-chip deployment assumed; pass max_chips to check_limits '
-                                         'for a multi-chip system" }',
-                                         'chips = { value = 1, estimate = true, source = "neurodeploy default" }'))
+    msg = error(tmp_path, LOIHI2.replace('chips = { value = 1152, source =',
+                                         'chips = { value = 1152, estimate = true, source ='))
     assert "'limits.chips' is marked estimate but gives no reason" in msg
 
 
