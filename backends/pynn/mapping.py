@@ -10,7 +10,10 @@ Rules (sPyNNaker 1!7.4.1 / PACMAN 1!7.4.1, each checked against its mapper on a 
   the extra monitor and one core on the Ethernet chip the packet gatherer: 759 application cores per board. Cores
   are placed like PACMAN's ``ApplicationPlacer``: population by population in creation order, each population
   starting on the first chip with room (chips in x-then-y order) and spilling onto linked neighbour chips.
-* **SDRAM per core.** The synaptic matrix as sPyNNaker reserves it (``population_vertex.get_synapses_size``): for
+* **SDRAM per core.** The synaptic matrix as sPyNNaker reserves it (``population_vertex.get_synapses_size`` and
+  ``__add_matrix_size``: the count of pre cores is ``ceil(n_pre / max_atoms_per_core)``, whether or not a pre core
+  connects to this post core, so a large recurrent population reserves rows for all its cores on each of them;
+  :func:`split_populations` models the usual workaround, one population per block of neurons): for
   each incoming projection and each core of the pre population, ``n_pre_core * (3 + L) * 4`` bytes, ``L`` the
   longest row (most synapses from one pre neuron to one post core), each block aligned to 16 bytes, plus the same for
   delayed rows times the number of delay stages; neuron state ``2 * n * words * 4`` bytes (parameters and their
@@ -34,7 +37,7 @@ import numpy as np
 from neurodeploy.errors import CapacityError, InputError
 
 from .hardware import SpiNNakerSpec
-from .netlist import Netlist
+from .netlist import Netlist, Population, Projection
 
 BYTES_PER_WORD = 4
 LINK_OFFSETS = ((1, 0), (1, 1), (0, 1), (-1, 0), (-1, -1), (0, -1))  # SpiNNaker link ids 0..5
@@ -91,6 +94,61 @@ def atoms_per_core(net: Netlist, spec: SpiNNakerSpec, neurons_per_core: Any = No
                                 fix=f"use at most {cap} neurons per core")
         out[name] = pop.size if limit == 0 else limit
     return out
+
+
+def split_populations(net: Netlist, max_neurons: int) -> tuple[Netlist, dict[str, Any]]:
+    """``net`` with every neuron population larger than ``max_neurons`` cut into populations of ``max_neurons``
+    contiguous neurons (the last one smaller), and every projection into one projection per (pre block, post
+    block) pair that has synapses -- what a PyNN user writes for a population too large for sPyNNaker's
+    per-core synaptic matrix reservation (:func:`synaptic_matrix_bytes`: every projection reserves rows for every
+    core of its pre population, connected or not, so one population of 1M neurons reserves for its ~3900 cores on
+    each of its cores). Blocks are named ``"<population>[start:stop]"``; their neurons, parameters and synapses
+    are those of the original population. Returns ``(netlist, {population: [block names]})``.
+    """
+    if max_neurons < 1:
+        raise InputError(f"a population split needs at least 1 neuron per population, got {max_neurons}",
+                         fix="give a positive number of neurons per population (a multiple of neurons per core)")
+    blocks: dict[str, list[tuple[str, int, int]]] = {}
+    pops = {}
+    for name, pop in net.populations.items():
+        if pop.is_source or pop.size <= max_neurons:
+            pops[name] = pop
+            blocks[name] = [(name, 0, pop.size)]
+            continue
+        blocks[name] = []
+        for start in range(0, pop.size, max_neurons):
+            stop = min(pop.size, start + max_neurons)
+            label = f"{name}[{start}:{stop}]"
+            offset = None if pop.i_offset is None else np.asarray(pop.i_offset).reshape(-1)[start:stop]
+            pops[label] = Population(label, (stop - start,), pop.cell_type, conversion=pop.conversion,
+                                     i_offset=offset)
+            blocks[name].append((label, start, stop))
+    projections = []
+    for proj in net.projections:
+        pre_parts, post_parts = blocks[proj.pre], blocks[proj.post]
+        if len(pre_parts) == 1 and len(post_parts) == 1:
+            projections.append(proj)
+            continue
+        key = (np.asarray(proj.pre_idx, np.int64) // max_neurons if len(pre_parts) > 1 else 0) * len(post_parts)
+        key = key + (np.asarray(proj.post_idx, np.int64) // max_neurons if len(post_parts) > 1 else 0)
+        key = np.broadcast_to(key, proj.pre_idx.shape)
+        order = np.argsort(key, kind="stable")
+        ordered = key[order]
+        cuts = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [order.size]])
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a == b:
+                continue
+            i, j = divmod(int(ordered[a]), len(post_parts))
+            (pre_name, pre_start, _), (post_name, post_start, _) = pre_parts[i], post_parts[j]
+            idx = order[a:b]
+            projections.append(Projection(
+                f"{proj.label}[{pre_name}->{post_name}]", proj.synapse, pre_name, post_name, proj.receptor, proj.layer,
+                proj.pre_idx[idx] - pre_start, proj.post_idx[idx] - post_start, proj.units[idx], proj.delay[idx],
+                None if proj.weight is None else proj.weight[idx],
+                None if proj.weight_exact is None else proj.weight_exact[idx]))
+    split = Netlist(pops, projections, dict(net.outputs), list(net.notes) + [
+        f"populations over {max_neurons} neurons split into blocks of {max_neurons} for the mapping"])
+    return split, {name: [b[0] for b in parts] for name, parts in blocks.items() if len(parts) > 1}
 
 
 def _max_row(pre: np.ndarray, post: np.ndarray, per_core: int) -> int:
@@ -299,10 +357,11 @@ def _core_targets(net: Netlist, cores_of: dict[str, list[Core]], delay_cores: di
             src = slice_of(pre_cores, proj.pre_idx[sel])
             dst = slice_of(post_cores, proj.post_idx[sel])
             sources = pre_cores if near else delay_cores[proj.pre]
-            for s, d in set(zip(src.tolist(), dst.tolist())):
+            pairs = np.unique(src.astype(np.int64) * len(post_cores) + dst)  # distinct (pre core, post core)
+            for s, d in zip((pairs // len(post_cores)).tolist(), (pairs % len(post_cores)).tolist()):
                 targets[sources[s].index].add(post_cores[d].index)
             if not near:  # every pre core feeds its delay core
-                for s in set(src.tolist()):
+                for s in np.unique(src).tolist():
                     targets[pre_cores[s].index].add(delay_cores[proj.pre][s].index)
     return targets
 

@@ -110,3 +110,49 @@ def test_boards_when_a_board_is_full():
     for c in m["per_core"]:
         per_board[c["board"]] = per_board.get(c["board"], 0) + 1
     assert per_board == {0: 759, 1: 42}
+
+
+def chain(n=600):
+    """Input -> neuron 0; a recurrent chain i -> i + 1 (one synapse per neuron, delay 1)."""
+    q = QuantInfo(scale=100.0)
+    return Graph({"in": Input(shape=(1,)),
+                  "s": Sparse(out_shape=(n,), in_size=1, row=np.zeros(1, int), col=np.zeros(1, int),
+                              value=np.full(1, 5), quant=q),
+                  "n": CubaLIF(shape=(n,), du=1000, dv=410, vth=200, quant=q),
+                  "rec": Sparse(out_shape=(n,), in_size=n, row=np.arange(1, n), col=np.arange(n - 1),
+                                value=np.full(n - 1, 7), quant=q), "out": Output()},
+                 [("in", "s"), ("s", "n"), ("n", "rec"), ("rec", "n"), ("n", "out")])
+
+
+def test_split_populations_reserve_rows_only_for_connected_blocks():
+    from neurodeploy.backends.pynn.mapping import mapping_report as report_of
+    from neurodeploy.backends.pynn.mapping import split_populations
+    from neurodeploy.backends.pynn.weights import plan_delays
+
+    dep = deploy(chain())
+    # one population: sPyNNaker reserves rows for each of n's 3 cores on every n core (sizes the projection from the
+    # pre population's core count, connected or not): 1 input row block (16 + 1 x (1 + 3) x 4 = 32), then 3 blocks
+    # of 256 rows x (1 + 3) words, each aligned to 16 bytes
+    assert dep.mapping["populations"]["n"]["synaptic_matrix_bytes_per_core"] == 32 + 3 * 256 * 4 * 4
+    net, blocks = split_populations(dep.netlist, 256)
+    assert blocks == {"n": ["n[0:256]", "n[256:512]", "n[512:600]"]}
+    # every synapse is kept once, in block-local indices
+    for original in dep.netlist.projections:
+        parts = [p for p in net.projections if p.label.startswith(original.label)]
+        pre = np.concatenate([p.pre_idx + (int(p.pre.split("[")[1].split(":")[0]) if "[" in p.pre else 0)
+                              for p in parts])
+        post = np.concatenate([p.post_idx + int(p.post.split("[")[1].split(":")[0]) for p in parts])
+        assert sorted(zip(pre.tolist(), post.tolist())) == sorted(zip(original.pre_idx.tolist(),
+                                                                      original.post_idx.tolist()))
+    # the chain crosses a block boundary only at 255 -> 256 and 511 -> 512: block 0 receives from the input and
+    # itself, block 1 from blocks 0 and 1, block 2 from blocks 1 and 2 (88 neurons: one 88-row block)
+    assert sorted((p.pre, p.post) for p in net.projections if p.synapse == "rec") == [
+        ("n[0:256]", "n[0:256]"), ("n[0:256]", "n[256:512]"), ("n[256:512]", "n[256:512]"),
+        ("n[256:512]", "n[512:600]"), ("n[512:600]", "n[512:600]")]
+    m = report_of(net, dep.spec, plan_delays(net, dep.spec))
+    sizes = {name: p["synaptic_matrix_bytes_per_core"] for name, p in m["populations"].items() if name != "in"}
+    block = 256 * (1 + 3) * 4
+    assert sizes == {"n[0:256]": 32 + block, "n[256:512]": 16 + 2 * block, "n[512:600]": 16 + block + 88 * 4 * 4}
+    assert m["neuron_cores"] == dep.mapping["neuron_cores"] == 3
+    with pytest.raises(InputError, match="at least 1 neuron"):
+        split_populations(dep.netlist, 0)
