@@ -267,6 +267,7 @@ def _run(cfg: HLOPConfig, data: dict[str, np.ndarray] | None) -> dict[str, Any]:
         "subspace_sizes": [s.consolidated for s in subs],
         "layer_widths": [64, cfg.hidden],
         "orthonormality_error": [s.orthonormality_error() for s in subs],
+        "subspaces": [s.m[: s.consolidated].numpy().copy() for s in subs],   # consolidated rows per layer
         "net": net,
         "data": data,
     }
