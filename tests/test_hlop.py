@@ -56,3 +56,96 @@ def test_short_sequence_hlop_forgets_less_than_finetuning():
     assert base["BWT"] < -0.8                                           # class-incremental fine-tuning forgets
     assert hlop["BWT"] > base["BWT"] + 0.4
     assert hlop["subspace_sizes"] == [24, 64]                           # 4 consolidations, below 64 / 128
+
+
+# ------------------------------------------------------------------ items 2-4: targets, on-chip learning, forgetting
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _lava_python_or_skip() -> None:
+    import os
+
+    python = os.environ.get("NEURODEPLOY_LAVA_PYTHON", str(ROOT / ".venv-lava" / "bin" / "python"))
+    if not __import__("pathlib").Path(python).exists():
+        if os.environ.get("NEURODEPLOY_REQUIRE_LAVA") == "1":
+            pytest.fail(f"NEURODEPLOY_REQUIRE_LAVA=1 but no Lava Python at {python}", pytrace=False)
+        pytest.skip(f"no Lava environment at {python} (run `make envs`)")
+
+
+@pytest.fixture(scope="module")
+def short_hlop():
+    cfg = HLOPConfig(setting="class", epochs=3, hebb_epochs=300)
+    return cfg, run_sequence(cfg, split_digits(0))
+
+
+def test_projection_helpers_and_stream():
+    from neurodeploy.families.hlop.onchip import (
+        captured_energy,
+        orthonormal_complement_basis,
+        stacked_basis,
+        stream,
+    )
+
+    old = np.eye(6)[:2]                                                  # e0, e1
+    new = np.array([[1.0, 0, 1, 0, 0, 0], [0, 0, 2, 0, 0, 0]])           # spans e0 + e2 and e2 -> adds e2 only
+    b = orthonormal_complement_basis(new, old)
+    assert b.shape == (1, 6) and np.allclose(np.abs(b), np.eye(6)[2])
+    full = stacked_basis(old, b)
+    assert np.allclose(full @ full.T, np.eye(3))
+    assert captured_energy(full, np.array([[1.0, 1, 1, 0, 0, 0]])) == pytest.approx(1.0)
+    assert captured_energy(full, np.array([[0.0, 0, 0, 1, 0, 0]])) == 0.0
+    s = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4) % 2
+    x = stream(s, gap=2, passes=2, seed=0)
+    assert x.shape == (1, 2 * 2 * 5, 4) and not x[0, 3:5].any()        # each digit: 3 steps, then 2 empty ones
+
+
+def test_projected_update_leaves_old_subspace_outputs_unchanged(short_hlop):
+    from neurodeploy.families.hlop.learner import build_net
+    from neurodeploy.families.hlop.onchip import permuted_task, stacked_basis, train_projected
+
+    cfg, out = short_hlop
+    net = build_net(cfg)
+    net.load_state_dict(out["net"].state_dict())
+    bases = [stacked_basis(np.asarray(s, np.float64), None) for s in out["subspaces"]]
+    w0 = [net[0].weight.detach().numpy().copy(), net[2].weight.detach().numpy().copy()]
+    perm = permuted_task(out["data"], 1)
+    train_projected(net, perm["x_train"][:64], perm["y_train"][:64], bases, HLOPConfig(epochs=1), 3)
+    for lin, w, b in zip((net[0], net[2]), w0, bases):
+        dw = lin.weight.detach().numpy() - w
+        assert np.abs(dw).max() > 1e-3                                   # it learned
+        assert np.abs(dw @ b.T).max() < 1e-4 * max(1.0, np.abs(dw).max())  # but not along the old subspaces
+
+
+def test_deploy_to_three_targets(short_hlop):
+    from neurodeploy.families.hlop.deploy import deploy_targets
+
+    _lava_python_or_skip()
+    cfg, out = short_hlop
+    rep = deploy_targets(out["net"], out["data"], cfg, lava_per_task=1, pynn_per_task=1)
+    assert rep["lava"]["identical_to_emulator"] is True                 # loihi2 artifact: Lava == emulator
+    assert set(rep["per_task"]) == {"loihi2_emulator", "spinnaker_emulator", "lava", "pynn_brian2"}
+    assert all(len(v) == 5 for v in rep["per_task"].values())
+    assert rep["samples_per_task"]["loihi2_emulator"] == [91, 90, 91, 90, 88]
+    assert abs(rep["ACC"]["loihi2_emulator"] - out["ACC"]) < 0.1         # the same spikes as the torch evaluation
+    assert 0.0 <= rep["pynn"]["argmax_agreement_with_emulator"] <= 1.0
+
+
+def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(short_hlop):
+    from neurodeploy.families.hlop.onchip import run_continual
+
+    _lava_python_or_skip()
+    cfg, out = short_hlop
+    rep = run_continual(out["net"], out["data"], cfg, out["subspaces"], passes=1, further_epochs=3, lava_digits=4)
+    agreement = rep["lava_agreement"]
+    lateral = [e for n, e in agreement.items() if n.startswith("lat_")]
+    assert all(e["weights_equal"] == 1.0 for e in lateral)              # exact bound: see tests/lava
+    assert max(e["weights_changed"] for e in lateral) > 0.1              # within the compared steps it learned
+    assert all(e["spikes_equal"] == 1.0 for n, e in agreement.items() if n.startswith("y_"))
+    for layer in rep["layers"]:
+        assert layer["chip_rank"] >= 1 and layer["lateral_spikes"] > 0
+        assert layer["total_captured_chip"] >= layer["energy_captured_by_old"]
+    v = rep["further_task"]["variants"]
+    assert set(v) == {"finetune", "hlop_old_subspaces", "hlop_on_chip_subspace", "hlop_float_oja_subspace"}
+    assert v["finetune"]["permuted_task_accuracy"] > 0.3                 # the further task is learned (chance 0.1)
+    # (forgetting is compared on the fully trained network by examples/hlop_digits/run.py; this short network has
+    # little left to forget)

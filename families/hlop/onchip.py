@@ -257,11 +257,12 @@ def run_continual(net, data: dict[str, np.ndarray], cfg, subspaces: list[np.ndar
         _, r_in, r_h = forward(net, torch.as_tensor(spikes, dtype=torch.float32))
     layer_report, chip_bases, float_bases = [], [], []
     for l_, (pre, rates) in enumerate((("input", r_in.numpy()), (hidden, r_h.numpy()))):
-        old = np.asarray(subspaces[l_], np.float64)
+        old = stacked_basis(np.asarray(subspaces[l_], np.float64), None)  # orthonormal rows of the old span
         k = layers[pre].k
         chip = orthonormal_complement_basis(learned[f"lat_{pre.replace('.', '_')}"], old)
         sub = Subspace(rates.shape[1], seed + 5 + l_)
-        sub.m, sub.consolidated = torch.as_tensor(old, dtype=torch.float32), len(old)
+        sub.m = torch.as_tensor(old, dtype=torch.float32)
+        sub.consolidated = len(old)
         sub.add(k)
         sub.hebbian(torch.as_tensor(rates), cfg.hebb_lr[l_], cfg.hebb_epochs, len(rates), seed + 7 + l_)
         ref = orthonormal_complement_basis(sub.m[len(old):].numpy(), old)
