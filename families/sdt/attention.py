@@ -1,0 +1,393 @@
+"""Spike-driven self-attention (SDSA v1 and the V2 linear form): torch modules and their exact IR lowering.
+
+Both modules take binary spikes ``x[T, B, C, H, W]`` (the block's attention LIF), form ``Q, K, V`` as
+``MultiStepLIF(tau, vth=1)(ConvBN1x1(x))``, compute the attention *core* on those binary tensors, and return the
+real-valued output projection ``ConvBN1x1(core)`` (the residual stream adds it). Tokens ``n = h W + w``
+(``N = H W``); heads split the channels into ``heads`` contiguous groups of ``d = C / heads``.
+
+Torch maths (followed from BICLab's code, checked with the ``search`` tool)
+---------------------------------------------------------------------------
+* :class:`SDSAv1` -- Spike-driven Transformer (Yao et al., NeurIPS 2023), BICLab/Spike-Driven-Transformer
+  ``MS_SSA_Conv.forward``: ``kv = k.mul(v); kv = kv.sum(dim=-2, keepdim=True); kv = talking_heads_lif(kv);
+  x = q.mul(kv)`` with ``talking_heads_lif = MultiStepLIFNode(tau=2.0, v_threshold=0.5)``. The sum runs over the
+  tokens for each (head, channel), i.e. for each channel ``c`` (heads only reshape)::
+
+      M[t, c]    = LIF_{tau, 0.5}( sum_n K[t, c, n] V[t, c, n] )               # "talking heads" mask
+      out[t,c,n] = Q[t, c, n] M[t, c]
+
+* :class:`LinearAttentionV2` -- Meta-SpikeFormer / Spike-driven Transformer V2 (Yao et al., ICLR 2024),
+  BICLab ``MS_Attention_RepConv_qkv_id.forward``: ``x = k.transpose(-2, -1) @ v; x = (q @ x) * self.scale;
+  x = self.attn_lif(x)`` with ``scale = 0.125`` and ``attn_lif = MultiStepLIFNode(tau=2.0, v_threshold=0.5)``.
+  Per head ``h`` (channels ``h d + i``)::
+
+      out[t, h d + j, n] = LIF_{tau, 0.5}( scale sum_i Q[t, h d + i, n] sum_m K[t, h d + i, m] V[t, h d + j, m] )
+
+Exact lowering onto binary neurons (:func:`lower_attention`)
+------------------------------------------------------------
+Only existing IR ops (CubaLIF, Sparse, Conv2d 1x1) -- the emulator, the quantizer, Lava (LIF + Sparse /
+DelaySparse) and the PyNN netlist all map them. A *coincidence* (AND) neuron is a memoryless CubaLIF
+(``du = dv = 1``, bias 0, reset 0): ``v = sum of this step's inputs``; with weights 1 from each of its ``k`` inputs
+and threshold ``k - 1/2`` it fires exactly when all ``k`` inputs spike in the same step (``v`` is an integer count
+``<= k``). In integers (any scale ``lam`` with integer weight ``W = lam``): ``v = 64 W count`` and
+``vth_int = rint((k - 1/2) W)`` lies strictly between ``(k-1) W`` and ``k W`` for ``W >= 1``, so the same holds.
+
+* Q, K, V: three CubaLIF ``(C, H, W)`` fed by 1x1 Conv2d synapses (BN folded, times the input gain ``1/tau``; the
+  biases ``b / tau`` on the neurons) through :func:`neurodeploy.families.sdt.layers.lif_to_ir` (real-valued
+  membranes: threshold ``nextafter(1, 0)``, exact in float64; after quantization these are approximate like every
+  real-valued layer, see :mod:`.layers`). Latency ``+1`` from ``input_node``.
+* V1: ``kv_and`` (C, H, W) = AND(K, V) [+2]; ``talking_heads`` (C,) = ``lif_to_ir(tau, 0.5, grid=1/2)`` fed by a
+  Sparse summing the N tokens of each channel with weight ``1/tau`` [+3]; ``out_and`` (C, H, W) = AND(Q delayed by
+  2 steps, M broadcast to the N tokens) [+4]. **Latency 4.** The ``grid=1/2`` threshold (``theta = 1/4``) is exact
+  because the talking-heads membrane is always on the grid: with integer count ``X >= 0``, ``H = V/2 + X/2`` and
+  ``V = 0`` by induction (``X >= 1`` gives ``H >= 1/2``, a spike and a reset; ``X = 0`` gives ``H = 0``), so
+  ``H = X/2`` and the LIF fires iff ``X >= 1`` -- including the tie ``H = vth`` at ``X = 1``.
+* V2: ``qkv_and`` (heads N N d d,) neuron ``(h, n, m, i, j)`` = AND(Q[h d+i, n], K[h d+i, m], V[h d+j, m])
+  (threshold 2.5) [+2]; ``attn_lif`` (C, H, W) = ``lif_to_ir(tau, 0.5, grid)`` fed by a Sparse from every
+  ``(h, n, m, i, j)`` to ``(h d + j, n)`` with weight ``scale / tau`` [+3]. **Latency 3.** Its input is exactly
+  ``scale sum_{i,m} Q K V / tau``. The membrane ``H = sum_k X_k / 2**(k+1)`` over at most ``T`` steps since the
+  last reset is a multiple of ``g = scale / tau / 2**(T-1)``; with ``steps = T`` known the threshold uses that
+  grid (ties ``H = 0.5`` fire in float and after quantization, see :mod:`.layers`), without it the real-valued
+  rule (exact in float64, a tie does not fire after quantization) and :attr:`AttentionLowering.notes` says so.
+  A cheaper exact factorisation with binary neurons does not exist in this op set: the product ``Q (K^T V)`` has
+  to reach the LIF as a count, and a binary neuron carries one bit per step, so every ``(n, m, i, j)`` term with
+  all three factors set needs its own spike (``(K^T V)`` first, as a thermometer code, needs the same number of
+  Q-gated neurons). Cost ``heads N^2 d^2`` neurons, ``4 heads N^2 d^2`` synapses.
+
+Dense ANN cost for comparison (:func:`dense_macs`): v1 ``2 C N`` multiply-accumulates per step (``K V`` and the
+mask product), v2 ``2 heads N d^2`` (``K^T V`` then ``Q (K^T V)``).
+
+torch is imported by this module (like :mod:`.layers`): import it only where torch is installed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from neurodeploy.errors import ConversionError, IRError
+from neurodeploy.families.sdt.layers import ConvBN, MultiStepLIF, lif_to_ir
+from neurodeploy.ir.graph import Graph
+from neurodeploy.ir.ops import Conv2d, CubaLIF, Sparse
+
+V1_LATENCY = 4
+V2_LATENCY = 3
+V2_SCALE = 0.125  # Meta-SpikeFormer's ``self.scale``
+ATTN_VTH = 0.5  # talking-heads LIF (v1) and attn_lif (v2) threshold
+_Q, _K, _V = "q", "k", "v"
+
+
+class _QKVAttention(nn.Module):
+    """Shared part: ``Q, K, V = LIF(ConvBN1x1(x))`` and the output projection ``ConvBN1x1``."""
+
+    def __init__(self, channels: int, heads: int, tau: float = 2.0):
+        super().__init__()
+        channels, heads = int(channels), int(heads)
+        if heads < 1 or channels % heads:
+            raise ConversionError(f"channels = {channels} is not divisible by heads = {heads}",
+                                  fix="choose heads dividing channels")
+        self.channels, self.heads, self.tau = channels, heads, float(tau)
+        self.q_conv = ConvBN(channels, channels, 1)
+        self.q_lif = MultiStepLIF(tau, 1.0)
+        self.k_conv = ConvBN(channels, channels, 1)
+        self.k_lif = MultiStepLIF(tau, 1.0)
+        self.v_conv = ConvBN(channels, channels, 1)
+        self.v_lif = MultiStepLIF(tau, 1.0)
+        self.proj = ConvBN(channels, channels, 1)
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Binary ``Q, K, V [T, B, C, H, W]`` from input spikes ``x [T, B, C, H, W]``."""
+        return self.q_lif(self.q_conv(x)), self.k_lif(self.k_conv(x)), self.v_lif(self.v_conv(x))
+
+    def attention_spikes(self, x: torch.Tensor) -> torch.Tensor:
+        """The core's output spikes ``[T, B, C, H, W]`` (the input of the output projection)."""
+        return self.core(*self.qkv(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.attention_spikes(x))
+
+class SDSAv1(_QKVAttention):
+    """Spike-driven self-attention v1 (see the module docstring): ``Q * LIF_0.5(sum_tokens K * V)``."""
+
+    form = "v1"
+
+    def __init__(self, channels: int, heads: int, tau: float = 2.0):
+        super().__init__(channels, heads, tau)
+        self.talking_heads_lif = MultiStepLIF(tau, ATTN_VTH)
+
+    def core(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``out[t, b, c, n] = q[t, b, c, n] * LIF(sum_n k v)[t, b, c]`` on ``[T, B, C, H, W]`` tensors."""
+        kv = (k * v).flatten(3).sum(3)[..., None, None]  # [T, B, C, 1, 1]
+        return q * self.talking_heads_lif(kv)
+
+class LinearAttentionV2(_QKVAttention):
+    """Meta-SpikeFormer linear spike-driven attention: ``LIF_0.5(scale Q (K^T V))`` per head."""
+
+    form = "v2"
+
+    def __init__(self, channels: int, heads: int, tau: float = 2.0, scale: float = V2_SCALE):
+        super().__init__(channels, heads, tau)
+        self.scale = float(scale)
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ConversionError(f"attention scale {scale} is not a positive number",
+                                  fix="use a positive scale (Meta-SpikeFormer: 0.125)")
+        self.attn_lif = MultiStepLIF(tau, ATTN_VTH)
+
+    def core(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        t, b, c, hh, ww = q.shape
+        d = c // self.heads
+
+        def split(s: torch.Tensor) -> torch.Tensor:  # [T, B, C, H, W] -> [T, B, heads, N, d]
+            return s.reshape(t, b, self.heads, d, hh * ww).transpose(-1, -2)
+
+        qh, kh, vh = split(q), split(k), split(v)
+        x = (qh @ (kh.transpose(-2, -1) @ vh)) * self.scale  # [T, B, heads, N, d]
+        x = x.transpose(-1, -2).reshape(t, b, c, hh, ww)
+        return self.attn_lif(x)
+
+
+# ================================================================================================= IR lowering
+@dataclass
+class AttentionLowering:
+    """What :func:`lower_attention` added to the graph.
+
+    ``spikes``: the neuron node holding the core's output spikes ``(C, H, W)``, ``latency`` steps after
+    ``input_node``; ``projection_weight [C, C]`` / ``projection_bias [C]``: the BN-folded 1x1 output projection
+    (the caller creates its synapses); ``nodes``: every node added; ``parts``: node -> sub-part (``qkv``,
+    ``kv_and``, ``talking_heads``, ``mask_and`` for v1; ``qkv``, ``qkv_and``, ``attn_lif`` for v2), a synapse in
+    the sub-part of its target neuron; ``cost``: neurons and synapses (stored entries) in total and ``by_part``,
+    with the dense ANN multiply-accumulates per step (``dense_macs``); ``qkv``: the Q, K, V neuron nodes;
+    ``notes``: how the thresholds were set (read them: they say what is exact after quantization).
+    """
+
+    form: str
+    spikes: str
+    latency: int
+    projection_weight: np.ndarray
+    projection_bias: np.ndarray
+    nodes: list[str]
+    cost: dict[str, Any]
+    parts: dict[str, str] = field(default_factory=dict)
+    qkv: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def dense_macs(form: str, channels: int, heads: int, tokens: int) -> int:
+    """Multiply-accumulates per step of the attention core as a dense ANN (see the module docstring)."""
+    if form == "v1":
+        return 2 * channels * tokens
+    d = channels // heads
+    return 2 * heads * tokens * d * d
+
+
+def _sparse(out_size: int, in_size: int, row, col, value, origin: str, delay: int = 0,
+            out_shape: tuple[int, ...] | None = None) -> Sparse:
+    row = np.asarray(row, np.int64).ravel()
+    col = np.asarray(col, np.int64).ravel()
+    value = np.broadcast_to(np.asarray(value, np.float64), row.shape).copy()
+    delays = np.full(row.size, int(delay), np.int64) if delay else None
+    return Sparse(out_shape=out_shape or (out_size,), in_size=in_size, row=row, col=col, value=value,
+                  delays=delays, origin=origin)
+
+
+def coincidence(shape: tuple[int, ...], inputs: int, origin: str) -> CubaLIF:
+    """A memoryless AND neuron: fires iff all ``inputs`` (weight 1 each) spike in the same step (threshold
+    ``inputs - 1/2``, ``du = dv = 1``, see the module docstring)."""
+    return CubaLIF(shape=tuple(int(s) for s in shape), du=1.0, dv=1.0, vth=inputs - 0.5, bias=0.0, reset="zero",
+                   origin=origin)
+
+
+def _check_module(module, c: int, where: str) -> None:
+    if not isinstance(module, _QKVAttention):
+        raise ConversionError(f"{type(module).__name__} is not an SDSAv1 or LinearAttentionV2 module", node=where,
+                              fix="lower only the attention modules of neurodeploy.families.sdt.attention")
+    if module.channels != c:
+        raise ConversionError(f"the attention has {module.channels} channels but its input node has {c}",
+                              node=where, fix="lower the attention from the block LIF that feeds it")
+
+
+def lower_attention(graph: Graph, module, input_node: str, prefix: str, *, steps: int | None = None
+                    ) -> AttentionLowering:
+    """Add the exact lowering of ``module`` (SDSAv1 / LinearAttentionV2) to ``graph`` **in place**.
+
+    ``input_node``: the neuron (or Input) node of shape ``(C, H, W)`` holding the attention's input spikes.
+    Node names start with ``prefix``. ``steps`` (the model's T; default ``graph.meta['steps']``) sets the v2
+    attention LIF's value grid (see the module docstring); v1 does not need it. Returns an
+    :class:`AttentionLowering`. The graph's nodes, edges and adjacency are updated (``graph`` is re-indexed).
+    """
+    if input_node not in graph.nodes:
+        raise IRError(f"input node '{input_node}' is not in the graph", node=input_node,
+                      fix="lower the attention after its input LIF was added")
+    in_shape = tuple(int(s) for s in graph.shapes()[input_node])
+    if len(in_shape) != 3:
+        raise ConversionError(f"the attention input must be (C, H, W), got {in_shape}", node=input_node,
+                              fix="feed the attention from a (C, H, W) spiking node")
+    c, hh, ww = in_shape
+    _check_module(module, c, prefix)
+    if steps is None:
+        steps = graph.meta.get("steps")
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    parts: dict[str, str] = {}
+
+    def add(name: str, op, part: str, src: str | None = None, dst: str | None = None) -> str:
+        if name in graph.nodes or name in nodes:
+            raise IRError(f"node '{name}' already exists", node=name, fix="use another attention prefix")
+        nodes[name] = op
+        parts[name] = part
+        if src is not None:
+            edges.append((src, name))
+        if dst is not None:
+            edges.append((name, dst))
+        return name
+
+    # Q, K, V: LIF(ConvBN 1x1(x)), inputs scaled by 1/tau
+    qkv = {}
+    conv1x1 = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
+    for key, conv, lif in ((_Q, module.q_conv, module.q_lif), (_K, module.k_conv, module.k_lif),
+                           (_V, module.v_conv, module.v_lif)):
+        w, b = conv.folded()
+        gain = lif.input_gain
+        name = f"{prefix}.{key}_lif"
+        op = lif.to_ir(in_shape, origin=name)
+        op = op.replace(bias=np.broadcast_to((b * gain)[:, None, None], in_shape).copy())
+        add(name, op, "qkv")
+        add(f"{input_node}->{name}", Conv2d(weight=w * gain, origin=f"{prefix}.{key}_conv", **conv1x1), "qkv",
+            input_node, name)
+        qkv[key] = name
+
+    n_tok = hh * ww
+    size = c * n_tok
+    notes: list[str] = []
+    if module.form == "v1":
+        kv = add(f"{prefix}.kv_and", coincidence(in_shape, 2, f"{prefix}.kv_and"), "kv_and")
+        eye = np.arange(size)
+        for key in (_K, _V):
+            add(f"{qkv[key]}->{kv}", _sparse(size, size, eye, eye, 1.0, f"{prefix}.kv_and", out_shape=in_shape),
+                "kv_and", qkv[key], kv)
+        th_lif = module.talking_heads_lif
+        th = add(f"{prefix}.talking_heads", lif_to_ir((c,), th_lif.tau, th_lif.vth, f"{prefix}.talking_heads",
+                                                      grid=_v1_grid(th_lif)), "talking_heads")
+        add(f"{kv}->{th}", _sparse(c, size, eye // n_tok, eye, th_lif.input_gain, f"{prefix}.talking_heads"),
+            "talking_heads", kv, th)
+        out = add(f"{prefix}.mask_and", coincidence(in_shape, 2, f"{prefix}.mask_and"), "mask_and")
+        add(f"{th}->{out}", _sparse(size, c, eye, eye // n_tok, 1.0, f"{prefix}.mask_and", out_shape=in_shape),
+            "mask_and", th, out)
+        add(f"{qkv[_Q]}->{out}", _sparse(size, size, eye, eye, 1.0, f"{prefix}.mask_and", delay=2,
+                                         out_shape=in_shape), "mask_and", qkv[_Q], out)
+        latency = V1_LATENCY
+        notes.append("talking-heads LIF: threshold on the value grid 1/2 (its membrane is always count/2), exact in "
+                     "float and after quantization")
+    else:
+        heads = module.heads
+        d = c // heads
+        # neuron (h, n, m, i, j), flat index (((h N + n) N + m) d + i) d + j
+        h, n, m, i, j = np.meshgrid(np.arange(heads), np.arange(n_tok), np.arange(n_tok), np.arange(d),
+                                    np.arange(d), indexing="ij")
+        h, n, m, i, j = (a.ravel() for a in (h, n, m, i, j))
+        flat = np.arange(h.size)
+        tri = add(f"{prefix}.qkv_and", coincidence((h.size,), 3, f"{prefix}.qkv_and"), "qkv_and")
+        sources = {_Q: (h * d + i) * n_tok + n, _K: (h * d + i) * n_tok + m, _V: (h * d + j) * n_tok + m}
+        for key, col in sources.items():
+            add(f"{qkv[key]}->{tri}", _sparse(h.size, size, flat, col, 1.0, f"{prefix}.qkv_and"), "qkv_and",
+                qkv[key], tri)
+        a_lif = module.attn_lif
+        weight = module.scale * a_lif.input_gain
+        grid = None
+        if steps is not None:
+            if int(steps) != steps or steps < 1:
+                raise ConversionError(f"steps = {steps} is not a positive number of time steps", node=prefix,
+                                      fix="pass the model's T")
+            grid = weight / 2.0 ** (int(steps) - 1)
+            notes.append(f"attn_lif: threshold on the value grid scale/tau/2**(T-1) = {grid:g} (T = {int(steps)}), "
+                         "exact in float and after quantization when 64 lam grid is an integer >= 1")
+        else:
+            notes.append("attn_lif: T unknown, real-valued threshold rule (exact in float64; after quantization "
+                         "a membrane exactly at 0.5 does not fire); pass steps=T for the grid rule")
+        out = add(f"{prefix}.attn_lif", lif_to_ir(in_shape, a_lif.tau, a_lif.vth, f"{prefix}.attn_lif", grid=grid),
+                  "attn_lif")
+        add(f"{tri}->{out}", _sparse(size, h.size, (h * d + j) * n_tok + n, flat, weight, f"{prefix}.attn_lif",
+                                     out_shape=in_shape), "attn_lif", tri, out)
+        latency = V2_LATENCY
+
+    graph.nodes.update(nodes)
+    graph.edges.extend(edges)
+    Graph.__init__(graph, graph.nodes, graph.edges, graph.meta)  # re-index predecessors / successors
+    pw, pb = module.proj.folded()
+    low = AttentionLowering(form=module.form, spikes=out, latency=latency,
+                            projection_weight=pw[:, :, 0, 0].copy(), projection_bias=pb.copy(),
+                            nodes=list(nodes), cost={}, parts=parts, qkv=qkv, notes=notes)
+    low.cost = lowering_cost(graph, low, heads=module.heads, tokens=n_tok)
+    return low
+
+
+def _v1_grid(lif) -> float:
+    """The talking-heads membrane grid ``1/tau`` (counts times the input gain); only tau = 2, vth = 1/2 (BICLab's
+    setting) is proven to keep the membrane on it (module docstring)."""
+    if lif.tau != 2.0 or lif.vth != ATTN_VTH:
+        raise ConversionError(f"talking-heads LIF tau = {lif.tau}, vth = {lif.vth}: the exact lowering is proven "
+                              "for tau = 2, vth = 0.5 only", fix="use MultiStepLIF(2.0, 0.5) (BICLab's setting)")
+    return lif.input_gain
+
+
+def lowering_cost(graph: Graph, low: AttentionLowering, heads: int, tokens: int) -> dict[str, Any]:
+    """Neurons and synapses (stored entries) of a lowering, in total and by sub-part, and ``dense_macs``."""
+    from neurodeploy.ir.linear import synapse_entries
+
+    shapes = graph.shapes()
+    by_part: dict[str, dict[str, int]] = {}
+    for name in low.nodes:
+        op = graph.nodes[name]
+        row = by_part.setdefault(low.parts[name], {"neurons": 0, "synapses": 0})
+        if op.role == "neuron":
+            row["neurons"] += op.size
+        elif op.role == "synapse":
+            (src,) = graph.predecessors(name)
+            row["synapses"] += int(synapse_entries(op, shapes[src])[0].size)
+    channels = int(low.projection_bias.size)
+    return {"neurons": sum(r["neurons"] for r in by_part.values()),
+            "synapses": sum(r["synapses"] for r in by_part.values()), "by_part": by_part,
+            "dense_macs": dense_macs(low.form, channels, heads, tokens),
+            "latency": low.latency}
+
+
+def cost_table(lowerings: dict[str, AttentionLowering], mapping: dict | None = None) -> list[dict[str, Any]]:
+    """One row per (block, sub-part) of every attention: neurons, synapses and, with ``mapping`` (the partition
+    pass's ``graph.meta['mapping']`` of a compiled ``loihi2`` artifact), cores; plus a ``total`` row per block.
+
+    Cores count the partition's ``per_core`` entries whose node belongs to the sub-part (the synapses into a
+    population live on its cores, so a sub-part's cores hold its neurons and incoming synapses).
+    """
+    cores: dict[str, int] = {}
+    for core in (mapping or {}).get("per_core", []):
+        cores[core["node"]] = cores.get(core["node"], 0) + 1
+    rows = []
+    for path, low in lowerings.items():
+        total = {"neurons": 0, "synapses": 0, "cores": 0}
+        for part, figs in low.cost["by_part"].items():
+            n_cores = sum(cores.get(n, 0) for n, p in low.parts.items() if p == part)
+            row = {"block": path, "form": low.form, "part": part, **figs,
+                   "cores": n_cores if mapping is not None else None}
+            rows.append(row)
+            for k in total:
+                total[k] += int(row[k] or 0)
+        rows.append({"block": path, "form": low.form, "part": "total", **total,
+                     "cores": total["cores"] if mapping is not None else None,
+                     "dense_macs": low.cost["dense_macs"]})
+    return rows
+
+
+def format_cost_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`cost_table` rows as an aligned text table (for run_all)."""
+    head = f"{'block':<12} {'form':<4} {'part':<14} {'neurons':>9} {'synapses':>10} {'cores':>6} {'dense MACs':>11}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cores = "-" if r.get("cores") is None else str(r["cores"])
+        macs = str(r["dense_macs"]) if "dense_macs" in r else ""
+        lines.append(f"{r['block']:<12} {r['form']:<4} {r['part']:<14} {r['neurons']:>9} {r['synapses']:>10} "
+                     f"{cores:>6} {macs:>11}")
+    return "\n".join(lines)
