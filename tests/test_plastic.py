@@ -150,3 +150,11 @@ def test_quantizer_keeps_the_rule_and_a_mixed_sign_mode():
     res = simulate(art.graph, calib)
     assert res.weights["syn"].shape == (8, 4, 8)
     assert np.any(res.weights["syn"] != np.asarray(op.weight))
+
+
+def test_spinnaker_has_no_mapping_for_the_learning_rule():
+    from neurodeploy.backends.pynn.netlist import build_netlist
+
+    graph = _pair("2^-2*y0*x1")
+    with pytest.raises(UnsupportedOpError, match="no sPyNNaker mapping"):
+        build_netlist(graph)

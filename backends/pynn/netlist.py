@@ -173,6 +173,11 @@ def build_netlist(graph: Graph, dt: float = 1.0, mv_per_unit: float = 1.0) -> Ne
         if op.quant is None:
             raise UnsupportedOpError(f"{op.op_type} holds float weights; the PyNN backend converts quantized "
                                      "synapses", node=name, fix="compile the model first (neurodeploy compile)")
+        if getattr(op, "dw", None) is not None:  # PlasticDense: a Loihi 2 learning rule
+            raise UnsupportedOpError("PlasticDense carries a Loihi 2 learning rule (traces, sum-of-products dw, "
+                                     "t_epoch) that has no sPyNNaker mapping; its STDP models use other maths",
+                                     node=name, fix="deploy a frozen copy (a Dense with the current weights) to "
+                                                    "spinnaker, or run the learning on the emulator or Lava")
         if op.num_message_bits:
             raise UnsupportedOpError(f"graded spikes (num_message_bits = {op.num_message_bits}) have no "
                                      "IF_curr_exp equivalent: SpiNNaker spikes carry no payload", node=name,
