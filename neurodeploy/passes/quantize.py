@@ -117,7 +117,7 @@ class _Synapse:
     op: Op
     source: str
     target: str
-    weights: np.ndarray  # flat float parameters (Dense weight, merged Sparse values, Conv2d kernel)
+    weights: np.ndarray  # flat parameters (Dense weight, merged Sparse values, Conv2d kernel); used as float64
     rows: np.ndarray  # expanded non-zero entries: target index, source index, parameter index
     cols: np.ndarray
     kidx: np.ndarray | None  # None: entry k uses parameter k (a Sparse op without zero values)
@@ -160,7 +160,7 @@ class _Synapse:
         position[sample] = np.arange(sample.size)
         idx = np.flatnonzero(position[self.rows] >= 0)
         rows, cols = position[self.rows[idx]], np.asarray(self.cols[idx], np.int64)
-        weights = self.weights[idx if self.kidx is None else self.kidx[idx]]
+        weights = np.asarray(self.weights[idx if self.kidx is None else self.kidx[idx]], np.float64)
         op = self.op
         delays = None
         if getattr(op, "delays", None) is not None:
@@ -275,11 +275,11 @@ def _prepare_synapse(graph: Graph, shapes, name: str, op) -> _Synapse:
     (target,) = graph.successors(name)
     in_shape = shapes[source]
     if isinstance(op, Sparse):
-        weights = np.asarray(op.value, np.float64)
         n_out = int(math.prod(op.out_shape))
-        if np.all(weights != 0):  # no copies of the index arrays: entry k is parameter k
-            return _Synapse(name, op, source, target, weights, np.asarray(op.row), np.asarray(op.col), None, n_out,
-                            qf.sign_mode_of(weights))
+        if np.all(np.asarray(op.value) != 0):  # no copies (a large op's arrays are big): entry k is parameter k
+            return _Synapse(name, op, source, target, np.asarray(op.value), np.asarray(op.row), np.asarray(op.col),
+                            None, n_out, qf.sign_mode_of(op.value))
+        weights = np.asarray(op.value, np.float64)
         rows, cols, kidx = np.asarray(op.row, np.int64), np.asarray(op.col, np.int64), np.arange(weights.size)
     elif isinstance(op, Dense):
         w = np.asarray(op.weight, np.float64)
@@ -313,7 +313,7 @@ def _population(name: str, op) -> _Population:
 # ----------------------------------------------------------------------------------------- quantizing ops
 def _cost(syn: _Synapse, lam: float, exp: int, bits: int) -> tuple[float, int]:
     """Expected per-step input error (squared input units, see quant_calibration) and #clipped at ``exp``."""
-    scaled = lam * syn.weights
+    scaled = lam * np.asarray(syn.weights, np.float64)
     mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
     errors = syn.entry_weights(mant * 2.0 ** exp - scaled)
     return cal.expected_input_error(errors, syn.rows, syn.cols, syn.rates, syn.p_any, syn.n_out, exp), clipped
@@ -336,7 +336,7 @@ def _exponent(syn: _Synapse, lam: float, bits: int, profile: Profile, method: st
 
 def _quantize_synapse(syn: _Synapse, lam: float, exp: int, bits: int, profile: Profile) -> tuple[Op, dict]:
     a = profile.arithmetic
-    mant, clipped = qf.quantize_weights(lam * syn.weights, exp, syn.sign_mode, bits)
+    mant, clipped = qf.quantize_weights(lam * np.asarray(syn.weights, np.float64), exp, syn.sign_mode, bits)
     effective = mant * 2.0 ** exp / lam
     error = qf.relative_error(effective, syn.weights)
     qbits = {"weight": bits, "weight_exp": a.weight_exp_bits}
@@ -749,6 +749,7 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
             node_reports.update(best.syn_stats)
             node_reports[name] = n_stats
 
+    del syns, ctx  # the prepared synapses' arrays are not needed for the final run (large graphs: GBs)
     qgraph = Graph(new_nodes, graph.edges, graph.meta).validate()
     final = simulate(qgraph, stim, record=("spikes", "v"), arithmetic="int")
     for name, n_stats in node_reports.items():
