@@ -210,6 +210,55 @@ def _check_module(module, c: int, where: str) -> None:
                               node=where, fix="lower the attention from the block LIF that feeds it")
 
 
+class _Builder:
+    """Collects nodes and edges to add to ``graph``; :meth:`commit` adds them and re-indexes the graph."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.nodes: dict[str, Any] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.parts: dict[str, str] = {}
+
+    def add(self, name: str, op, part: str, src: str | None = None, dst: str | None = None) -> str:
+        if name in self.graph.nodes or name in self.nodes:
+            raise IRError(f"node '{name}' already exists", node=name, fix="use another attention prefix")
+        self.nodes[name] = op
+        self.parts[name] = part
+        if src is not None:
+            self.edges.append((src, name))
+        if dst is not None:
+            self.edges.append((name, dst))
+        return name
+
+    def commit(self) -> None:
+        g = self.graph
+        g.nodes.update(self.nodes)
+        g.edges.extend(self.edges)
+        Graph.__init__(g, g.nodes, g.edges, g.meta)  # re-index predecessors / successors
+
+
+def _spike_shape(graph: Graph, node: str, what: str) -> tuple[int, int, int]:
+    if node not in graph.nodes:
+        raise IRError(f"{what} node '{node}' is not in the graph", node=node,
+                      fix="lower the attention after the node feeding it was added")
+    shape = tuple(int(s) for s in graph.shapes()[node])
+    if len(shape) != 3:
+        raise ConversionError(f"the attention {what} must be (C, H, W) spikes, got shape {shape}", node=node,
+                              fix="feed the attention from a (C, H, W) spiking node")
+    return shape
+
+
+def _lowering(b: _Builder, module, out: str, latency: int, qkv: dict[str, str], notes: list[str],
+              tokens: int) -> AttentionLowering:
+    b.commit()
+    pw, pb = module.proj.folded()
+    low = AttentionLowering(form=module.form, spikes=out, latency=latency,
+                            projection_weight=pw[:, :, 0, 0].copy(), projection_bias=pb.copy(),
+                            nodes=list(b.nodes), cost={}, parts=b.parts, qkv=qkv, notes=notes)
+    low.cost = lowering_cost(b.graph, low, heads=module.heads, tokens=tokens)
+    return low
+
+
 def lower_attention(graph: Graph, module, input_node: str, prefix: str, *, steps: int | None = None
                     ) -> AttentionLowering:
     """Add the exact lowering of ``module`` (SDSAv1 / LinearAttentionV2) to ``graph`` **in place**.
@@ -217,112 +266,105 @@ def lower_attention(graph: Graph, module, input_node: str, prefix: str, *, steps
     ``input_node``: the neuron (or Input) node of shape ``(C, H, W)`` holding the attention's input spikes.
     Node names start with ``prefix``. ``steps`` (the model's T; default ``graph.meta['steps']``) sets the v2
     attention LIF's value grid (see the module docstring); v1 does not need it. Returns an
-    :class:`AttentionLowering`. The graph's nodes, edges and adjacency are updated (``graph`` is re-indexed).
+    :class:`AttentionLowering` (latency :data:`V1_LATENCY` / :data:`V2_LATENCY`). The graph's nodes, edges and
+    adjacency are updated in place. The Q/K/V LIFs carry their BN biases: run
+    :func:`neurodeploy.passes.align_delays.gate_biases` on the finished graph (as the model lowering does) so they
+    start with the data.
     """
-    if input_node not in graph.nodes:
-        raise IRError(f"input node '{input_node}' is not in the graph", node=input_node,
-                      fix="lower the attention after its input LIF was added")
-    in_shape = tuple(int(s) for s in graph.shapes()[input_node])
-    if len(in_shape) != 3:
-        raise ConversionError(f"the attention input must be (C, H, W), got {in_shape}", node=input_node,
-                              fix="feed the attention from a (C, H, W) spiking node")
-    c, hh, ww = in_shape
-    _check_module(module, c, prefix)
-    if steps is None:
-        steps = graph.meta.get("steps")
-    nodes: dict[str, Any] = {}
-    edges: list[tuple[str, str]] = []
-    parts: dict[str, str] = {}
-
-    def add(name: str, op, part: str, src: str | None = None, dst: str | None = None) -> str:
-        if name in graph.nodes or name in nodes:
-            raise IRError(f"node '{name}' already exists", node=name, fix="use another attention prefix")
-        nodes[name] = op
-        parts[name] = part
-        if src is not None:
-            edges.append((src, name))
-        if dst is not None:
-            edges.append((name, dst))
-        return name
-
-    # Q, K, V: LIF(ConvBN 1x1(x)), inputs scaled by 1/tau
+    in_shape = _spike_shape(graph, input_node, "input")
+    _check_module(module, in_shape[0], prefix)
+    b = _Builder(graph)
     qkv = {}
     conv1x1 = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
     for key, conv, lif in ((_Q, module.q_conv, module.q_lif), (_K, module.k_conv, module.k_lif),
                            (_V, module.v_conv, module.v_lif)):
-        w, b = conv.folded()
+        w, bias = conv.folded()
         gain = lif.input_gain
         name = f"{prefix}.{key}_lif"
         op = lif.to_ir(in_shape, origin=name)
-        op = op.replace(bias=np.broadcast_to((b * gain)[:, None, None], in_shape).copy())
-        add(name, op, "qkv")
-        add(f"{input_node}->{name}", Conv2d(weight=w * gain, origin=f"{prefix}.{key}_conv", **conv1x1), "qkv",
-            input_node, name)
+        op = op.replace(bias=np.broadcast_to((bias * gain)[:, None, None], in_shape).copy())
+        b.add(name, op, "qkv")
+        b.add(f"{input_node}->{name}", Conv2d(weight=w * gain, origin=f"{prefix}.{key}_conv", **conv1x1), "qkv",
+              input_node, name)
         qkv[key] = name
+    out, core_latency, notes = _core(b, module, qkv, in_shape, prefix, steps)
+    return _lowering(b, module, out, 1 + core_latency, qkv, notes, in_shape[1] * in_shape[2])
 
+
+def lower_core(graph: Graph, module, q: str, k: str, v: str, prefix: str, *, steps: int | None = None
+               ) -> AttentionLowering:
+    """Only the attention core of ``module`` from three existing spike nodes ``q, k, v`` of shape ``(C, H, W)``
+    and equal latency (in place, like :func:`lower_attention`). ``latency`` counts from ``q, k, v``:
+    ``V1_LATENCY - 1`` / ``V2_LATENCY - 1``."""
+    qkv = {_Q: q, _K: k, _V: v}
+    shapes = {key: _spike_shape(graph, node, key) for key, node in qkv.items()}
+    if len(set(shapes.values())) != 1:
+        raise ConversionError(f"q, k, v have different shapes {shapes}", node=prefix,
+                              fix="feed the core from three (C, H, W) nodes of the same shape")
+    in_shape = shapes[_Q]
+    _check_module(module, in_shape[0], prefix)
+    b = _Builder(graph)
+    out, latency, notes = _core(b, module, qkv, in_shape, prefix, steps)
+    return _lowering(b, module, out, latency, qkv, notes, in_shape[1] * in_shape[2])
+
+
+def _core(b: _Builder, module, qkv: dict[str, str], in_shape: tuple[int, int, int], prefix: str,
+          steps: int | None) -> tuple[str, int, list[str]]:
+    """Add the core's neurons and synapses; return (output node, latency from q/k/v, notes)."""
+    c, hh, ww = in_shape
     n_tok = hh * ww
     size = c * n_tok
     notes: list[str] = []
+    if steps is None:
+        steps = b.graph.meta.get("steps")
     if module.form == "v1":
-        kv = add(f"{prefix}.kv_and", coincidence(in_shape, 2, f"{prefix}.kv_and"), "kv_and")
+        kv = b.add(f"{prefix}.kv_and", coincidence(in_shape, 2, f"{prefix}.kv_and"), "kv_and")
         eye = np.arange(size)
         for key in (_K, _V):
-            add(f"{qkv[key]}->{kv}", _sparse(size, size, eye, eye, 1.0, f"{prefix}.kv_and", out_shape=in_shape),
-                "kv_and", qkv[key], kv)
+            b.add(f"{qkv[key]}->{kv}", _sparse(size, size, eye, eye, 1.0, f"{prefix}.kv_and", out_shape=in_shape),
+                  "kv_and", qkv[key], kv)
         th_lif = module.talking_heads_lif
-        th = add(f"{prefix}.talking_heads", lif_to_ir((c,), th_lif.tau, th_lif.vth, f"{prefix}.talking_heads",
-                                                      grid=_v1_grid(th_lif)), "talking_heads")
-        add(f"{kv}->{th}", _sparse(c, size, eye // n_tok, eye, th_lif.input_gain, f"{prefix}.talking_heads"),
-            "talking_heads", kv, th)
-        out = add(f"{prefix}.mask_and", coincidence(in_shape, 2, f"{prefix}.mask_and"), "mask_and")
-        add(f"{th}->{out}", _sparse(size, c, eye, eye // n_tok, 1.0, f"{prefix}.mask_and", out_shape=in_shape),
-            "mask_and", th, out)
-        add(f"{qkv[_Q]}->{out}", _sparse(size, size, eye, eye, 1.0, f"{prefix}.mask_and", delay=2,
-                                         out_shape=in_shape), "mask_and", qkv[_Q], out)
-        latency = V1_LATENCY
+        th = b.add(f"{prefix}.talking_heads", lif_to_ir((c,), th_lif.tau, th_lif.vth, f"{prefix}.talking_heads",
+                                                        grid=_v1_grid(th_lif)), "talking_heads")
+        b.add(f"{kv}->{th}", _sparse(c, size, eye // n_tok, eye, th_lif.input_gain, f"{prefix}.talking_heads"),
+              "talking_heads", kv, th)
+        out = b.add(f"{prefix}.mask_and", coincidence(in_shape, 2, f"{prefix}.mask_and"), "mask_and")
+        b.add(f"{th}->{out}", _sparse(size, c, eye, eye // n_tok, 1.0, f"{prefix}.mask_and", out_shape=in_shape),
+              "mask_and", th, out)
+        b.add(f"{qkv[_Q]}->{out}", _sparse(size, size, eye, eye, 1.0, f"{prefix}.mask_and", delay=2,
+                                           out_shape=in_shape), "mask_and", qkv[_Q], out)
         notes.append("talking-heads LIF: threshold on the value grid 1/2 (its membrane is always count/2), exact in "
                      "float and after quantization")
+        return out, V1_LATENCY - 1, notes
+    heads = module.heads
+    d = c // heads
+    # neuron (h, n, m, i, j) at flat index (((h N + n) N + m) d + i) d + j
+    h, n, m, i, j = (a.ravel() for a in np.meshgrid(np.arange(heads), np.arange(n_tok), np.arange(n_tok),
+                                                    np.arange(d), np.arange(d), indexing="ij"))
+    flat = np.arange(h.size)
+    tri = b.add(f"{prefix}.qkv_and", coincidence((h.size,), 3, f"{prefix}.qkv_and"), "qkv_and")
+    sources = {_Q: (h * d + i) * n_tok + n, _K: (h * d + i) * n_tok + m, _V: (h * d + j) * n_tok + m}
+    for key, col in sources.items():
+        b.add(f"{qkv[key]}->{tri}", _sparse(h.size, size, flat, col, 1.0, f"{prefix}.qkv_and"), "qkv_and",
+              qkv[key], tri)
+    a_lif = module.attn_lif
+    weight = module.scale * a_lif.input_gain
+    grid = None
+    if steps is not None:
+        if int(steps) != steps or steps < 1:
+            raise ConversionError(f"steps = {steps} is not a positive number of time steps", node=prefix,
+                                  fix="pass the model's T")
+        grid = weight / 2.0 ** (int(steps) - 1)
+        notes.append(f"attn_lif: threshold on the value grid scale/tau/2**(T-1) = {grid:g} (T = {int(steps)}), "
+                     "exact in float and after quantization while the integer state holds that grid")
     else:
-        heads = module.heads
-        d = c // heads
-        # neuron (h, n, m, i, j), flat index (((h N + n) N + m) d + i) d + j
-        h, n, m, i, j = np.meshgrid(np.arange(heads), np.arange(n_tok), np.arange(n_tok), np.arange(d),
-                                    np.arange(d), indexing="ij")
-        h, n, m, i, j = (a.ravel() for a in (h, n, m, i, j))
-        flat = np.arange(h.size)
-        tri = add(f"{prefix}.qkv_and", coincidence((h.size,), 3, f"{prefix}.qkv_and"), "qkv_and")
-        sources = {_Q: (h * d + i) * n_tok + n, _K: (h * d + i) * n_tok + m, _V: (h * d + j) * n_tok + m}
-        for key, col in sources.items():
-            add(f"{qkv[key]}->{tri}", _sparse(h.size, size, flat, col, 1.0, f"{prefix}.qkv_and"), "qkv_and",
-                qkv[key], tri)
-        a_lif = module.attn_lif
-        weight = module.scale * a_lif.input_gain
-        grid = None
-        if steps is not None:
-            if int(steps) != steps or steps < 1:
-                raise ConversionError(f"steps = {steps} is not a positive number of time steps", node=prefix,
-                                      fix="pass the model's T")
-            grid = weight / 2.0 ** (int(steps) - 1)
-            notes.append(f"attn_lif: threshold on the value grid scale/tau/2**(T-1) = {grid:g} (T = {int(steps)}), "
-                         "exact in float and after quantization when 64 lam grid is an integer >= 1")
-        else:
-            notes.append("attn_lif: T unknown, real-valued threshold rule (exact in float64; after quantization "
-                         "a membrane exactly at 0.5 does not fire); pass steps=T for the grid rule")
-        out = add(f"{prefix}.attn_lif", lif_to_ir(in_shape, a_lif.tau, a_lif.vth, f"{prefix}.attn_lif", grid=grid),
-                  "attn_lif")
-        add(f"{tri}->{out}", _sparse(size, h.size, (h * d + j) * n_tok + n, flat, weight, f"{prefix}.attn_lif",
-                                     out_shape=in_shape), "attn_lif", tri, out)
-        latency = V2_LATENCY
-
-    graph.nodes.update(nodes)
-    graph.edges.extend(edges)
-    Graph.__init__(graph, graph.nodes, graph.edges, graph.meta)  # re-index predecessors / successors
-    pw, pb = module.proj.folded()
-    low = AttentionLowering(form=module.form, spikes=out, latency=latency,
-                            projection_weight=pw[:, :, 0, 0].copy(), projection_bias=pb.copy(),
-                            nodes=list(nodes), cost={}, parts=parts, qkv=qkv, notes=notes)
-    low.cost = lowering_cost(graph, low, heads=module.heads, tokens=n_tok)
-    return low
+        notes.append("attn_lif: T unknown, real-valued threshold rule (exact in float64; after quantization "
+                     "a membrane exactly at 0.5 does not fire); pass steps=T for the grid rule")
+    out = b.add(f"{prefix}.attn_lif", lif_to_ir(in_shape, a_lif.tau, a_lif.vth, f"{prefix}.attn_lif", grid=grid),
+                "attn_lif")
+    b.add(f"{tri}->{out}", _sparse(size, h.size, (h * d + j) * n_tok + n, flat, weight, f"{prefix}.attn_lif",
+                                   out_shape=in_shape), "attn_lif", tri, out)
+    return out, V2_LATENCY - 1, notes
 
 
 def _v1_grid(lif) -> float:
