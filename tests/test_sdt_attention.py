@@ -29,6 +29,7 @@ from neurodeploy.emulator import simulate  # noqa: E402
 from neurodeploy.errors import ConversionError, IRError  # noqa: E402
 from neurodeploy.families.sdt.attention import (  # noqa: E402
     V1_LATENCY,
+    V2_BITS_LATENCY,
     V2_LATENCY,
     LinearAttentionV2,
     SDSAv1,
@@ -37,6 +38,7 @@ from neurodeploy.families.sdt.attention import (  # noqa: E402
     format_cost_table,
     lower_attention,
     lower_core,
+    v2_neurons,
 )
 from neurodeploy.ir.graph import Graph  # noqa: E402
 from neurodeploy.ir.ops import Input, Output, Sparse  # noqa: E402
@@ -47,7 +49,7 @@ FORMS = {"v1": SDSAv1, "v2": LinearAttentionV2}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def core_graph(module, shape: tuple[int, int, int], steps: int) -> tuple[Graph, object]:
+def core_graph(module, shape: tuple[int, int, int], steps: int, v2_method: str = "auto") -> tuple[Graph, object]:
     """Input ``x (3C, H, W)`` -> three relay AND neurons (channels [0, C), [C, 2C), [2C, 3C) = Q, K, V; one input
     of weight 1, threshold 1/2: a copy, one step later) -> the lowered core -> Output. Core spikes of torch step
     ``t`` appear at array step ``t + 1 + low.latency``."""
@@ -61,15 +63,15 @@ def core_graph(module, shape: tuple[int, int, int], steps: int) -> tuple[Graph, 
                                     col=np.arange(size) + k * size, value=np.ones(size))
         edges += [("x", f"x->{key}"), (f"x->{key}", key)]
     graph = Graph(nodes, edges)
-    low = lower_core(graph, module, "q", "k", "v", "attn", steps=steps)
+    low = lower_core(graph, module, "q", "k", "v", "attn", steps=steps, v2_method=v2_method)
     graph = Graph({**graph.nodes, "out": Output(shape=shape)}, [*graph.edges, (low.spikes, "out")])
-    return graph.validate(), low
+    return gate_biases(graph).validate(), low
 
 
-def module_graph(module, shape: tuple[int, int, int], steps: int) -> tuple[Graph, object]:
+def module_graph(module, shape: tuple[int, int, int], steps: int, v2_method: str = "auto") -> tuple[Graph, object]:
     """Input ``x (C, H, W)`` -> the whole lowered attention -> Output; biases gated by a clock neuron."""
     graph = Graph({"x": Input(shape=shape)}, [])
-    low = lower_attention(graph, module, "x", "attn", steps=steps)
+    low = lower_attention(graph, module, "x", "attn", steps=steps, v2_method=v2_method)
     graph = Graph({**graph.nodes, "out": Output(shape=shape)}, [*graph.edges, (low.spikes, "out")])
     return gate_biases(graph).validate(), low
 
@@ -128,18 +130,20 @@ def randomized(cls, channels: int, heads: int, seed: int):
     return m
 
 
-CORE_CASES = [("v1", 8, 1, (2, 3)), ("v1", 8, 4, (2, 2)), ("v2", 8, 1, (2, 2)), ("v2", 8, 2, (2, 3)),
-              ("v2", 8, 4, (3, 2))]
+CORE_CASES = [("v1", 8, 1, (2, 3), "auto"), ("v1", 8, 4, (2, 2), "auto"), ("v2", 8, 1, (2, 2), "triple"),
+              ("v2", 8, 2, (2, 3), "triple"), ("v2", 8, 4, (3, 2), "triple"), ("v2", 8, 1, (2, 2), "bits"),
+              ("v2", 8, 2, (3, 3), "bits"), ("v2", 8, 2, (4, 4), "bits")]
+LATENCY = {("v1", "auto"): V1_LATENCY, ("v2", "triple"): V2_LATENCY, ("v2", "bits"): V2_BITS_LATENCY}
 STEPS, BATCH = 6, 8
 
 
 # ----------------------------------------------------------------------------------------- (a) + (b): core
-@pytest.mark.parametrize("form,channels,heads,hw", CORE_CASES)
-def test_core_float_and_quantized_equal_torch(form, channels, heads, hw):
+@pytest.mark.parametrize("form,channels,heads,hw,method", CORE_CASES)
+def test_core_float_and_quantized_equal_torch(form, channels, heads, hw, method):
     shape = (channels, *hw)
     module = FORMS[form](channels, heads).double().eval()
-    graph, low = core_graph(module, shape, STEPS)
-    assert low.latency == {"v1": V1_LATENCY, "v2": V2_LATENCY}[form] - 1
+    graph, low = core_graph(module, shape, STEPS, method)
+    assert low.latency == LATENCY[form, method] - 1
     start = 1 + low.latency  # relay + core
     x = random_qkv(shape, STEPS, BATCH, seed=heads + 10 * len(form), rate=0.6 if form == "v2" else 0.35)
     q, k, v = x.split(channels, dim=2)
@@ -204,8 +208,9 @@ def test_v2_tie_needs_the_steps_grid_after_quantization():
 
 
 # ----------------------------------------------------------------------------------- (a) + (b): whole module
-@pytest.mark.parametrize("form,heads,shape", [("v1", 2, (8, 2, 2)), ("v2", 2, (8, 2, 2)), ("v2", 4, (16, 3, 2))])
-def test_module_float_exact_and_quantized_core_exact(form, heads, shape):
+@pytest.mark.parametrize("form,heads,shape,method", [("v1", 2, (8, 2, 2), "auto"), ("v2", 2, (8, 2, 2), "triple"),
+                                                     ("v2", 4, (16, 3, 2), "triple"), ("v2", 2, (8, 3, 3), "bits")])
+def test_module_float_exact_and_quantized_core_exact(form, heads, shape, method):
     channels = shape[0]
     module = randomized(FORMS[form], channels, heads, seed=7 + heads)
     g = torch.Generator().manual_seed(3)
@@ -215,8 +220,8 @@ def test_module_float_exact_and_quantized_core_exact(form, heads, shape):
         ref = module.core(q, k, v)
         y = module(x)
     assert 0 < float(ref.mean()) < 1 and all(0 < float(s.mean()) < 1 for s in (q, k, v))
-    graph, low = module_graph(module, shape, STEPS)
-    assert low.latency == {"v1": V1_LATENCY, "v2": V2_LATENCY}[form]
+    graph, low = module_graph(module, shape, STEPS, method)
+    assert low.latency == LATENCY[form, method]
     stim = emu_layout(x, low.latency)
     watch = [*low.qkv.values(), low.spikes]
     res = simulate(graph, stim, record=("spikes",), nodes=watch, arithmetic="float")
@@ -243,8 +248,8 @@ def test_module_float_exact_and_quantized_core_exact(form, heads, shape):
 
 # ----------------------------------------------------------------------------------------------- costs
 def test_costs_count_the_graph_and_follow_the_formulas():
-    c, heads, shape = 8, 2, (8, 2, 3)
-    n, d = 6, 4
+    c, heads, shape = 8, 2, (8, 2, 2)
+    n, d = 4, 4
     for form, cls in FORMS.items():
         graph, low = module_graph(cls(c, heads).double().eval(), shape, STEPS)
         by = low.cost["by_part"]
@@ -254,8 +259,9 @@ def test_costs_count_the_graph_and_follow_the_formulas():
             assert by["talking_heads"] == {"neurons": c, "synapses": c * n}
             assert by["mask_and"] == {"neurons": c * n, "synapses": 2 * c * n}
             assert low.cost["dense_macs"] == 2 * c * n
-        else:
+        else:  # N = 4: auto picks the triple-AND array (fewer neurons than the bit planes)
             tri = heads * n * n * d * d
+            assert tri == v2_neurons("triple", heads, n, d) < v2_neurons("bits", heads, n, d)
             assert by["qkv_and"] == {"neurons": tri, "synapses": 3 * tri}
             assert by["attn_lif"] == {"neurons": c * n, "synapses": tri}
             assert low.cost["dense_macs"] == 2 * heads * n * d * d
@@ -268,6 +274,25 @@ def test_costs_count_the_graph_and_follow_the_formulas():
         assert total["cores"] == len(mapped) > 0
         assert total["neurons"] == low.cost["neurons"] and total["synapses"] == low.cost["synapses"]
         assert "qkv" in format_cost_table(rows)
+
+
+def test_v2_bits_cost_and_auto_choice():
+    """Bit planes: heads d^2 (2N + B + N B) neurons with B = bits of N; chosen by ``auto`` once cheaper (N = 16)."""
+    c, heads, shape = 8, 2, (8, 4, 4)
+    n, d, nb = 16, 4, 5
+    graph, low = module_graph(LinearAttentionV2(c, heads).double().eval(), shape, STEPS)
+    assert low.latency == V2_BITS_LATENCY and "bit-plane" in low.notes[-1]
+    by = low.cost["by_part"]
+    pairs = heads * d * d
+    assert by["kv_and"] == {"neurons": n * pairs, "synapses": 2 * n * pairs}
+    assert by["kv_count"] == {"neurons": n * pairs, "synapses": n * n * pairs}
+    # bit k of A reads the thermometer levels r where bit k of r differs from bit k of r - 1
+    flips = sum(int(((r >> k) & 1) != (((r - 1) >> k) & 1)) for k in range(nb) for r in range(1, n + 1))
+    assert by["kv_bits"] == {"neurons": nb * pairs, "synapses": flips * pairs}
+    assert by["gates"] == {"neurons": nb * n * pairs, "synapses": 2 * nb * n * pairs}
+    assert by["attn_lif"] == {"neurons": c * n, "synapses": nb * n * pairs}
+    assert low.cost["neurons"] - by["qkv"]["neurons"] - c * n == v2_neurons("bits", heads, n, d) \
+        < v2_neurons("triple", heads, n, d)
 
 
 # ----------------------------------------------------------------------------------------------- (d) errors
@@ -285,6 +310,8 @@ def test_named_errors():
         lower_attention(graph, bad, "x", "a")
     with pytest.raises(ConversionError, match="divisible"):
         LinearAttentionV2(6, 4)
+    with pytest.raises(ConversionError, match="unknown v2 lowering"):
+        lower_attention(graph, LinearAttentionV2(8, 2), "x", "c", v2_method="graded")
     with pytest.raises(ConversionError, match="steps"):
         lower_attention(graph, LinearAttentionV2(8, 2), "x", "b", steps=0)
     flat = Graph({"y": Input(shape=(32,))}, [])
@@ -301,10 +328,12 @@ def fixture_graphs() -> dict[str, np.ndarray]:
     from neurodeploy.ir.serialize import graph_to_bytes
 
     arrays: dict[str, np.ndarray] = {}
-    for name, (form, heads, hw) in {"v1_core": ("v1", 2, (2, 2)), "v2_core": ("v2", 2, (2, 2))}.items():
+    cases = {"v1_core": ("v1", 2, (2, 2), "auto"), "v2_core": ("v2", 2, (2, 2), "triple"),
+             "v2_bits_core": ("v2", 2, (3, 3), "bits")}
+    for name, (form, heads, hw, method) in cases.items():
         shape = (8, *hw)
         module = FORMS[form](8, heads).double().eval()
-        graph, low = core_graph(module, shape, STEPS)
+        graph, low = core_graph(module, shape, STEPS, method)
         stim = emu_layout(random_qkv(shape, STEPS, 2, seed=5, rate=0.6 if form == "v2" else 0.35),
                           1 + low.latency).astype(np.uint8)
         art = compile_graph(graph, "emulator", calibration=stim)
@@ -312,7 +341,7 @@ def fixture_graphs() -> dict[str, np.ndarray]:
         arrays[f"{name}/spikes"] = stim
     module = randomized(LinearAttentionV2, 8, 2, seed=9)
     graph, low = module_graph(module, (8, 2, 2), STEPS)
-    x = (torch.rand(STEPS, 4, 8, 2, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64) < 0.5)
+    x = (torch.rand(STEPS, 2, 8, 2, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64) < 0.5)
     stim = emu_layout(x.double(), low.latency).astype(np.uint8)
     art = compile_graph(graph, "emulator", calibration=stim)
     arrays["v2_module/graph"] = np.frombuffer(graph_to_bytes(art.graph), np.uint8)
@@ -329,7 +358,8 @@ def test_lava_fixture_is_the_current_lowering():
         np.testing.assert_array_equal(stored[key], value, err_msg=f"{key}: regenerate the fixture")
     from neurodeploy.ir.serialize import graph_from_bytes
 
-    for case in ("v1_core", "v2_core", "v2_module"):  # the Lava test needs activity in every coincidence array
+    # the Lava test needs activity in every coincidence array
+    for case in ("v1_core", "v2_core", "v2_bits_core", "v2_module"):
         res = simulate(graph_from_bytes(fresh[f"{case}/graph"].tobytes()), fresh[f"{case}/spikes"],
                        record=("spikes",))
         assert res.outputs["out"].any(), case

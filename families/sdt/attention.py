@@ -41,20 +41,34 @@ and threshold ``k - 1/2`` it fires exactly when all ``k`` inputs spike in the sa
   because the talking-heads membrane is always on the grid: with integer count ``X >= 0``, ``H = V/2 + X/2`` and
   ``V = 0`` by induction (``X >= 1`` gives ``H >= 1/2``, a spike and a reset; ``X = 0`` gives ``H = 0``), so
   ``H = X/2`` and the LIF fires iff ``X >= 1`` -- including the tie ``H = vth`` at ``X = 1``.
-* V2: ``qkv_and`` (heads N N d d,) neuron ``(h, n, m, i, j)`` = AND(Q[h d+i, n], K[h d+i, m], V[h d+j, m])
-  (threshold 2.5) [+2]; ``attn_lif`` (C, H, W) = ``lif_to_ir(tau, 0.5, grid)`` fed by a Sparse from every
-  ``(h, n, m, i, j)`` to ``(h d + j, n)`` with weight ``scale / tau`` [+3]. **Latency 3.** Its input is exactly
-  ``scale sum_{i,m} Q K V / tau``. The membrane ``H = sum_k X_k / 2**(k+1)`` over at most ``T`` steps since the
-  last reset is a multiple of ``g = scale / tau / 2**(T-1)``; with ``steps = T`` known the threshold uses that
-  grid (ties ``H = 0.5`` fire in float and after quantization, see :mod:`.layers`), without it the real-valued
-  rule (exact in float64, a tie does not fire after quantization) and :attr:`AttentionLowering.notes` says so.
-  A cheaper exact factorisation with binary neurons does not exist in this op set: the product ``Q (K^T V)`` has
-  to reach the LIF as a count, and a binary neuron carries one bit per step, so every ``(n, m, i, j)`` term with
-  all three factors set needs its own spike (``(K^T V)`` first, as a thermometer code, needs the same number of
-  Q-gated neurons). Cost ``heads N^2 d^2`` neurons, ``4 heads N^2 d^2`` synapses.
+* V2 (``v2_method``; ``auto``, the default, takes the one with fewer neurons, see :func:`v2_neurons`). Both feed
+  ``attn_lif`` (C, H, W) = ``lif_to_ir(tau, 0.5, grid)`` whose input is exactly ``scale sum_{i,m} Q K V / tau``.
+
+  - ``triple``: ``qkv_and`` (heads N N d d,), neuron ``(h, n, m, i, j)`` = AND(Q[h d+i, n], K[h d+i, m],
+    V[h d+j, m]) (threshold 2.5) [+2], a Sparse from every ``(h, n, m, i, j)`` to ``(h d + j, n)`` with weight
+    ``scale / tau`` [+3]. **Latency 3.** ``heads N^2 d^2`` neurons, ``4 heads N^2 d^2`` synapses.
+  - ``bits`` (bit-plane factorisation of ``K^T V``): ``kv_and`` P(h, m, i, j) = AND(K[h d+i, m], V[h d+j, m])
+    [+2]; ``kv_count`` (h, i, j, r), r = 1..N: memoryless, weight 1 from P(h, ., i, j), bias ``-(r-1)``, threshold
+    1/2: fires iff ``A[h,i,j] = sum_m P >= r`` (a thermometer code of A) [+3]; ``kv_bits`` (h, i, j, k),
+    k < B = bit length of N: weights ``bit_k(r) - bit_k(r-1)`` in {-1, 0, 1} from level r, threshold 1/2 -- the sum
+    telescopes to ``bit_k(A)`` in {0, 1} [+4]; ``gate{k}`` (h, n, i, j) = AND(Q[h d+i, n] delayed 3, bit_k) [+5];
+    ``attn_lif`` gets ``2**k scale / tau`` from ``gate{k}`` (one Sparse per bit, so the quantizer gives each its
+    own exponent) [+6], i.e. ``scale/tau sum_i Q[n,i] sum_k 2**k bit_k(A[i,j]) = scale/tau sum_i Q[n,i] A[i,j]``.
+    **Latency 6.** ``heads d^2 (2N + B + N B)`` neurons: ``N / B`` times fewer gating neurons than ``triple``
+    (16 tokens: 7488 instead of 16384 per head of d = 8).
+
+  The membrane ``H = sum_k X_k / 2**(k+1)`` over at most ``T`` steps since the last reset is a multiple of
+  ``g = scale / tau / 2**(T-1)``; with ``steps = T`` known (argument, else ``graph.meta['steps']``) the threshold
+  uses that grid (ties ``H = 0.5`` fire in float and after quantization, see :mod:`.layers`), without it the
+  real-valued rule (exact in float64, a tie does not fire after quantization) and
+  :attr:`AttentionLowering.notes` says so. With binary neurons the product ``Q (K^T V)`` has to reach the LIF as
+  spikes whose weighted sum is the count, so some gate per (n, i, j) and per unit of information about
+  ``A[i,j]`` is unavoidable; the bit planes need ``B`` of them, the thermometer/triple forms ``N``.
 
 Dense ANN cost for comparison (:func:`dense_macs`): v1 ``2 C N`` multiply-accumulates per step (``K V`` and the
-mask product), v2 ``2 heads N d^2`` (``K^T V`` then ``Q (K^T V)``).
+mask product), v2 ``2 heads N d^2`` (``K^T V`` then ``Q (K^T V)``). :func:`lower_core` lowers the core alone from
+three existing Q, K, V nodes (used by the tests); :func:`cost_table` / :func:`format_cost_table` give neurons,
+synapses and Loihi 2 cores (from the partition pass's mapping) per block and sub-part.
 
 torch is imported by this module (like :mod:`.layers`): import it only where torch is installed.
 """
@@ -75,7 +89,8 @@ from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Sparse
 
 V1_LATENCY = 4
-V2_LATENCY = 3
+V2_LATENCY = 3  # triple-AND lowering
+V2_BITS_LATENCY = 6  # bit-plane lowering
 V2_SCALE = 0.125  # Meta-SpikeFormer's ``self.scale``
 ATTN_VTH = 0.5  # talking-heads LIF (v1) and attn_lif (v2) threshold
 _Q, _K, _V = "q", "k", "v"
@@ -158,7 +173,8 @@ class AttentionLowering:
     ``spikes``: the neuron node holding the core's output spikes ``(C, H, W)``, ``latency`` steps after
     ``input_node``; ``projection_weight [C, C]`` / ``projection_bias [C]``: the BN-folded 1x1 output projection
     (the caller creates its synapses); ``nodes``: every node added; ``parts``: node -> sub-part (``qkv``,
-    ``kv_and``, ``talking_heads``, ``mask_and`` for v1; ``qkv``, ``qkv_and``, ``attn_lif`` for v2), a synapse in
+    ``kv_and``, ``talking_heads``, ``mask_and`` for v1; ``qkv``, ``qkv_and``, ``attn_lif`` for the v2 triple-AND
+    lowering; ``qkv``, ``kv_and``, ``kv_count``, ``kv_bits``, ``gates``, ``attn_lif`` for v2 bits), a synapse in
     the sub-part of its target neuron; ``cost``: neurons and synapses (stored entries) in total and ``by_part``,
     with the dense ANN multiply-accumulates per step (``dense_macs``); ``qkv``: the Q, K, V neuron nodes;
     ``notes``: how the thresholds were set (read them: they say what is exact after quantization).
@@ -259,14 +275,15 @@ def _lowering(b: _Builder, module, out: str, latency: int, qkv: dict[str, str], 
     return low
 
 
-def lower_attention(graph: Graph, module, input_node: str, prefix: str, *, steps: int | None = None
-                    ) -> AttentionLowering:
+def lower_attention(graph: Graph, module, input_node: str, prefix: str, *, steps: int | None = None,
+                    v2_method: str = "auto") -> AttentionLowering:
     """Add the exact lowering of ``module`` (SDSAv1 / LinearAttentionV2) to ``graph`` **in place**.
 
     ``input_node``: the neuron (or Input) node of shape ``(C, H, W)`` holding the attention's input spikes.
     Node names start with ``prefix``. ``steps`` (the model's T; default ``graph.meta['steps']``) sets the v2
     attention LIF's value grid (see the module docstring); v1 does not need it. Returns an
-    :class:`AttentionLowering` (latency :data:`V1_LATENCY` / :data:`V2_LATENCY`). The graph's nodes, edges and
+    :class:`AttentionLowering` (latency :data:`V1_LATENCY`, or :data:`V2_LATENCY` / :data:`V2_BITS_LATENCY` for
+    the v2 ``triple`` / ``bits`` lowering picked by ``v2_method``). The graph's nodes, edges and
     adjacency are updated in place. The Q/K/V LIFs carry their BN biases: run
     :func:`neurodeploy.passes.align_delays.gate_biases` on the finished graph (as the model lowering does) so they
     start with the data.
@@ -287,12 +304,12 @@ def lower_attention(graph: Graph, module, input_node: str, prefix: str, *, steps
         b.add(f"{input_node}->{name}", Conv2d(weight=w * gain, origin=f"{prefix}.{key}_conv", **conv1x1), "qkv",
               input_node, name)
         qkv[key] = name
-    out, core_latency, notes = _core(b, module, qkv, in_shape, prefix, steps)
+    out, core_latency, notes = _core(b, module, qkv, in_shape, prefix, steps, v2_method)
     return _lowering(b, module, out, 1 + core_latency, qkv, notes, in_shape[1] * in_shape[2])
 
 
-def lower_core(graph: Graph, module, q: str, k: str, v: str, prefix: str, *, steps: int | None = None
-               ) -> AttentionLowering:
+def lower_core(graph: Graph, module, q: str, k: str, v: str, prefix: str, *, steps: int | None = None,
+               v2_method: str = "auto") -> AttentionLowering:
     """Only the attention core of ``module`` from three existing spike nodes ``q, k, v`` of shape ``(C, H, W)``
     and equal latency (in place, like :func:`lower_attention`). ``latency`` counts from ``q, k, v``:
     ``V1_LATENCY - 1`` / ``V2_LATENCY - 1``."""
@@ -304,12 +321,12 @@ def lower_core(graph: Graph, module, q: str, k: str, v: str, prefix: str, *, ste
     in_shape = shapes[_Q]
     _check_module(module, in_shape[0], prefix)
     b = _Builder(graph)
-    out, latency, notes = _core(b, module, qkv, in_shape, prefix, steps)
+    out, latency, notes = _core(b, module, qkv, in_shape, prefix, steps, v2_method)
     return _lowering(b, module, out, latency, qkv, notes, in_shape[1] * in_shape[2])
 
 
 def _core(b: _Builder, module, qkv: dict[str, str], in_shape: tuple[int, int, int], prefix: str,
-          steps: int | None) -> tuple[str, int, list[str]]:
+          steps: int | None, v2_method: str = "auto") -> tuple[str, int, list[str]]:
     """Add the core's neurons and synapses; return (output node, latency from q/k/v, notes)."""
     c, hh, ww = in_shape
     n_tok = hh * ww
@@ -338,15 +355,7 @@ def _core(b: _Builder, module, qkv: dict[str, str], in_shape: tuple[int, int, in
         return out, V1_LATENCY - 1, notes
     heads = module.heads
     d = c // heads
-    # neuron (h, n, m, i, j) at flat index (((h N + n) N + m) d + i) d + j
-    h, n, m, i, j = (a.ravel() for a in np.meshgrid(np.arange(heads), np.arange(n_tok), np.arange(n_tok),
-                                                    np.arange(d), np.arange(d), indexing="ij"))
-    flat = np.arange(h.size)
-    tri = b.add(f"{prefix}.qkv_and", coincidence((h.size,), 3, f"{prefix}.qkv_and"), "qkv_and")
-    sources = {_Q: (h * d + i) * n_tok + n, _K: (h * d + i) * n_tok + m, _V: (h * d + j) * n_tok + m}
-    for key, col in sources.items():
-        b.add(f"{qkv[key]}->{tri}", _sparse(h.size, size, flat, col, 1.0, f"{prefix}.qkv_and"), "qkv_and",
-              qkv[key], tri)
+    method = _v2_method(v2_method, heads, n_tok, d, prefix)
     a_lif = module.attn_lif
     weight = module.scale * a_lif.input_gain
     grid = None
@@ -362,9 +371,95 @@ def _core(b: _Builder, module, qkv: dict[str, str], in_shape: tuple[int, int, in
                      "a membrane exactly at 0.5 does not fire); pass steps=T for the grid rule")
     out = b.add(f"{prefix}.attn_lif", lif_to_ir(in_shape, a_lif.tau, a_lif.vth, f"{prefix}.attn_lif", grid=grid),
                 "attn_lif")
-    b.add(f"{tri}->{out}", _sparse(size, h.size, (h * d + j) * n_tok + n, flat, weight, f"{prefix}.attn_lif",
-                                   out_shape=in_shape), "attn_lif", tri, out)
-    return out, V2_LATENCY - 1, notes
+    if method == "triple":
+        # neuron (h, n, m, i, j) at flat index (((h N + n) N + m) d + i) d + j
+        h, n, m, i, j = (a.ravel() for a in np.meshgrid(np.arange(heads), np.arange(n_tok), np.arange(n_tok),
+                                                        np.arange(d), np.arange(d), indexing="ij"))
+        flat = np.arange(h.size)
+        tri = b.add(f"{prefix}.qkv_and", coincidence((h.size,), 3, f"{prefix}.qkv_and"), "qkv_and")
+        sources = {_Q: (h * d + i) * n_tok + n, _K: (h * d + i) * n_tok + m, _V: (h * d + j) * n_tok + m}
+        for key, col in sources.items():
+            b.add(f"{qkv[key]}->{tri}", _sparse(h.size, size, flat, col, 1.0, f"{prefix}.qkv_and"), "qkv_and",
+                  qkv[key], tri)
+        b.add(f"{tri}->{out}", _sparse(size, h.size, (h * d + j) * n_tok + n, flat, weight, f"{prefix}.attn_lif",
+                                       out_shape=in_shape), "attn_lif", tri, out)
+        notes.append("v2 lowering: triple-AND array")
+        return out, V2_LATENCY - 1, notes
+    _v2_bits(b, qkv, out, heads, n_tok, d, weight, prefix)
+    notes.append(f"v2 lowering: bit-plane factorisation (K^T V counts in {_n_bits(n_tok)} bits)")
+    return out, V2_BITS_LATENCY - 1, notes
+
+
+def _n_bits(tokens: int) -> int:
+    """Bits of a count in ``0..tokens``."""
+    return int(tokens).bit_length()
+
+
+def v2_neurons(method: str, heads: int, tokens: int, d: int) -> int:
+    """Core neurons of the v2 lowering ``method`` (``triple`` or ``bits``), the attention LIF excluded."""
+    if method == "triple":
+        return heads * tokens * tokens * d * d
+    nb = _n_bits(tokens)
+    return heads * d * d * (2 * tokens + nb + tokens * nb)
+
+
+def _v2_method(method: str, heads: int, tokens: int, d: int, where: str) -> str:
+    if method == "auto":
+        return min(("triple", "bits"), key=lambda m: (v2_neurons(m, heads, tokens, d), m != "triple"))
+    if method not in ("triple", "bits"):
+        raise ConversionError(f"unknown v2 lowering '{method}'", node=where, fix="use 'auto', 'triple' or 'bits'")
+    return method
+
+
+def _v2_bits(b: _Builder, qkv: dict[str, str], out: str, heads: int, n_tok: int, d: int, weight: float,
+             prefix: str) -> None:
+    """The bit-plane lowering of ``scale Q (K^T V)`` (module docstring), feeding ``out`` with gain ``weight``."""
+    size = heads * d * n_tok
+    nb = _n_bits(n_tok)
+    # P (h, m, i, j) = K[hd+i, m] AND V[hd+j, m], flat ((h N + m) d + i) d + j
+    h, m, i, j = (a.ravel() for a in np.meshgrid(np.arange(heads), np.arange(n_tok), np.arange(d), np.arange(d),
+                                                 indexing="ij"))
+    p_flat = np.arange(h.size)
+    pn = b.add(f"{prefix}.kv_and", coincidence((h.size,), 2, f"{prefix}.kv_and"), "kv_and")
+    for key, col in ((_K, (h * d + i) * n_tok + m), (_V, (h * d + j) * n_tok + m)):
+        b.add(f"{qkv[key]}->{pn}", _sparse(h.size, size, p_flat, col, 1.0, f"{prefix}.kv_and"), "kv_and",
+              qkv[key], pn)
+    # thermometer (h, i, j, r-1): fires iff A[h, i, j] = sum_m P >= r, flat ((h d + i) d + j) N + r - 1
+    pair = (h * d + i) * d + j  # (h, i, j) of each P entry
+    n_pair = heads * d * d
+    r = np.arange(1, n_tok + 1)
+    th_row = (pair[:, None] * n_tok + (r - 1)[None, :]).ravel()
+    th_col = np.repeat(p_flat, n_tok)
+    therm = CubaLIF(shape=(n_pair * n_tok,), du=1.0, dv=1.0, vth=0.5,
+                    bias=np.tile(-(r - 1).astype(np.float64), n_pair), reset="zero", origin=f"{prefix}.kv_count")
+    tn = b.add(f"{prefix}.kv_count", therm, "kv_count")
+    b.add(f"{pn}->{tn}", _sparse(n_pair * n_tok, h.size, th_row, th_col, 1.0, f"{prefix}.kv_count"), "kv_count",
+          pn, tn)
+    # bit (h, i, j, k) of A: sum_r (bit_k(r) - bit_k(r-1)) thermo_r telescopes to bit_k(A), flat (pair) nb + k
+    rows, cols, vals = [], [], []
+    for k in range(nb):
+        c_r = ((r >> k) & 1) - (((r - 1) >> k) & 1)
+        nz = np.nonzero(c_r)[0]
+        rows.append((np.arange(n_pair)[:, None] * nb + k + 0 * nz[None, :]).ravel())
+        cols.append((np.arange(n_pair)[:, None] * n_tok + nz[None, :]).ravel())
+        vals.append(np.tile(c_r[nz].astype(np.float64), n_pair))
+    bn = b.add(f"{prefix}.kv_bits", CubaLIF(shape=(n_pair * nb,), du=1.0, dv=1.0, vth=0.5, bias=0.0, reset="zero",
+                                            origin=f"{prefix}.kv_bits"), "kv_bits")
+    b.add(f"{tn}->{bn}", _sparse(n_pair * nb, n_pair * n_tok, np.concatenate(rows), np.concatenate(cols),
+                                 np.concatenate(vals), f"{prefix}.kv_bits"), "kv_bits", tn, bn)
+    # gate_k (h, n, i, j) = Q[hd+i, n] (delayed 3) AND bit_k(h, i, j); into out[hd+j, n] with weight 2**k
+    h, n, i, j = (a.ravel() for a in np.meshgrid(np.arange(heads), np.arange(n_tok), np.arange(d), np.arange(d),
+                                                 indexing="ij"))
+    g_flat = np.arange(h.size)
+    for k in range(nb):
+        gn = b.add(f"{prefix}.gate{k}", coincidence((h.size,), 2, f"{prefix}.gate{k}"), "gates")
+        b.add(f"{qkv[_Q]}->{gn}", _sparse(h.size, size, g_flat, (h * d + i) * n_tok + n, 1.0, f"{prefix}.gate{k}",
+                                          delay=3), "gates", qkv[_Q], gn)
+        b.add(f"{bn}->{gn}", _sparse(h.size, n_pair * nb, g_flat, ((h * d + i) * d + j) * nb + k, 1.0,
+                                     f"{prefix}.gate{k}"), "gates", bn, gn)
+        b.add(f"{gn}->{out}", _sparse(size, h.size, (h * d + j) * n_tok + n, g_flat, weight * 2.0 ** k,
+                                      f"{prefix}.attn_lif", out_shape=tuple(b.nodes[out].shape)),
+              "attn_lif", gn, out)
 
 
 def _v1_grid(lif) -> float:

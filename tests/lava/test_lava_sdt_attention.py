@@ -21,7 +21,7 @@ from neurodeploy.ir.serialize import graph_from_bytes
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "sdt_attention.npz"
 RECORD = ("spikes", "u", "v")
-CASES = ("v1_core", "v2_core", "v2_module")
+CASES = ("v1_core", "v2_core", "v2_bits_core", "v2_module")
 
 
 @pytest.mark.parametrize("case", CASES)
