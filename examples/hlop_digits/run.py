@@ -1,22 +1,21 @@
-"""HLOP vs plain fine-tuning on 5 split-digits tasks (issue 7, items 1-2), printing one JSON summary.
+"""HLOP on 5 split-digits tasks (issue 7): learn, deploy to three targets, learn on the chip model; one JSON summary.
 
-    .venv/bin/python examples/hlop_digits/run.py [--setting class|task] [--no-deploy]
+    .venv/bin/python examples/hlop_digits/run.py [--setting class|task] [--lava-per-task N] [--pynn-per-task N]
+                                                 [--no-deploy] [--no-onchip]
 
-Class-incremental (single 10-way head) by default; ``--setting task`` for multi-head task-incremental. The HLOP
-network is then exported with ``from_snntorch`` and run on the quantized emulator (``--no-deploy`` skips that).
+1. The task sequence: HLOP and plain fine-tuning (class-incremental, single 10-way head, by default; ``--setting
+   task`` for multi-head task-incremental), ACC / BWT / R (:mod:`neurodeploy.families.hlop.learner`).
+2. Deployment of the HLOP network (:mod:`neurodeploy.families.hlop.deploy`): the quantized emulator artifact
+   (``hlop_emulator``), then ``targets``: the loihi2 artifact on the integer emulator and on Lava (fixed_pt, through
+   ``.venv-lava``; must equal the emulator integer for integer), the spinnaker artifact on the emulator and as the
+   emitted PyNN script on pyNN.brian2 -- per-task accuracies per run. ``--lava-per-task`` / ``--pynn-per-task``
+   bound the digits per task (-1, the default: every test digit; 0 skips the backend).
+3. On-chip learning (:mod:`neurodeploy.families.hlop.onchip`, class setting): lateral subspace neurons beside the
+   deployed integer network learn the last task's subspace with a PlasticDense rule in the emulator (the first
+   ``--lava-digits`` digits of that stream also on Lava: weight and spike agreement), then a permuted-pixel task is
+   learned with the projected update and forgetting of the five tasks is measured on the integer emulator.
 
-Measured (seed 0, 450 test digits, T = 10, 2 shared cores, ~60 s for both settings' learners plus deployment):
-
-=================  ==================  ==================  ===========================================
-setting            fine-tuning ACC/BWT  HLOP ACC/BWT        HLOP on the quantized emulator (agreement)
-=================  ==================  ==================  ===========================================
-class-incremental  19.8% / -99.7       86.2% / -8.3        85.5% (98.2% argmax agreement with torch)
-task-incremental   99.3% / -0.6        97.0% / 0.0         97.0% (100%)
-=================  ==================  ==================  ===========================================
-
-Class-incremental fine-tuning forgets every old class (-99.7, worse than the issue's "near -65"); multi-head
-task-incremental fine-tuning barely forgets on digits (two-way heads stay separable), so HLOP's benefit shows in
-the class-incremental setting; its cost there is plasticity on the last task (69% on {8, 9}).
+Measured (seed 0, 450 test digits, T = 10, 2 shared cores, ~12 min): see the README's HLOP subsection.
 """
 
 from __future__ import annotations
@@ -32,7 +31,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--setting", choices=("class", "task"), default="class")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-deploy", action="store_true")
+    ap.add_argument("--no-deploy", action="store_true", help="skip deployment (items 2)")
+    ap.add_argument("--no-onchip", action="store_true", help="skip on-chip learning (item 4)")
+    ap.add_argument("--lava-per-task", type=int, default=-1, help="test digits per task on Lava (-1: all)")
+    ap.add_argument("--pynn-per-task", type=int, default=-1, help="test digits per task on PyNN (-1: all)")
+    ap.add_argument("--lava-digits", type=int, default=20, help="digits of the on-chip learning stream on Lava")
     args = ap.parse_args()
     start = time.perf_counter()
     summary: dict = {"setting": args.setting, "seed": args.seed}
@@ -44,10 +47,20 @@ def main() -> None:
         summary[method] = {k: out[k] for k in ("ACC", "BWT", "R", "subspace_sizes", "layer_widths",
                                                "orthonormality_error")}
         summary[method]["seconds"] = round(time.perf_counter() - start, 1)
-        if method == "hlop" and not args.no_deploy:
-            from neurodeploy.families.hlop.deploy import deploy_emulator
+    net, hlop_cfg = out["net"], cfg
+    if not args.no_deploy:
+        from neurodeploy.families.hlop.deploy import deploy_emulator, deploy_targets
 
-            summary["hlop_emulator"] = deploy_emulator(out["net"], data, cfg)
+        summary["hlop_emulator"] = deploy_emulator(net, data, hlop_cfg)
+        summary["targets"] = deploy_targets(net, data, hlop_cfg, lava_per_task=args.lava_per_task,
+                                            pynn_per_task=args.pynn_per_task)
+        summary["targets"]["seconds"] = round(time.perf_counter() - start, 1)
+    if not args.no_onchip and args.setting == "class":
+        from neurodeploy.families.hlop.onchip import run_continual
+
+        summary["onchip"] = run_continual(net, data, hlop_cfg, out["subspaces"], lava_digits=args.lava_digits,
+                                          seed=args.seed)
+        summary["onchip"]["seconds"] = round(time.perf_counter() - start, 1)
     summary["config"] = out["config"]
     summary["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(summary, indent=1))
