@@ -39,6 +39,7 @@ from neurodeploy.families.sdt.attention import (  # noqa: E402
     lower_attention,
     lower_core,
     v2_neurons,
+    verify_quantized,
 )
 from neurodeploy.ir.graph import Graph  # noqa: E402
 from neurodeploy.ir.ops import Input, Output, Sparse  # noqa: E402
@@ -237,6 +238,10 @@ def test_module_float_exact_and_quantized_core_exact(form, heads, shape, method)
     np.testing.assert_allclose(proj, y.numpy(), rtol=0, atol=1e-12)  # float64, another summation order
 
     art = compile_graph(graph, "emulator", calibration=stim)
+    proof = verify_quantized(graph, art.graph, low, steps=STEPS)
+    core = {n: r for n, r in proof.items() if low.parts[n] != "qkv"}
+    assert core and all(r["exact"] for r in core.values()), core
+    assert all(not proof[n]["exact"] and "approximate" in proof[n]["why"] for n in low.qkv.values())
     res_int = simulate(art.graph, stim.astype(np.uint8), record=("spikes",), nodes=watch)
     qi, ki, vi = (torch_layout(res_int.recorded[f"{low.qkv[key]}/spikes"], 1, STEPS) for key in "qkv")
     with torch.no_grad():
@@ -244,6 +249,26 @@ def test_module_float_exact_and_quantized_core_exact(form, heads, shape, method)
     assert float(ref_int.mean()) > 0
     np.testing.assert_array_equal(torch_layout(res_int.outputs["out"], low.latency, STEPS).numpy(),
                                   ref_int.numpy())
+
+
+def test_verify_quantized_rejects_broken_integers():
+    """The static proof fails, naming the reason, when a threshold or a weight leaves the exact range."""
+    module = LinearAttentionV2(8, 2).double().eval()
+    graph, low = core_graph(module, (8, 3, 3), STEPS, "bits")
+    stim = emu_layout(random_qkv((8, 3, 3), STEPS, 2, seed=1, rate=0.6), 1 + low.latency)
+    art = compile_graph(graph, "emulator", calibration=stim)
+    assert all(r["exact"] for r in verify_quantized(graph, art.graph, low, steps=STEPS).values())
+    gate = art.graph.nodes["attn.gate0"]
+    nodes = dict(art.graph.nodes)
+    nodes["attn.gate0"] = gate.replace(vth=int(2 * gate.quant.scale) + 1)  # above 2 inputs: an AND never fires
+    syn = nodes["attn.gate1->attn.attn_lif"]
+    value = np.asarray(syn.value).copy()
+    value[0] += 1
+    nodes["attn.gate1->attn.attn_lif"] = syn.replace(value=value)
+    proof = verify_quantized(graph, Graph(nodes, art.graph.edges), low, steps=STEPS)
+    assert not proof["attn.gate0"]["exact"] and "vth_int" in proof["attn.gate0"]["why"]
+    assert not proof["attn.attn_lif"]["exact"] and "ratios differ" in proof["attn.attn_lif"]["why"]
+    assert not verify_quantized(graph, art.graph, low, steps=None)["attn.attn_lif"]["exact"]
 
 
 # ----------------------------------------------------------------------------------------------- costs

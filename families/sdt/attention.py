@@ -272,6 +272,8 @@ def _lowering(b: _Builder, module, out: str, latency: int, qkv: dict[str, str], 
                             projection_weight=pw[:, :, 0, 0].copy(), projection_bias=pb.copy(),
                             nodes=list(b.nodes), cost={}, parts=b.parts, qkv=qkv, notes=notes)
     low.cost = lowering_cost(b.graph, low, heads=module.heads, tokens=tokens)
+    if module.form == "v2":
+        low.cost["attn_weight"] = module.scale * module.attn_lif.input_gain  # float weight per Q K V coincidence
     return low
 
 
@@ -528,3 +530,126 @@ def format_cost_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"{r['block']:<12} {r['form']:<4} {r['part']:<14} {r['neurons']:>9} {r['synapses']:>10} "
                      f"{cores:>6} {macs:>11}")
     return "\n".join(lines)
+
+
+# ==================================================================================== exactness after quantization
+_ACC_MAX = 2**23 - 1
+
+
+def _int_ratio(fop, qop, in_shape) -> tuple[float | None, float, str]:
+    """``(rho, max row sum of |float weights|, problem)``: the integer input per float unit of synapse ``qop``
+    (mantissa ``<< weight_exp`` over the float weight, the same for every entry), or None with the reason."""
+    from neurodeploy.ir.linear import synapse_entries
+
+    if getattr(qop, "num_message_bits", 0):
+        return None, 0.0, "graded spikes"
+    f_rows, f_cols, fv, _, shape = synapse_entries(fop, in_shape)
+    q_rows, q_cols, qv, _, _ = synapse_entries(qop, in_shape)
+    if not (np.array_equal(f_rows, q_rows) and np.array_equal(f_cols, q_cols)):
+        return None, 0.0, "the quantized connectivity differs from the float one"
+    qv = np.asarray(qv, np.int64)
+    exp = int(qop.weight_exp)
+    if exp < 0:
+        if np.any(qv % (1 << -exp)):
+            return None, 0.0, f"weight_exp {exp} floors sums of mantissas not divisible by 2**{-exp}"
+        eff = qv >> -exp
+    else:
+        eff = qv << exp
+    fv = np.asarray(fv, np.float64)
+    if not fv.size or np.any(fv == 0):
+        return None, 0.0, "no weights, or zero float weights stored"
+    ratios = eff / fv
+    if not np.all(ratios == ratios[0]):
+        return None, 0.0, f"integer/float weight ratios differ ({ratios.min():g} .. {ratios.max():g})"
+    rows = np.zeros(shape[0])
+    np.add.at(rows, f_rows, np.abs(fv))
+    return float(ratios[0]), float(rows.max()), ""
+
+
+def verify_quantized(float_graph: Graph, quant_graph: Graph, low: AttentionLowering,
+                     steps: int | None = None) -> dict[str, dict[str, Any]]:
+    """Prove, from the integers, which populations of a lowering stay exact after quantization.
+
+    Per neuron node of ``low`` (in ``quant_graph``, compiled from ``float_graph``): ``{"exact": bool, "why": str}``.
+    Every incoming synapse (bias synapses from the clock included) must map each float weight ``w`` to the integer
+    input ``rho w`` with one ``rho`` for the whole population, so the integer input is exactly ``64 rho x`` for the
+    float input ``x``. Then:
+
+    * memoryless populations (float ``du = dv = 1``; AND, thermometer and bit neurons, whose float inputs and
+      thresholds are integers and half-integers): Loihi's ``dv = 4095`` keeps a carry ``|c| <= R``,
+      ``R = floor(max(64 vth, 64 rho max|x|) / 4096) + 1`` (``max|x|``: the largest row sum of |weights|, for
+      the bit neurons 1, the value their telescoping input can take); exact when
+      ``64 rho ceil(theta) - R > 64 vth_int >= 64 rho floor(theta) + R`` (every reachable integer input decides
+      as in float);
+    * the v1 talking-heads LIF (float input ``count / 2``, membrane always 0, module docstring): exact when
+      ``0 <= vth_int < rho / 2``;
+    * the v2 attention LIF (``dv = 2048``, membrane on the grid ``g = scale / tau / 2**(T-1)``): exact when
+      ``64 rho g`` is an integer (the halvings are exact), ``rho (1/2 - g) <= vth_int < rho / 2`` (ties fire, the
+      value below does not) and ``64 rho max x`` fits 24 bits;
+    * the Q/K/V LIFs have real-valued weights: reported ``exact: False`` ("approximate: real-valued weights").
+    """
+    out: dict[str, dict[str, Any]] = {}
+    steps = steps if steps is not None else float_graph.meta.get("steps")
+    shapes = quant_graph.shapes()
+    for name in low.nodes:
+        fop, qop = float_graph.nodes.get(name), quant_graph.nodes.get(name)
+        if fop is None or qop is None or fop.role != "neuron":
+            continue
+        part = low.parts[name]
+        if part == "qkv":
+            out[name] = {"exact": False, "why": "approximate: real-valued (rounded) input weights"}
+            continue
+        rhos, xmax, problem = [], 0.0, ""
+        for syn in quant_graph.predecessors(name):
+            fs, qs = float_graph.nodes.get(syn), quant_graph.nodes[syn]
+            if fs is None or fs.role != "synapse":
+                problem = f"incoming '{syn}' is not a synapse of the float graph"
+                break
+            rho, rmax, problem = _int_ratio(fs, qs, shapes[quant_graph.predecessors(syn)[0]])
+            if rho is None:
+                problem = f"'{syn}': {problem}"
+                break
+            rhos.append(rho)
+            xmax += rmax
+        if part == "kv_bits":
+            xmax = 1.0  # the signed level weights telescope: the summed input is bit_k(A), 0 or 1
+        if not problem and len(set(rhos)) != 1:
+            problem = f"incoming synapses use different integer scales {sorted(set(rhos))}"
+        if problem:
+            out[name] = {"exact": False, "why": problem}
+            continue
+        rho, vth = rhos[0], int(qop.vth)
+        if np.any(np.asarray(qop.bias) != 0):
+            out[name] = {"exact": False, "why": "a neuron bias was left on the population (gate it by the clock)"}
+            continue
+        if 64 * rho * xmax > _ACC_MAX:
+            out[name] = {"exact": False, "why": f"64 rho max|x| = {64 * rho * xmax:g} exceeds the 24-bit state"}
+            continue
+        if int(qop.du) != 4095:
+            out[name] = {"exact": False, "why": f"du = {qop.du}: u must hold only this step's input (4095)"}
+            continue
+        if float(fop.dv) == 1.0:
+            theta = float(fop.vth)
+            carry = int(max(64 * vth, 64 * rho * xmax)) // 4096 + 1
+            lo, hi = math.floor(theta), math.ceil(theta)
+            ok = 64 * rho * hi - carry > 64 * vth >= 64 * rho * lo + carry and lo < theta < hi
+            out[name] = {"exact": bool(ok), "why": f"memoryless: rho {rho:g}, vth_int {vth}, carry <= {carry}, float "
+                                                   f"threshold {theta:g} between integer inputs {lo} and {hi}"}
+        elif part == "talking_heads":
+            ok = int(qop.dv) == 2048 and 0 <= vth < rho / 2
+            out[name] = {"exact": bool(ok), "why": f"talking heads: dv {qop.dv}, 0 <= vth_int {vth} < rho/2 = "
+                                                   f"{rho / 2:g}"}
+        elif part == "attn_lif":
+            if steps is None:
+                out[name] = {"exact": False, "why": "T unknown: the membrane grid (and tie handling) is not fixed"}
+                continue
+            w = low.cost.get("attn_weight")
+            g = w / 2.0 ** (int(steps) - 1)
+            q = 64 * rho * g
+            ok = int(qop.dv) == 2048 and q == round(q) and q >= 1 and rho * (ATTN_VTH - g) <= vth < rho * ATTN_VTH
+            out[name] = {"exact": bool(ok), "why": f"attention LIF: dv {qop.dv}, 64 rho g = {q:g} (integer >= 1), "
+                                                   f"rho (1/2 - g) = {rho * (ATTN_VTH - g):g} <= vth_int {vth} < "
+                                                   f"rho/2 = {rho * ATTN_VTH:g}"}
+        else:
+            out[name] = {"exact": False, "why": f"no exactness rule for part '{part}'"}
+    return out
