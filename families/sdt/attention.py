@@ -68,7 +68,9 @@ and threshold ``k - 1/2`` it fires exactly when all ``k`` inputs spike in the sa
 Dense ANN cost for comparison (:func:`dense_macs`): v1 ``2 C N`` multiply-accumulates per step (``K V`` and the
 mask product), v2 ``2 heads N d^2`` (``K^T V`` then ``Q (K^T V)``). :func:`lower_core` lowers the core alone from
 three existing Q, K, V nodes (used by the tests); :func:`cost_table` / :func:`format_cost_table` give neurons,
-synapses and Loihi 2 cores (from the partition pass's mapping) per block and sub-part.
+synapses and Loihi 2 cores (from the partition pass's mapping) per block and sub-part; :func:`verify_quantized`
+proves from a compiled graph's integers which attention populations are exact after quantization (the core's, when
+the quantizer kept one integer scale per population; the Q/K/V LIFs are approximate like every real-valued layer).
 
 torch is imported by this module (like :mod:`.layers`): import it only where torch is installed.
 """
