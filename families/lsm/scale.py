@@ -16,10 +16,10 @@ without its calibration runs and without expanding the synapses into int64 index
   int16 (they lie in [-256, 255]);
 * the neuron fields by the quantize pass's own ``_quantize_neuron`` (same rounding of du, dv, vth and bias).
 
-It exists because the calibrated quantize pass does not scale to 1M neurons / 100M synapses (see
-benchmarks/RESULTS.md: its candidate search rebuilds and reruns the emulator per candidate scale and
-``merge_sparse`` sorts ``[nnz, 3]`` int64 keys); the scale benchmark uses it to obtain a quantized graph whose
-mapping and emulator throughput can be measured at every size, and says so.
+The calibrated quantize pass now handles 1M neurons / 100M synapses (its scale search is scored on sampled neurons,
+``merge_sparse`` runs on 1-D keys; benchmarks/RESULTS.md), but it still runs the emulator over the whole network
+twice (float calibration, integer check): minutes at 1M. The scale benchmark's deploy child uses this lowering to get
+an integer graph in seconds for the SpiNNaker mapping and the emulator throughput, and says so.
 """
 
 from __future__ import annotations
