@@ -1,28 +1,29 @@
 """LSM scale benchmark: generate, compile and emulate reservoirs of 10k / 100k / 1M neurons at ~100 synapses each.
 
-Every size runs in two fresh child processes (peak memory per process; a runaway child is stopped), each first
+Every size runs in fresh child processes (peak memory per process; a runaway child is stopped), each first
 generating the reservoir with :func:`neurodeploy.families.lsm.scale.large_reservoir` (near-cubic 3-D grid, 80/20
 E/I, Maass distance dependence with ``lam`` solved for ``--degree`` synapses per neuron including the grid faces,
 distance delays, 100 input channels at ``--p-in``) and its float IR graph:
 
-* **compile** child: ``compile_graph(graph, "emulator", calibration=...)`` -- fold, the calibrated quantize pass,
-  check_limits -- with the manifest's per-pass seconds. (The ``loihi2`` target adds the partition pass and a
-  single-chip capacity check that every size above 10k fails by design; both are run in the deploy child.) A
-  watchdog thread samples the main thread's stack every ``--sample`` seconds, so a compile that is killed
-  (``--compile-timeout``) or runs out of memory (``RLIMIT_AS = --mem-limit-gb``) is reported with the pass and the
-  function it was in.
-* **deploy** child: :func:`~neurodeploy.families.lsm.scale.lower_maxabs` (the quantize pass's ``maxabs`` integers,
-  vectorised; equal to the pass on small graphs, tests/test_lsm.py) gives the integer graph at every size; then
-  the Loihi 2 **partition pass** with hw_profiles/loihi2.toml's per-core limits (on CapacityError its message is
-  recorded and the pass rerun with ``neurons_per_core`` lowered to 2/3 of the failing slice -- the fix it names --
-  starting from the cap that fitted the previous size); the **emulator** (``Program`` + ``run`` for ``--steps``
-  steps of Bernoulli(``--rate``) input; throughput = synaptic events, a spike crossing one synapse, per second of
-  ``run``); the **SpiNNaker 1 mapping report** (:func:`neurodeploy.backends.pynn.mapping_report`).
+* one **compile** child per ``--targets`` entry: ``compile_graph(graph, target, calibration=...)`` with the
+  manifest's per-pass seconds -- ``emulator``: fold, the calibrated quantize pass, check_limits; ``loihi2``: the
+  same with hw_profiles/loihi2.toml's arithmetic and capacity checks, plus the **partition pass** (Loihi 2 cores
+  and chips, against the profile's system size). A watchdog thread samples the main thread's stack every
+  ``--sample`` seconds, so a compile that is killed (``--compile-timeout``) or runs out of memory (``RLIMIT_AS =
+  --mem-limit-gb``) is reported with the pass and the function it was in.
+* a **deploy** child: :func:`~neurodeploy.families.lsm.scale.lower_maxabs` (the quantize pass's ``maxabs``
+  integers, vectorised; equal to the pass on small graphs, tests/test_lsm.py) gives an integer graph cheaply; then
+  the **SpiNNaker 1 mapping** (:mod:`neurodeploy.backends.pynn.mapping`, sPyNNaker 7 rules) of the netlist as the
+  PyNN backend emits it (one population per IR node; up to ``--spinnaker-whole-max`` neurons) and with the
+  reservoir split into populations of ``--spinnaker-split`` neurons
+  (:func:`~neurodeploy.backends.pynn.mapping.split_populations`); and the **emulator** (``Program`` + ``run`` for
+  ``--steps`` steps of Bernoulli(``--rate``) input; throughput = synaptic events, a spike crossing one synapse,
+  per second of ``run``).
 
 Peak memory is ``ru_maxrss`` (a high-water mark, generation included). Usage (repo root)::
 
-    .venv/bin/python benchmarks/bench_lsm_scale.py --mem-limit-gb 10 --compile-timeout 900 --json out/lsm_scale.json
-    .venv/bin/python benchmarks/bench_lsm_scale.py --sizes 10000 --skip-compile
+    .venv/bin/python benchmarks/bench_lsm_scale.py --mem-limit-gb 10 --json out/lsm_scale.json
+    .venv/bin/python benchmarks/bench_lsm_scale.py --sizes 10000 --targets loihi2
 """
 
 from __future__ import annotations
@@ -60,48 +61,6 @@ def _watchdog(main_ident: int, period: float) -> None:
         _emit("stack", stack=stack)
 
 
-def loihi2_mapping(graph, cap: int) -> dict:
-    """The loihi2 target's partition pass (per-core limits of hw_profiles/loihi2.toml) on a quantized graph.
-
-    When it raises CapacityError, the error is recorded and the pass is rerun with ``neurons_per_core`` lowered
-    (the fix its message names) to 2/3 of the failing slice, starting from ``cap``, until it fits."""
-    import re
-    from dataclasses import replace
-
-    from neurodeploy.errors import CapacityError
-    from neurodeploy.passes.limits import population_demand
-    from neurodeploy.passes.partition import partition
-    from neurodeploy.profiles import load_profile
-
-    profile = load_profile("loihi2")
-    limits = profile.limits.core_limits()
-    start = time.perf_counter()
-    demand = population_demand(graph, profile)
-    out: dict = {"min_cores_by_neurons_and_memory": sum(d["min_cores"] for d in demand.values()),
-                 "demand_seconds": round(time.perf_counter() - start, 2), "start_cap": cap, "attempts": []}
-    cap = min(cap, limits.neurons_per_core)
-    while len(out["attempts"]) < 12:
-        start = time.perf_counter()
-        try:
-            report = partition(graph, replace(limits, neurons_per_core=cap))[0].meta["mapping"]
-        except CapacityError as err:
-            out["attempts"].append({"neurons_per_core": cap, "seconds": round(time.perf_counter() - start, 2),
-                                    "error": str(err)})
-            _emit("partition_attempt", **out["attempts"][-1])
-            found = re.search(r"neurons (\d+)\.\.(\d+)", str(err))
-            size = int(found.group(2)) - int(found.group(1)) + 1 if found else cap
-            cap = max(1, min(cap, size) * 2 // 3)
-            continue
-        per_core = report["per_core"]
-        out.update(neurons_per_core_cap=cap, cores=report["cores"], chips=report["chips"],
-                   partition_seconds=round(time.perf_counter() - start, 2),
-                   max_neurons_per_core=max(c["stop"] - c["start"] for c in per_core),
-                   max_fan_out=max(c["fan_out"] for c in per_core), max_fan_in=max(c["fan_in"] for c in per_core),
-                   max_synaptic_memory_bits=max(c["synaptic_memory_bits"] for c in per_core))
-        return out
-    return out
-
-
 def _setup(args):
     import scipy  # noqa: F401  (imported before the memory limit: its import maps large libraries)
 
@@ -120,8 +79,13 @@ def _setup(args):
     return lsm, graph
 
 
+def _stack_of(err: BaseException) -> list[str]:
+    return [f"{os.path.relpath(fs.filename)}:{fs.lineno} {fs.name}" for fs in
+            traceback.extract_tb((err.__cause__ or err).__traceback__)][-10:]
+
+
 def child_compile(args) -> None:
-    """compile_graph(graph, "emulator"): fold, calibrated quantize, check_limits (no capacity limits)."""
+    """compile_graph(graph, target): fold, calibrated quantize, check_limits (+ partition for loihi2)."""
     from neurodeploy.compiler import compile_graph
 
     lsm, graph = _setup(args)
@@ -130,19 +94,59 @@ def child_compile(args) -> None:
     calib = (rng.random((args.calib_batch, args.calib_steps, args.inputs)) < args.rate).astype(np.uint8)
     start = time.perf_counter()
     try:
-        art = compile_graph(graph, "emulator", calibration=calib)
+        art = compile_graph(graph, args.mode, calibration=calib)
     except Exception as err:  # MemoryError arrives wrapped in the pass manager's PassError
         _emit("compile_failed", error=f"{type(err).__name__}: {err} (RLIMIT_AS {args.mem_limit_gb} GB)",
-              seconds=round(time.perf_counter() - start, 2),
-              stack=[f"{os.path.relpath(fs.filename)}:{fs.lineno} {fs.name}" for fs in
-                     traceback.extract_tb((err.__cause__ or err).__traceback__)][-10:])
+              seconds=round(time.perf_counter() - start, 2), stack=_stack_of(err))
         return
-    _emit("compiled", seconds=round(time.perf_counter() - start, 2),
-          passes={p["name"]: round(p["seconds"], 2) for p in art.manifest["passes"]})
+    seconds = round(time.perf_counter() - start, 2)
+    node = art.quantization.get("nodes", {}).get("reservoir", {})
+    out = {"seconds": seconds, "passes": {p["name"]: round(p["seconds"], 2) for p in art.manifest["passes"]},
+           "scale": node.get("scale"), "search_neurons": node.get("search_neurons"),
+           "network_f1": node.get("agreement", {}).get("network", {}).get("f1")}
+    mapping = art.manifest.get("mapping")
+    if mapping:
+        per_core = mapping["per_core"]
+        out["loihi2"] = {k: mapping.get(k) for k in ("cores", "chips", "system_chips", "neuron_caps", "rounds")}
+        out["loihi2"].update(max_neurons_per_core=max(c["stop"] - c["start"] for c in per_core),
+                             max_fan_out=max(c["fan_out"] for c in per_core),
+                             max_fan_in=max(c["fan_in"] for c in per_core),
+                             max_synaptic_memory_bits=max(c["synaptic_memory_bits"] for c in per_core))
+    _emit("compiled", **out)
+
+
+def _spinnaker(qgraph, args, n: int) -> None:
+    from neurodeploy.backends.pynn.hardware import load_spec
+    from neurodeploy.backends.pynn.mapping import mapping_report, split_populations
+    from neurodeploy.backends.pynn.netlist import build_netlist
+    from neurodeploy.backends.pynn.weights import plan_delays
+
+    keys = ("neuron_cores", "spike_source_cores", "delay_extension_cores", "application_cores", "chips", "boards",
+            "max_routing_entries")
+    spec = load_spec("spinnaker1")
+    start = time.perf_counter()
+    net = build_netlist(qgraph, dt=spec.timestep_ms)
+    _emit("netlist", seconds=round(time.perf_counter() - start, 2))
+    variants = [("whole", None)] if n <= args.spinnaker_whole_max else []
+    variants.append(("split", args.spinnaker_split))
+    for name, split in variants:
+        start = time.perf_counter()
+        try:
+            sub, blocks = (net, {}) if split is None else split_populations(net, split)
+            report = mapping_report(sub, spec, plan_delays(sub, spec))
+        except Exception as err:
+            _emit(f"spinnaker_{name}", error=f"{type(err).__name__}: {err}", stack=_stack_of(err),
+                  seconds=round(time.perf_counter() - start, 2))
+            continue
+        _emit(f"spinnaker_{name}", seconds=round(time.perf_counter() - start, 2), split=split,
+              populations=len(sub.populations), projections=len(sub.projections),
+              max_sdram_mb_per_core=round(max(c["sdram_bytes"] for c in report["per_core"]) / 2 ** 20, 2),
+              **{k: report.get(k) for k in keys})
+        del sub, report
 
 
 def child_deploy(args) -> None:
-    """lower_maxabs (the quantize pass's max-abs integers, vectorised), partition, emulate, SpiNNaker mapping."""
+    """lower_maxabs (the quantize pass's max-abs integers, vectorised), SpiNNaker mapping, emulate."""
     from neurodeploy.emulator import Program
     from neurodeploy.families.lsm.scale import lower_maxabs
 
@@ -153,22 +157,7 @@ def child_deploy(args) -> None:
     qgraph = lower_maxabs(graph, "loihi2")
     _emit("lowered", seconds=round(time.perf_counter() - start, 2))
     del graph
-    if n <= args.partition_max_neurons:
-        _emit("loihi2_mapping", **loihi2_mapping(qgraph, args.loihi_cap))
-    else:
-        from neurodeploy.passes.limits import population_demand
-
-        demand = population_demand(qgraph, "loihi2")
-        _emit("loihi2_mapping", skipped=f"partition not run above {args.partition_max_neurons} neurons "
-              "(its fan-out count did not finish in 15 min at 1M neurons)",
-              min_cores_by_neurons_and_memory=sum(d["min_cores"] for d in demand.values()))
-    from neurodeploy.backends import pynn
-
-    start = time.perf_counter()
-    report = pynn.mapping_report(qgraph, machine="spinnaker1")
-    _emit("spinnaker_mapping", seconds=round(time.perf_counter() - start, 2),
-          **{k: report.get(k) for k in ("neuron_cores", "spike_source_cores", "delay_extension_cores",
-                                        "application_cores", "chips", "boards", "max_routing_entries")})
+    _spinnaker(qgraph, args, n)
     start = time.perf_counter()
     program = Program(qgraph)
     prep_s = time.perf_counter() - start
@@ -180,17 +169,18 @@ def child_deploy(args) -> None:
     events = int(sum(result.synaptic_ops.values()))
     spikes = int(result.spike_counts.get("reservoir", 0))
     _emit("emulated", prepare_seconds=round(prep_s, 2), run_seconds=round(run_s, 2), steps=args.steps,
-          synaptic_events=events, events_per_second=round(events / run_s), reservoir_rate=spikes / (n * args.steps))
+          engine=result.engine, synaptic_events=events, events_per_second=round(events / run_s),
+          reservoir_rate=spikes / (n * args.steps))
     del program, result
     _emit("done")
 
 
-def _run_child(args, n: int, mode: str, timeout: float, cap: int) -> tuple[dict, list[dict]]:
+def _run_child(args, n: int, mode: str, timeout: float) -> tuple[dict, list[dict]]:
     cmd = [sys.executable, __file__, "--child", str(n), "--mode", mode, "--degree", str(args.degree), "--inputs",
            str(args.inputs), "--p-in", str(args.p_in), "--steps", str(args.steps), "--rate", str(args.rate),
            "--calib-batch", str(args.calib_batch), "--calib-steps", str(args.calib_steps),
-           "--mem-limit-gb", str(args.mem_limit_gb), "--sample", str(args.sample), "--loihi-cap", str(cap),
-           "--partition-max-neurons", str(args.partition_max_neurons)]
+           "--mem-limit-gb", str(args.mem_limit_gb), "--sample", str(args.sample),
+           "--spinnaker-split", str(args.spinnaker_split), "--spinnaker-whole-max", str(args.spinnaker_whole_max)]
     print(f"== {n} neurons: {mode}", file=sys.stderr, flush=True)
     events: list[dict] = []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -222,43 +212,49 @@ def _run_child(args, n: int, mode: str, timeout: float, cap: int) -> tuple[dict,
 
 def parent(args) -> list[dict]:
     rows = []
-    cap = 8192
     for n in args.sizes:
         row: dict = {"neurons": n}
-        if not args.skip_compile:
-            row["compile"], _ = _run_child(args, n, "compile", args.compile_timeout, cap)
-        row["deploy"], _ = _run_child(args, n, "deploy", args.timeout, cap)
-        cap = row["deploy"].get("loihi2_mapping", {}).get("neurons_per_core_cap", cap)
+        for target in args.targets:
+            row[f"compile_{target}"], _ = _run_child(args, n, target, args.compile_timeout)
+        if not args.skip_deploy:
+            row["deploy"], _ = _run_child(args, n, "deploy", args.timeout)
         rows.append(row)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'neurons':>9} {'synapses':>11} {'gen s':>6} {'compile s':>9} {'peak GB':>7} {'compile passes (s)':<40} "
-            f"{'lower s':>7} {'emu Mev/s':>9} {'Loihi2 cores/chips':>24} {'SpiNNaker cores/chips/boards':>28}")
+    head = (f"{'neurons':>9} {'synapses':>11} {'gen s':>6} {'target':>8} {'compile s':>9} {'peak GB':>7} "
+            f"{'passes (s)':<52} {'Loihi2 cores/chips':>18} {'emu Mev/s':>9} {'SpiNNaker whole / split':>34}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        comp, dep = r.get("compile", {}), r.get("deploy", {})
-        gen = dep.get("generated", {})
-        done = comp.get("compiled")
-        if done:
-            passes = " ".join(f"{k}={v}" for k, v in done["passes"].items())
-            comp_s, peak = done["seconds"], done["peak_rss_gb"]
-        elif comp:
-            passes = "failed: MemoryError" if "compile_failed" in comp else (
-                f"killed after {comp.get('timeout')} s" if comp.get("killed_after_timeout") else "failed")
-            comp_s, peak = "-", max((v.get("peak_rss_gb", 0) for v in comp.values() if isinstance(v, dict)),
-                                    default=0)
-        else:
-            passes, comp_s, peak = "not run", "-", 0
-        lo, emu, spin = dep.get("loihi2_mapping", {}), dep.get("emulated", {}), dep.get("spinnaker_mapping", {})
-        loihi = f"{lo.get('cores', '-')}/{lo.get('chips', '-')} (<={lo.get('neurons_per_core_cap', '-')}/core)"
-        spinn = (f"{spin.get('application_cores', '-')}/{spin.get('chips', '-')}/{spin.get('boards', '-')}"
-                 if spin else "-")
+        dep = r.get("deploy", {})
+        gen = dep.get("generated") or next((v.get("generated") for k, v in r.items() if k.startswith("compile_")
+                                            and v.get("generated")), {})
+        emu = dep.get("emulated", {})
         rate = f"{emu['events_per_second'] / 1e6:.1f}" if emu else "-"
-        lines.append(f"{r['neurons']:>9} {gen.get('synapses', 0):>11} {gen.get('seconds', 0):>6} {comp_s:>9} "
-                     f"{peak:>7.2f} {passes:<40} {dep.get('lowered', {}).get('seconds', '-'):>7} {rate:>9} "
-                     f"{loihi:>24} {spinn:>28}")
+        spin = []
+        for v in ("whole", "split"):
+            m = dep.get(f"spinnaker_{v}")
+            spin.append("-" if not m else "fails" if "error" in m else
+                        f"{m['application_cores']}/{m['chips']}/{m['boards']}")
+        targets = [k for k in r if k.startswith("compile_")] or [None]
+        for k in targets:
+            comp = r.get(k, {}) if k else {}
+            done = comp.get("compiled")
+            if done:
+                passes = " ".join(f"{p}={s}" for p, s in done["passes"].items())
+                comp_s, peak = done["seconds"], done["peak_rss_gb"]
+                lo = done.get("loihi2")
+                loihi = f"{lo['cores']}/{lo['chips']}" if lo else "-"
+            else:
+                failed = comp.get("compile_failed")
+                passes = (failed["error"][:52] if failed else f"killed after {comp.get('timeout')} s"
+                          if comp.get("killed_after_timeout") else "not run" if not comp else "failed")
+                comp_s, loihi = "-", "-"
+                peak = max((v.get("peak_rss_gb", 0) for v in comp.values() if isinstance(v, dict)), default=0)
+            lines.append(f"{r['neurons']:>9} {gen.get('synapses', 0):>11} {gen.get('seconds', 0):>6} "
+                         f"{(k or 'compile_-')[8:]:>8} {comp_s:>9} {peak:>7.2f} {passes:<52} {loihi:>18} {rate:>9} "
+                         f"{' / '.join(spin):>34}")
     return "\n".join(lines)
 
 
@@ -272,20 +268,22 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.1, help="input spike probability per step")
     parser.add_argument("--calib-batch", type=int, default=2)
     parser.add_argument("--calib-steps", type=int, default=20)
+    parser.add_argument("--targets", nargs="*", default=["emulator", "loihi2"], help="compile targets (one child each)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds for a size's deploy child")
-    parser.add_argument("--compile-timeout", type=float, default=600.0, help="seconds for a size's compile child")
-    parser.add_argument("--skip-compile", action="store_true", help="skip compile_graph (deploy figures only)")
-    parser.add_argument("--partition-max-neurons", type=int, default=200_000,
-                        help="run the Loihi 2 partition pass only up to this size")
+    parser.add_argument("--compile-timeout", type=float, default=900.0, help="seconds for a compile child")
+    parser.add_argument("--skip-deploy", action="store_true", help="compile only (no emulator or SpiNNaker figures)")
+    parser.add_argument("--spinnaker-split", type=int, default=10240,
+                        help="neurons per population for the split SpiNNaker mapping")
+    parser.add_argument("--spinnaker-whole-max", type=int, default=200_000,
+                        help="map the unsplit netlist (one population per IR node) only up to this size")
     parser.add_argument("--mode", default="deploy", help=argparse.SUPPRESS)
-    parser.add_argument("--loihi-cap", type=int, default=8192, help=argparse.SUPPRESS)
     parser.add_argument("--mem-limit-gb", type=float, default=12.0)
     parser.add_argument("--sample", type=float, default=10.0, help="stack sampling period (s)")
     parser.add_argument("--json", default=None, help="write the raw rows here")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        (child_compile if args.mode == "compile" else child_deploy)(args)
+        (child_deploy if args.mode == "deploy" else child_compile)(args)
         return 0
     rows = parent(args)
     if args.json:
@@ -296,9 +294,10 @@ def main() -> int:
           f"RLIMIT_AS {args.mem_limit_gb} GB per size")
     print(table(rows))
     for r in rows:
-        for part in ("compile", "deploy"):
-            sub = r.get(part, {})
-            if sub and "last_stack" in sub:
+        for part, sub in r.items():
+            if not isinstance(sub, dict):
+                continue
+            if "last_stack" in sub:
                 print(f"\n{r['neurons']} neurons, {part}: returncode {sub['returncode']}"
                       f"{' (killed after the timeout)' if sub['killed_after_timeout'] else ''}; last sampled stack:")
                 for frame in (sub.get("last_stack") or {}).get("stack", []):
@@ -307,9 +306,10 @@ def main() -> int:
                 if failed:
                     print("   ", failed["error"], "after", failed["seconds"], "s")
                 print("   stderr:", (sub.get("stderr_tail") or "").strip().splitlines()[-1:])
-        lo = r.get("deploy", {}).get("loihi2_mapping", {})
-        for att in lo.get("attempts", []):
-            print(f"{r['neurons']} neurons, partition with <= {att['neurons_per_core']} neurons/core: {att['error']}")
+            for v in ("whole", "split"):
+                m = sub.get(f"spinnaker_{v}")
+                if m and "error" in m:
+                    print(f"{r['neurons']} neurons, SpiNNaker {v}: {m['error']}")
     return 0
 
 
