@@ -94,7 +94,10 @@ def lava_check(artifact, lowered: Lowered, x: np.ndarray, nodes: tuple[str, ...]
 
 # ----------------------------------------------------------------------------------------------- costs
 def part_of(node: str, lowered: Lowered) -> str:
-    """The model part a node belongs to: ``stem``, ``blocks.i.attention``, ``blocks.i.mlp``, ``head``, ``clock``."""
+    """The model part a node belongs to: ``stem``, ``blocks.i.attention``, ``blocks.i.mlp``, ``head``, ``clock``
+    (the halves ``<name>+`` / ``<name>-`` of a sign-split synapse belong where ``<name>`` does)."""
+    if node.endswith(("+", "-")):
+        node = node[:-1]
     attention_nodes = {n: path for path, low in lowered.attention.items() for n in low.nodes}
     if node in attention_nodes:
         return f"{attention_nodes[node]}.attention"

@@ -20,6 +20,8 @@ Pipeline (every number float64; BN folded with :meth:`ConvBN.folded`)
   its ``v`` after the model step ``T - 1`` arrived is ``sum_t (W mean_tokens(s_t) + b) = T logits``.
 * Biases: every neuron bias is finally moved onto a synapse from one always-on ``clock`` neuron, delayed to the
   neuron's latency (:func:`neurodeploy.passes.align_delays.gate_biases`), so no neuron charges before its data.
+* Precision: every mixed-sign synapse is split into an excitatory and an inhibitory half
+  (:mod:`neurodeploy.passes.sign_split`; float maths unchanged, one more weight bit on Loihi).
 
 Latency: a LIF at latency ``L`` holds model step ``t`` at array step ``t + L``. Stem-fed LIF: 1; an attention LIF
 at ``L_a`` -> its output spikes at ``L_a + latency_attn``; the MLP LIF at ``L_a + latency_attn + 1``, its hidden
@@ -41,6 +43,7 @@ from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import LI, Conv2d, Dense, Input, Output
 from neurodeploy.ir.timing import node_latency
 from neurodeploy.passes.align_delays import align, gate_biases, with_delay
+from neurodeploy.passes.sign_split import split_signs
 
 INPUT = "input"
 READOUT = "readout"
@@ -112,8 +115,12 @@ def _feed(nodes, edges, shapes, target: str, gain: float, contributors: list[_Co
         edges += [(c.source, syn), (syn, target)]
 
 
-def lower(model, attention_prefix: str = "attn") -> Lowered:
-    """Lower ``model`` (an :class:`SDTDigits`, any dtype; read in float64) to a float IR graph (see above)."""
+def lower(model, attention_prefix: str = "attn", split: bool = True) -> Lowered:
+    """Lower ``model`` (an :class:`SDTDigits`, any dtype; read in float64) to a float IR graph (see above).
+
+    ``split``: split mixed-sign synapses into excitatory + inhibitory halves
+    (:func:`neurodeploy.passes.sign_split.split_signs`: one more bit of weight precision on Loihi).
+    """
     from neurodeploy.families.sdt.attention import lower_attention
 
     cfg = model.cfg
@@ -147,7 +154,7 @@ def lower(model, attention_prefix: str = "attn") -> Lowered:
         path = f"blocks.{i}"
         a_lif = read_stream(f"{path}.attn_lif", block.attn_lif)
         graph = Graph(nodes, edges)
-        low = lower_attention(graph, block.attn, a_lif, f"{path}.{attention_prefix}")
+        low = lower_attention(graph, block.attn, a_lif, f"{path}.{attention_prefix}", steps=cfg.steps)
         nodes, edges = dict(graph.nodes), list(graph.edges)
         for n in low.nodes:
             op = nodes[n]
@@ -187,6 +194,8 @@ def lower(model, attention_prefix: str = "attn") -> Lowered:
 
     graph = gate_biases(Graph(nodes, edges, {"family": "sdt", "attention": cfg.attention, "steps": cfg.steps}),
                         CLOCK)
+    if split:
+        graph, _ = split_signs(graph)
     graph.validate()
     measured = node_latency(graph)
     for n, lat in latency.items():  # the bookkeeping above must agree with the graph's own timing

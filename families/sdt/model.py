@@ -41,9 +41,9 @@ class SDTConfig:
     """Hyper-parameters (saved next to the weights)."""
 
     attention: str = "v2"
-    channels: int = 32
+    channels: int = 48
     blocks: int = 2
-    heads: int = 4
+    heads: int = 8
     mlp_ratio: int = 4
     steps: int = 4
     levels: int = 16

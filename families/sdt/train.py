@@ -73,7 +73,7 @@ def accuracy(model: SDTDigits, images: np.ndarray, labels: np.ndarray, batch: in
     return correct / len(images)
 
 
-def train(cfg: SDTConfig, epochs: int = 40, lr: float = 5e-3, batch: int = 64, seed: int = 0,
+def train(cfg: SDTConfig, epochs: int = 60, lr: float = 2e-2, batch: int = 64, seed: int = 0,
           log=print) -> tuple[SDTDigits, dict]:
     """Train a fresh model; returns it (float32, eval mode) and figures (accuracy, seconds, parameters)."""
     torch.manual_seed(seed)
@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--blocks", type=int, default=SDTConfig.blocks)
     p.add_argument("--heads", type=int, default=SDTConfig.heads)
     p.add_argument("--steps", type=int, default=SDTConfig.steps)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--lr", type=float, default=2e-2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="weights file (.pt); its config goes to .json")
     args = p.parse_args(argv)
