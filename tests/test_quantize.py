@@ -466,5 +466,14 @@ def test_large_populations_are_searched_on_a_sample(monkeypatch):
     assert q.nodes["pop"].bias.shape == (600,)
     assert q.nodes["rec_e"].value.size == qf.merge_sparse(g.nodes["rec_e"]).value.size < g.nodes["rec_e"].value.size
     assert rep["agreement"]["network"]["f1"] > 0.8  # the whole network, integer vs float, at the sampled choice
-    sample = qmod._search_sample(qmod._population("pop", g.nodes["pop"]), [], 0)
-    assert sample is None  # no incoming entries: below SEARCH_ENTRIES, the whole population is scored
+    pop = qmod._population("pop", g.nodes["pop"])
+    assert qmod._search_sample(pop, [], 0) is None  # no incoming entries: below SEARCH_ENTRIES, scored whole
+    from neurodeploy.ir.ops import PlasticDense
+
+    w = np.ones((600, 30))
+    plastic = qmod._Synapse("p", PlasticDense(weight=w, dw="2^-2 * x0 * y1"), "in", "pop", w.ravel(),
+                            *np.nonzero(w), np.arange(w.size), 600, "excitatory")
+    static = qmod._Synapse("d", Dense(weight=w), "in", "pop", w.ravel(), *np.nonzero(w), np.arange(w.size), 600,
+                           "excitatory")
+    assert qmod._search_sample(pop, [static], 0).size == 150
+    assert qmod._search_sample(pop, [plastic], 0) is None  # a learning synapse is emulated whole

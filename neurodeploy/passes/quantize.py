@@ -37,15 +37,15 @@ The float graph is run once on the calibration stimuli (given, or generated Bern
    presynaptic spikes, and scored by (number of (sample, step, neuron) bins whose spike differs from the float
    run, relative RMS error of v). The lowest score wins; ties go to the larger scale.
 5. *Large populations* (more than ``SEARCH_NEURONS`` = 4096 neurons and ``SEARCH_ENTRIES`` = 2**20 incoming
-   synapse entries, all Sparse or Dense): teacher-forced, the neurons of a population do not interact, so both the
-   score and the expected input error are sums over its neurons. Step 4's choices (exponents and scale) are then
-   made on ``SEARCH_NEURONS`` neurons drawn uniformly without replacement (``default_rng([seed, 7])``): each
-   incoming synapse restricted to their entries and to the source neurons those entries read, each candidate
-   emulated on that sub-population. Only the chosen trial is applied to the whole population, so the cost is
-   ``O(synapses)`` once instead of ``O(candidates x synapses)``. The report's ``search_neurons`` says how many
-   neurons were scored; ``input_rms_error``, ``candidates`` and ``agreement.teacher_forced`` are then sample
-   estimates, every other figure is computed on the whole op. With the whole population as the sample the path
-   gives exactly the full search's result (tests/test_quantize.py).
+   synapse entries, all Sparse or non-plastic Dense): teacher-forced, the neurons of a population do not
+   interact, so both the score and the expected input error are sums over its neurons. Step 4's choices
+   (exponents and scale) are then made on ``SEARCH_NEURONS`` neurons drawn uniformly without replacement
+   (``default_rng([seed, 7])``): each incoming synapse restricted to their entries and to the source neurons those
+   entries read, each candidate emulated on that sub-population. Only the chosen trial is applied to the whole
+   population, so the cost is ``O(synapses)`` once instead of ``O(candidates x synapses)``. The report's
+   ``search_neurons`` says how many neurons were scored; ``input_rms_error``, ``candidates`` and
+   ``agreement.teacher_forced`` are then sample estimates, every other figure is computed on the whole op. With
+   the whole population as the sample the path gives exactly the full search's result (tests/test_quantize.py).
 
 Duplicate Sparse entries are summed first (:func:`~neurodeploy.passes.quant_fields.merge_sparse`), as Lava does.
 
@@ -602,11 +602,12 @@ def _search_sample(pop: _Population, incoming: list[_Synapse], seed: int) -> np.
     """The neurons a large population's scale search is scored on, or None (score them all).
 
     A population is sampled when it has more than SEARCH_NEURONS neurons, its incoming synapses expand to more
-    than SEARCH_ENTRIES entries and they are all Sparse or Dense ops: SEARCH_NEURONS neurons drawn uniformly
-    without replacement (``numpy.random.default_rng([seed, 7])``), sorted."""
+    than SEARCH_ENTRIES entries and they are all Sparse or (non-plastic) Dense ops: SEARCH_NEURONS neurons drawn
+    uniformly without replacement (``numpy.random.default_rng([seed, 7])``), sorted."""
     n = int(math.prod(pop.shape))
     entries = sum(int(syn.rows.size) for syn in incoming)
-    if n <= SEARCH_NEURONS or entries <= SEARCH_ENTRIES or not all(isinstance(s.op, Sparse | Dense) for s in incoming):
+    static = all(isinstance(s.op, Sparse | Dense) and not isinstance(s.op, PlasticDense) for s in incoming)
+    if n <= SEARCH_NEURONS or entries <= SEARCH_ENTRIES or not static:  # a learning synapse is emulated whole
         return None
     return np.sort(np.random.default_rng([seed, 7]).choice(n, SEARCH_NEURONS, replace=False))
 
