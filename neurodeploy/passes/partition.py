@@ -127,7 +127,9 @@ def _synapse_ops(graph: Graph, shapes: dict, limits: CoreLimits) -> list[_Synaps
         if op.role != "synapse":
             continue
         (src,) = graph.predecessors(name)
-        (tgt,) = graph.successors(name)
+        targets = [t for t in graph.successors(name) if graph.nodes[t].role == "neuron"]
+        if not targets:
+            continue
         bits = int(op.num_weight_bits or 8)
         if op.delays is not None:
             bits += limits.delay_bits
@@ -148,7 +150,8 @@ def _synapse_ops(graph: Graph, shapes: dict, limits: CoreLimits) -> list[_Synaps
         prev_row[csc.data] = prev_csc
         del prev_csc, starts
         row_of = np.repeat(np.arange(csr.shape[0], dtype=dtype), np.diff(csr.indptr))
-        out.append(_Synapses(name, src, tgt, bits, csr.indptr, row_of, prev_row, csc.indptr, csc.indices))
+        out += [_Synapses(name, src, tgt, bits, csr.indptr, row_of, prev_row, csc.indptr, csc.indices)
+                for tgt in targets]
         del csr, csc  # only the index arrays above are kept
     return out
 
