@@ -73,14 +73,31 @@ def accuracy(model: SDTDigits, images: np.ndarray, labels: np.ndarray, batch: in
     return correct / len(images)
 
 
+def _perturb(model: SDTDigits, sigma: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Add ``sigma * max|W| * N(0, 1)`` to every conv / linear weight in place; returns what to undo."""
+    saved = []
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+                w = m.weight
+                saved.append((w, w.detach().clone()))
+                w.add_(torch.randn_like(w) * sigma * w.abs().max())
+    return saved
+
+
 def train(cfg: SDTConfig, epochs: int = 60, lr: float = 2e-2, batch: int = 64, seed: int = 0,
-          log=print) -> tuple[SDTDigits, dict]:
-    """Train a fresh model; returns it (float32, eval mode) and figures (accuracy, seconds, parameters)."""
+          log=print, init: SDTDigits | None = None, weight_noise: float = 0.0) -> tuple[SDTDigits, dict]:
+    """Train a fresh model (or fine-tune ``init``); returns it (float32, eval mode) and figures.
+
+    ``weight_noise`` > 0: each step's forward/backward runs at weights perturbed by ``weight_noise * max|W|``
+    Gaussian noise per tensor (the update applies to the unperturbed weights), which makes the trained network
+    tolerant of the 8-bit weight rounding of the deployment.
+    """
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     data = load_digits_split()
-    model = SDTDigits(cfg)
+    model = SDTDigits(cfg) if init is None else init.float()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     steps_per_epoch = (len(data.y_train) + batch - 1) // batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
@@ -95,9 +112,13 @@ def train(cfg: SDTConfig, epochs: int = 60, lr: float = 2e-2, batch: int = 64, s
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
             x = to_torch(encode(images[idx], cfg.steps, cfg.levels))
+            saved = _perturb(model, weight_noise) if weight_noise > 0 else []
             loss = loss_fn(model(x), y_train[idx])
             opt.zero_grad()
             loss.backward()
+            with torch.no_grad():
+                for w, clean in saved:
+                    w.copy_(clean)
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
@@ -108,7 +129,7 @@ def train(cfg: SDTConfig, epochs: int = 60, lr: float = 2e-2, batch: int = 64, s
     model.eval()
     figures = {"test_accuracy_float32": accuracy(model, data.x_test, data.y_test),
                "train_seconds": round(time.perf_counter() - start, 1), "epochs": epochs, "lr": lr, "seed": seed,
-               "parameters": n_parameters(model)}
+               "weight_noise": weight_noise, "fine_tuned": init is not None, "parameters": n_parameters(model)}
     return model, figures
 
 
