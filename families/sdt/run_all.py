@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights-dir", type=Path, default=EXAMPLE_DIR)
-    p.add_argument("--calibration", type=int, default=64, help="training digits used to calibrate the quantizer")
+    p.add_argument("--calibration", type=int, default=32, help="training digits used to calibrate the quantizer")
     p.add_argument("--lava-samples", type=int, default=4, help="test digits run on Lava (0: skip)")
     p.add_argument("--energy-samples", type=int, default=32, help="test digits for the energy report (0: skip)")
     p.add_argument("--no-spinnaker", action="store_true")
