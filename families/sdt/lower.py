@@ -40,6 +40,7 @@ import numpy as np
 
 from neurodeploy.errors import InputError, IRError
 from neurodeploy.ir.graph import Graph
+from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import LI, Conv2d, Dense, Input, Output
 from neurodeploy.ir.timing import node_latency
 from neurodeploy.passes.align_delays import align, gate_biases, with_delay
@@ -203,4 +204,6 @@ def lower(model, attention_prefix: str = "attn", split: bool = True) -> Lowered:
             raise IRError(f"internal: latency of '{n}' is {measured.get(n)} in the graph, {lat} expected", node=n,
                           fix="report this lowering bug")
     graph.meta["latency_steps"] = latency[READOUT]
+    ones = Conv2d(weight=np.ones_like(w), **stem_conv)  # w: the stem kernel; every MAC of one stem conv per step
+    graph.meta["stem_macs_per_step"] = int(op_matrix(ones, shapes[INPUT]).nnz)
     return Lowered(graph, cfg.steps, lif_nodes, latency, latency[READOUT], attn_info)
