@@ -17,7 +17,8 @@ import pytest
 
 from neurodeploy.compiler import compile_graph
 from neurodeploy.emulator import simulate
-from neurodeploy.ir.ops import Dense, Input, Sparse
+from neurodeploy.ir.linear import op_matrix
+from neurodeploy.ir.ops import Conv2d, Dense, Input, Sparse
 from neurodeploy.reports import energy_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,10 @@ def _lava_weights(op, w: np.ndarray) -> np.ndarray:
     return np.where(w < 0, -mag, mag) if mode != "inhibitory" else -mag
 
 
-def _fanout(op, n_in: int) -> np.ndarray:
+def _fanout(op, n_in: int, in_shape: tuple[int, ...]) -> np.ndarray:
+    if isinstance(op, Conv2d):  # the kernel taps inside the padded input, as a matrix (tested against a direct conv)
+        w = op_matrix(op, in_shape).tocoo()
+        return np.bincount(w.col[_lava_weights(op, w.data) != 0], minlength=n_in)
     if isinstance(op, Dense):
         w = _lava_weights(op, op.weight)
         return (w != 0).sum(axis=0)
@@ -50,23 +54,27 @@ def _fanout(op, n_in: int) -> np.ndarray:
     raise AssertionError(f"no direct count for {type(op).__name__}")
 
 
-def _check_counts(artifact, stim: np.ndarray, min_ops: int = 1) -> dict:
+def _check_counts(artifact, stim, min_ops: int = 1) -> dict:
+    """Run the report on ``stim`` (an array for the single input, or a dict per input) and check its counts."""
     graph = artifact.graph
     rep = energy_report(artifact, stim, batch_size=8)
     rec = simulate(graph, stim, record=("spikes",))
+    stim = stim if isinstance(stim, dict) else {graph.inputs[0]: stim}
+    batch = next(iter(stim.values())).shape[0]
+    shapes = graph.shapes()
     nodes = rep["counts"]["nodes"]
     total = 0
     for name, op in graph.nodes.items():
         if op.role != "synapse":
             continue
         (src,) = graph.predecessors(name)
-        pre = stim if isinstance(graph.nodes[src], Input) else rec.recorded[f"{src}/spikes"]
-        pre = (np.asarray(pre).reshape(pre.shape[0], pre.shape[1], -1) != 0).sum(axis=(0, 1))
-        direct = int((pre * _fanout(op, pre.size)).sum())
+        pre = np.asarray(stim[src] if isinstance(graph.nodes[src], Input) else rec.recorded[f"{src}/spikes"])
+        pre = (pre.reshape(pre.shape[0], pre.shape[1], -1) != 0).sum(axis=(0, 1))
+        direct = int((pre * _fanout(op, pre.size, tuple(shapes[src]))).sum())
         assert nodes[name]["synaptic_ops"] == direct, name
         total += direct
     spikes = sum(int(rec.recorded[f"{n}/spikes"].sum()) for n, op in graph.nodes.items() if op.role == "neuron")
-    assert rep["counts"]["totals_per_inference"]["spikes"] == pytest.approx(spikes / stim.shape[0])
+    assert rep["counts"]["totals_per_inference"]["spikes"] == pytest.approx(spikes / batch)
     assert total >= min_ops
     for prof in rep["profiles"]:
         for line in prof["lines"]:

@@ -88,3 +88,15 @@ def test_lava_equals_emulator(deployed):
     res = deploy.lava_check(deployed["artifact"], lowered, deployed["x_test"][:2], nodes=(last, "head_lif"))
     assert res["identical"], res["equal"]
     assert res["emulator_spikes"][f"{last}/spikes"] > 0 and res["emulator_spikes"]["head_lif/spikes"] > 0
+
+
+def test_energy_report_counts_equal_a_direct_count(deployed):
+    """The energy report on the deployed transformer (issue 8 on the third family): its per-synapse operation and
+    spike counts equal the direct count of tests/test_reports_families.py."""
+    from test_reports_families import _check_counts
+
+    stim = deployed["lowered"].stimulus(deployed["x_test"][:2])
+    rep = _check_counts(deployed["artifact"], stim, min_ops=1000)
+    summary = deploy.energy(deployed["artifact"], deployed["lowered"], deployed["x_test"][:2])
+    assert 0 < summary["literature_comparable_J"] <= summary["literature"]["per_inference_J"]
+    assert rep["counts"]["totals_per_inference"] == summary["totals_per_inference"]
