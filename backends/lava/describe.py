@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.backends.lava.rebuild import FORMAT, JSON_NAME, NPZ_NAME, VERSION, encode, load_description
-from neurodeploy.errors import CapacityError, IRError, QuantizationError, UnsupportedOpError
+from neurodeploy.errors import BackendError, CapacityError, IRError, QuantizationError, UnsupportedOpError
 from neurodeploy.fileio import atomic_directory
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Dense, Input, Op, Output, PlasticDense, Sparse, _Synapse
@@ -195,6 +195,18 @@ def _plastic(name: str, op: PlasticDense, kwargs: dict[str, Any]) -> dict[str, A
     from neurodeploy.ir.learning import lava_expression, parse_rule
 
     op.output_shape(None)  # validates the rule, impulses, taus and t_epoch
+    if op.delays is not None and np.any(np.asarray(op.delays)):
+        raise BackendError("PlasticDense with synaptic delays has no Lava 0.10 process: LearningDense and "
+                           "LearningSparse have no delays and DelayDense / DelaySparse do not learn", node=name,
+                           fix="run the plastic graph on the emulator, or drop the delays for Lava")
+    if op.mask is not None:
+        raise BackendError("PlasticDense with a connectivity mask (Lava LearningSparse semantics) is not lowered "
+                           "to Lava yet", node=name, fix="run it on the emulator, or use a dense learning matrix")
+    if op.third_factor is not None:
+        raise BackendError("PlasticDense with a third factor cannot be lowered to Lava 0.10: its Loihi3FLearningRule "
+                           "takes y1 from the port s_in_y1 as well (LearningLIF computes no y traces), and the "
+                           "Astrocyte controller has no Lava process", node=name,
+                           fix="run the plastic graph with its Astrocyte on the emulator")
     if kwargs["num_message_bits"]:
         raise UnsupportedOpError("PlasticDense with graded spikes has no lowering (its trace update differs)",
                                  node=name, fix="use binary spikes")

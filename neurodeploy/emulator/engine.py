@@ -32,10 +32,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurodeploy.emulator import arithmetic as ar
+from neurodeploy.emulator.astrocyte import AstrocyteRunner
+from neurodeploy.emulator.plasticity import PlasticRunner
 from neurodeploy.errors import InputError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import inferred_sign_mode, synapse_entries
-from neurodeploy.ir.ops import IF, LI, CubaLIF, Input, Output, PlasticDense, _Synapse
+from neurodeploy.ir.ops import IF, LI, Astrocyte, CubaLIF, Input, Output, PlasticDense, _Synapse
 from neurodeploy.passes.fold import fold_linear
 
 RECORDABLE = ("spikes", "u", "v")
@@ -185,8 +187,6 @@ class Program:
         self.synapses = {}
         for name, op in graph.nodes.items():
             if isinstance(op, PlasticDense) and self.integer:  # on-chip learning (emulator.plasticity)
-                from neurodeploy.emulator.plasticity import PlasticRunner
-
                 self.synapses[name] = PlasticRunner(name, op)
             elif isinstance(op, _Synapse):  # float mode runs a PlasticDense with frozen weights (SimResult.note)
                 (src,) = graph.predecessors(name)
@@ -194,6 +194,19 @@ class Program:
         self.syn_source = {n: graph.predecessors(n)[0] for n in self.synapses}
         self.neuron_inputs = {n: [p for p in graph.predecessors(n) if p in self.synapses] for n in self.neurons}
         self.outputs = {n: graph.predecessors(n)[0] for n in graph.outputs}
+        # Astrocyte controllers (integer mode; emulator.astrocyte): stepped once per step after the neurons, their
+        # y2 feeds the PlasticDense ops that name them as third_factor
+        self.controllers = {n: AstrocyteRunner(n, op) for n, op in graph.nodes.items()
+                            if isinstance(op, Astrocyte) and self.integer}
+        for name, syn in self.synapses.items():
+            factor = syn.op.third_factor if isinstance(syn, PlasticRunner) else None
+            if factor is not None and factor not in self.controllers:
+                raise UnsupportedOpError(f"third_factor '{factor}' is not an Astrocyte node of the graph", node=name,
+                                         fix="add the Astrocyte node or clear third_factor")
+        for name, ctl in self.controllers.items():
+            if ctl.op.drive not in graph.nodes or graph.nodes[ctl.op.drive].role not in ("io", "neuron"):
+                raise UnsupportedOpError(f"Astrocyte drive '{ctl.op.drive}' is not an Input or neuron node",
+                                         node=name, fix="name the Input whose spikes drive the population")
 
     def _check_inputs(self, spikes) -> dict[str, np.ndarray]:
         if not isinstance(spikes, Mapping):
@@ -288,7 +301,7 @@ class Program:
             syn_ops[name] = int(per_neuron @ syn.fanout)
         result = self._result(traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs)
         result.engine, result.engine_note = chosen, note
-        result.weights = {n: s.w.copy() for n, s in self.synapses.items() if hasattr(s, "observe")}
+        result.weights = {n: s.w.copy() for n, s in self.synapses.items() if isinstance(s, PlasticRunner)}
         frozen = [n for n, op in self.graph.nodes.items() if isinstance(op, PlasticDense) and not self.integer]
         if frozen:
             result.engine_note = (note + "; " if note else "") + f"float mode: PlasticDense {frozen} ran with " \
@@ -304,9 +317,12 @@ class Program:
         # delay lines as rings [slot, B, n_out]: slot (head + d) % len is delivered d steps after the next one
         rings = {n: np.zeros((s.max_delay + 1, batch, s.n_out), line_dtype) for n, s in self.synapses.items()}
         heads = {n: 0 for n in self.synapses}
-        plastic = {n: s for n, s in self.synapses.items() if hasattr(s, "observe")}
+        plastic = {n: s for n, s in self.synapses.items() if isinstance(s, PlasticRunner)}
         for syn in plastic.values():
             syn.reset(batch, steps)
+        y2: dict[str, np.ndarray] = {}
+        for ctl in self.controllers.values():
+            ctl.reset(batch)
         steps_iter = range(steps)
         if progress:
             from tqdm import tqdm
@@ -327,6 +343,9 @@ class Program:
                 for fld, trace in neuron_traces[name]:
                     trace[:, k] = values[fld]
                 counts[name] += s.sum(axis=0)
+            for name, ctl in self.controllers.items():  # reads this step's spikes, like a Lakemont core's counters
+                drive = inputs[ctl.op.drive][:, k] if ctl.op.drive in inputs else current[ctl.op.drive]
+                y2[name] = ctl.step(current[self.graph.predecessors(name)[0]], drive)
             for name, syn in self.synapses.items():
                 src = self.syn_source[name]
                 s = inputs[src][:, k] if src in inputs else current[src]
@@ -344,7 +363,8 @@ class Program:
                     else:
                         slot += acc
                 if name in plastic:  # after the forward pass (Lava run_spk), this step's pre/post spikes drive
-                    syn.observe(k + 1, s != 0, current[self.graph.successors(name)[0]])  # traces and learning
+                    syn.observe(k + 1, s != 0, current[self.graph.successors(name)[0]],  # traces and learning
+                                y2.get(syn.op.third_factor))
 
     def _result(self, traces, record, rec_nodes, spike_counts, syn_ops, batch, steps, inputs) -> SimResult:
         outputs = {}

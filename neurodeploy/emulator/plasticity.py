@@ -11,8 +11,20 @@ t_epoch when that is 0)::
     forward:      a = (W @ s) << weight_exp  (>> -weight_exp, floor, when negative)  -> delivered at t + 1
     pre spikes:   x1 = min(x1 + x1_impulse, 127) where s and tx > 0 (a repeated spike in the epoch); tx = ts where s
     post spikes:  y1 = min(y1 + y1_impulse, 127) where z and ty > 0; ty = ts where z
+    third factor: y2 = the value the op's third_factor node output at step t (Lava Loihi3FLearningRule: s_in_y2)
     every t_epoch steps: the learning phase of :class:`~neurodeploy.ir.ops.PlasticDense` (trace histories, terms,
                   stochastic rounding of the weight), then tx = ty = 0
+
+Delays (``op.delays``): Loihi 2 puts the synaptic delay on the dendritic side, so the traces see a pre spike at
+its own step (above) and only the delivered current is delayed: :meth:`PlasticRunner.accumulate` returns one
+bucket ``(d, W_d @ s)`` per delay value ``d`` (``W_d`` = the current weights where ``delays == d``), which the
+engine delivers at ``t + 1 + d``, exactly like a static synapse's buckets. A mask (``op.mask``, Lava
+``LearningSparse``) keeps the weights outside it at 0: the learning phase only writes the masked entries.
+
+The third factor's epoch history is Lava's for a Loihi3FLearningRule: ``h2[0] = y2`` (the value received at the
+epoch's last step), then ``h2[t] = floor(e^{-1/65535} h2[t-1]) + (r_y < frac(...))`` -- the rule's fixed y2 tau
+of ``2**16 - 1`` with the y-trace draw ``r_y`` of that step (so y2 drops by one with probability ~ y2 / 65535 per
+decay step), no impulse; the term reads ``h2`` at the dependency's time like y1.
 
 Initial weights are prepared once as Lava does on its first step (:func:`arithmetic.effective_weights`: sign-mode
 clip and truncation to ``num_weight_bits``); learned weights are not truncated again, only clipped.
@@ -38,6 +50,7 @@ import math
 import numpy as np
 
 from neurodeploy.emulator import arithmetic as ar
+from neurodeploy.errors import InputError
 from neurodeploy.ir.learning import FACTOR_WIDTH, Term, parse_rule
 from neurodeploy.ir.ops import PlasticDense
 
@@ -48,6 +61,7 @@ ACC_MIN, ACC_MAX = -(2**ACC_BITS) - 1, 2**ACC_BITS - 1
 SCALE_BITS = 4                  # W_S_MANT
 WEIGHT_ROUND_SEED = 2           # lava ConnVarRandom default seed
 WEIGHT_BOUNDS = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+Y2_TAU = 2**16 - 1               # Loihi3FLearningRule fixes the y-trace taus at np.iinfo(np.uint16).max
 
 
 def random_stream(seed: int, draws: int) -> np.ndarray:
@@ -106,19 +120,29 @@ class PlasticRunner:
         self.sign_mode = op.sign_mode or "mixed"
         w = np.rint(np.asarray(op.weight, np.float64)).astype(np.int64)
         self.initial = ar.effective_weights(w, self.sign_mode, op.num_weight_bits)
+        self.mask = None if op.mask is None else np.asarray(op.mask, bool)
+        if self.mask is not None:
+            self.initial = np.where(self.mask, self.initial, 0)
         self.n_out, self.n_in = self.initial.shape
         self.weight_exp = int(op.weight_exp)
-        self.max_delay = 0
+        delays = np.zeros(self.initial.shape, np.int64) if op.delays is None else np.asarray(op.delays, np.int64)
+        present = delays if self.mask is None else delays[self.mask]
+        values = np.unique(present) if present.size else np.zeros(1, np.int64)
+        #: one (delay, bool matrix of the synapses with that delay) per delay value; one bucket without delays
+        self.delay_buckets = [(int(d), None if values.size == 1 else delays == d) for d in values]
+        self.max_delay = int(values.max())
         self.graded = False
         self.dtype = np.float64
         self.fanout = np.count_nonzero(self.initial, axis=0).astype(np.int64)  # at the start (weights may change)
         self.lo, self.hi = WEIGHT_BOUNDS[self.sign_mode]
+        self.uses_y2 = any("y2" in t.factors for t in self.terms)
 
     def reset(self, batch: int, steps: int) -> None:
         """Fresh state for a run of ``batch`` samples and ``steps`` steps (one Lava build per sample)."""
         self.w = np.broadcast_to(self.initial, (batch, self.n_out, self.n_in)).copy()
         self.x1 = np.zeros((batch, self.n_in), np.int64)
         self.y1 = np.zeros((batch, self.n_out), np.int64)
+        self.y2 = np.zeros(batch, np.int64)
         self.tx = np.zeros((batch, self.n_in), np.int64)
         self.ty = np.zeros((batch, self.n_out), np.int64)
         self.r_x = random_stream(self.op.rng_seed, 2 * steps + 1)
@@ -126,11 +150,22 @@ class PlasticRunner:
         self.r_w = random_stream(WEIGHT_ROUND_SEED, steps // self.op.t_epoch + 1)
 
     def accumulate(self, s: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """``W_b @ s_b`` per sample (delay bucket 0), as integers in float64 like the static runner."""
-        return [(0, np.einsum("boi,bi->bo", self.w, s.astype(np.int64)).astype(np.float64))]
+        """``W_d,b @ s_b`` per sample and delay bucket ``d`` (module docstring), as integers in float64 like the
+        static runner. Only the columns of pre neurons that spiked in some sample are multiplied."""
+        cols = np.flatnonzero(s.any(axis=0))
+        out = []
+        for d, where in self.delay_buckets:
+            if cols.size == 0:
+                acc = np.zeros((s.shape[0], self.n_out))
+            else:
+                w = self.w[:, :, cols] if where is None else self.w[:, :, cols] * where[:, cols]
+                acc = np.einsum("boi,bi->bo", w, s[:, cols].astype(np.int64)).astype(np.float64)
+            out.append((d, acc))
+        return out
 
-    def observe(self, t: int, pre: np.ndarray, post: np.ndarray) -> None:
-        """Spike phase of step ``t`` (1-based) with this step's pre and post spikes; learning phase at epoch ends."""
+    def observe(self, t: int, pre: np.ndarray, post: np.ndarray, y2: np.ndarray | None = None) -> None:
+        """Spike phase of step ``t`` (1-based) with this step's pre and post spikes and the third factor ``y2``
+        (``[B]``, required when the rule uses y2); learning phase at epoch ends."""
         t_epoch = int(self.op.t_epoch)
         ts = t % t_epoch or t_epoch
         pre, post = pre.astype(bool), post.reshape(post.shape[0], -1).astype(bool)
@@ -140,6 +175,11 @@ class PlasticRunner:
         again = post & (self.ty > 0)
         self.y1[again] = np.minimum(self.y1[again] + self.op.y1_impulse, TRACE_MAX)
         self.ty[post] = ts
+        if y2 is not None:
+            self.y2 = np.broadcast_to(np.asarray(y2, np.int64), self.y2.shape).copy()
+        elif self.uses_y2:
+            raise InputError(f"PlasticDense '{self.name}' uses y2 but received no third factor",
+                             fix=f"add the Astrocyte node '{self.op.third_factor}' to the graph")
         if t % t_epoch == 0:
             self._learn(t, t // t_epoch)
 
@@ -147,6 +187,9 @@ class PlasticRunner:
         t_epoch = int(self.op.t_epoch)
         hx = decay_history(self.x1, self.tx, int(self.op.x1_tau), int(self.op.x1_impulse), t_epoch, self.r_x[2 * t])
         hy = decay_history(self.y1, self.ty, int(self.op.y1_tau), int(self.op.y1_impulse), t_epoch, self.r_y[2 * t])
+        h2 = None
+        if self.uses_y2:  # [t_epoch + 1, B]: Lava's 3F decay of the received value (module docstring)
+            h2 = decay_history(self.y2, np.zeros_like(self.y2), Y2_TAU, 0, t_epoch, self.r_y[2 * t])
         x0 = (self.tx > 0)[:, None, :]
         y0 = (self.ty > 0)[:, :, None]
         acc = self.w << ACC_SHIFT
@@ -156,13 +199,19 @@ class PlasticRunner:
                 values = {"x1": at_time(hx, self.tx)[:, None, :],
                           "y1": np.swapaxes(np.take_along_axis(np.swapaxes(hy, 0, 1), self.tx[:, :, None], axis=1),
                                             1, 2)}
+                if h2 is not None:
+                    values["y2"] = np.take_along_axis(h2.T, self.tx, axis=1)[:, None, :]
             elif term.dependency == "y0":   # traces at each post neuron's last spike: x1[j](ty_i), y1[i](ty_i)
                 dep = y0
                 values = {"x1": np.take_along_axis(np.swapaxes(hx, 0, 1), self.ty[:, :, None], axis=1),
                           "y1": at_time(hy, self.ty)[:, :, None]}
+                if h2 is not None:
+                    values["y2"] = np.take_along_axis(h2.T, self.ty, axis=1)[:, :, None]
             else:                           # u0: every epoch, the traces at its end
                 dep = np.ones((1, 1, 1), bool)
                 values = {"x1": hx[-1][:, None, :], "y1": hy[-1][:, :, None]}
+                if h2 is not None:
+                    values["y2"] = h2[-1][:, None, None]
             values["w"] = self.w
             acc = np.clip(acc + term_update(term, dep, values), ACC_MIN, ACC_MAX)
         if self.sign_mode == "excitatory":
@@ -171,8 +220,8 @@ class PlasticRunner:
             acc = np.minimum(acc, 0)
         scaled = acc / float(1 << ACC_SHIFT)
         frac = scaled % 1
-        w = np.floor(scaled).astype(np.int64) + (self.r_w[epoch] < frac)
-        self.w = np.clip(w, self.lo, self.hi)
+        w = np.clip(np.floor(scaled).astype(np.int64) + (self.r_w[epoch] < frac), self.lo, self.hi)
+        self.w = w if self.mask is None else np.where(self.mask, w, 0)  # LearningSparse: stored entries only
         self.x1, self.y1 = hx[-1], hy[-1]
         self.tx[:] = 0
         self.ty[:] = 0

@@ -5,18 +5,25 @@ A weight-update expression is a sum of products in Lava's ``Loihi2FLearningRule`
 
     expression := ['-'] term (('+' | '-') term)*
     term       := item ('*' item)*
-    item       := integer | '2^' ['-'] integer | x0 | y0 | u0 | x1 | y1 | w
+    item       := integer | '2^' ['-'] integer | x0 | y0 | u0 | x1 | y1 | y2 | w
 
 Each term holds exactly one *dependency* -- ``x0`` (the term is applied where the pre-synaptic neuron spiked in the
 epoch), ``y0`` (where the post-synaptic neuron spiked) or ``u0`` (every epoch) -- and up to three *factors* among
-``x1`` (pre-synaptic trace), ``y1`` (post-synaptic trace) and ``w`` (the weight). Its constant is
-``mantissa * 2**exponent``; as in Lava, integer literals multiply into the mantissa and ``2^e`` into the exponent,
-then the mantissa is halved while it is even and larger than 7 in magnitude; it must end in [-8, 7] and the
+``x1`` (pre-synaptic trace), ``y1`` (post-synaptic trace), ``y2`` (the third factor) and ``w`` (the weight). Its
+constant is ``mantissa * 2**exponent``; as in Lava, integer literals multiply into the mantissa and ``2^e`` into the
+exponent, then the mantissa is halved while it is even and larger than 7 in magnitude; it must end in [-8, 7] and the
 exponent in [-7, 8] (Loihi's 4-bit scaling mantissa and its shift). Learning rates are therefore powers of two
 (times a small mantissa): shifts, not multiplications.
 
+``y2`` is Loihi 2's second post-synaptic trace used as a *third factor*: in Lava's ``Loihi3FLearningRule`` the
+post-synaptic side writes y2 (7 bits, 0..127; ``LearningConnectionModelBitApproximate.s_in_y2``, precision 7) into
+the learning synapse every step, and the rule multiplies it like any trace (``FACTOR_TO_WIDTH_DICT['y2'] = 7``:
+clipped to [-128, 127], 7 bits towards the product's shift). In the IR its value comes from the node named by
+:attr:`neurodeploy.ir.ops.PlasticDense.third_factor` (e.g. an :class:`~neurodeploy.ir.ops.Astrocyte`: a global
+modulation broadcast to every post neuron). A rule using ``y2`` needs that field.
+
 What a term contributes, in integers, is defined in :mod:`neurodeploy.emulator.plasticity` (Lava's
-``LearningRuleApplierBitApprox``). Not supported (an :class:`~neurodeploy.errors.IRError` says so): the x2, y2, y3
+``LearningRuleApplierBitApprox``). Not supported (an :class:`~neurodeploy.errors.IRError` says so): the x2, y3
 traces, tags ``d`` / ``t``, ``sgn()``, bracketed ``(var + const)`` factors, constants as extra factors, ``u<k>``
 with ``k > 0`` (decimated epochs) and more than three factors per term.
 """
@@ -29,9 +36,9 @@ from dataclasses import dataclass
 from neurodeploy.errors import IRError
 
 DEPENDENCIES = ("x0", "y0", "u0")
-FACTORS = ("x1", "y1", "w")
+FACTORS = ("x1", "y1", "y2", "w")
 #: Bit widths Lava clips a factor to before multiplying (``lava.magma.core.learning.constants``).
-FACTOR_WIDTH = {"x0": 1, "y0": 1, "x1": 7, "y1": 7, "w": 9}
+FACTOR_WIDTH = {"x0": 1, "y0": 1, "x1": 7, "y1": 7, "y2": 7, "w": 9}
 MAX_FACTORS = 3
 _ITEM = re.compile(r"^(?:(?P<int>\d+)|2\^(?P<exp>-?\d+)|(?P<name>[a-z]\w*))$")
 
@@ -98,7 +105,7 @@ def parse_rule(expr: str, node: str | None = None) -> tuple[Term, ...]:
                 factors.append(m.group("name"))
             else:
                 raise IRError(f"learning rule {expr!r}: '{m.group('name')}' is not supported (use x0, y0, u0, x1, y1, "
-                              "w; x2, y2, y3, d, t are not modelled)", node=node, fix=fix)
+                              "y2, w; x2, y3, d, t are not modelled)", node=node, fix=fix)
         if len(deps) != 1:
             raise IRError(f"learning rule {expr!r}: term {text!r} needs exactly one dependency among {DEPENDENCIES}, "
                           f"got {deps}", node=node, fix="start each product with x0, y0 or u0")

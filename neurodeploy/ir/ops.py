@@ -178,7 +178,22 @@ class PlasticDense(Dense):
     2`` and Lava's fixed seed 2 for ``r_w``), reproduced draw for draw by the emulator
     (:mod:`neurodeploy.emulator.plasticity`, which states the exact schedule). Impulses are integers (Lava rounds
     fractional impulses stochastically; not modelled); ``sign_mode`` bounds the learned weights (mixed: [-256,
-    255]; excitatory: [0, 255]; inhibitory: [-255, 0]). No delays, graded spikes or bias.
+    255]; excitatory: [0, 255]; inhibitory: [-255, 0]). No graded spikes or bias.
+
+    Optional fields (each makes the op something Lava 0.10's ``LearningDense`` cannot run; the Lava lowering says
+    so):
+
+    * ``delays`` (``[n_out, n_in]`` integers in [0, 62]): Loihi 2 semantics -- the delay sits on the dendritic
+      (post-synaptic) side: a pre spike at step ``t`` updates the pre trace ``x1`` (and ``tx``) at step ``t`` and
+      its current ``w_ij`` reaches neuron ``i`` at ``t + 1 + delays[i, j]`` (the weight read at step ``t``, as
+      Loihi reads the synapse when the spike arrives at the core). Learning is unaffected by delays.
+    * ``mask`` (``[n_out, n_in]`` booleans): the synapses that exist (Lava ``LearningSparse``: only stored entries
+      learn). Weights outside the mask are 0 and stay 0. None: every entry exists (``LearningDense``).
+    * ``third_factor``: the name of an :class:`Astrocyte` node whose integer output ``y2`` (one value in [0, 127],
+      the same for every post neuron) enters the rule as the factor ``y2`` (Loihi 2's third-factor trace; see
+      :mod:`neurodeploy.ir.learning`). Within an epoch, ``y2`` is the value received at the epoch's last step,
+      decayed like Lava 0.10's ``Loihi3FLearningRule`` decays it (tau = 2**16 - 1, stochastic rounding with the
+      y-trace draw ``r_y``; see :mod:`neurodeploy.emulator.plasticity`).
     """
 
     dw: str = ""
@@ -188,6 +203,8 @@ class PlasticDense(Dense):
     y1_tau: int = 0
     t_epoch: int = 1
     rng_seed: int = 0
+    mask: np.ndarray | None = None
+    third_factor: str | None = None
 
     def output_shape(self, input_shape: Shape | None) -> Shape:
         from neurodeploy.ir.learning import parse_rule
@@ -207,10 +224,97 @@ class PlasticDense(Dense):
         if int(self.t_epoch) != self.t_epoch or not 1 <= self.t_epoch <= 63:
             raise IRError(f"PlasticDense t_epoch = {self.t_epoch} must be an integer in [1, 63] (6-bit spike times)",
                           node=node, fix="choose a learning epoch of at most 63 steps")
-        if self.delays is not None or self.num_message_bits or self.bias is not None and np.any(self.bias):
-            raise IRError("PlasticDense takes no delays, graded spikes or bias", node=node,
+        if self.num_message_bits or self.bias is not None and np.any(self.bias):
+            raise IRError("PlasticDense takes no graded spikes or bias", node=node,
                           fix="use binary spikes and fold the bias into the target neuron")
+        shape = np.shape(self.weight)
+        for name in ("delays", "mask"):
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != shape:
+                raise IRError(f"PlasticDense {name} has shape {np.shape(value)}, the weights {shape}", node=node,
+                              fix=f"give one {name[:-1] if name == 'delays' else 'mask'} entry per synapse, "
+                                  "[n_out, n_in]")
+        if self.delays is not None:
+            d = np.asarray(self.delays)
+            if d.size and (not np.issubdtype(d.dtype, np.integer) or d.min() < 0 or d.max() > 62):
+                raise IRError(f"PlasticDense delays must be integers in [0, 62] (Loihi 2), got [{d.min()}, "
+                              f"{d.max()}]", node=node, fix="shorten the delays or use a coarser time step")
+        if self.third_factor is not None and not isinstance(self.third_factor, str):
+            raise IRError(f"PlasticDense third_factor must name an Astrocyte node, got {self.third_factor!r}",
+                          node=node, fix="set third_factor to the Astrocyte node's name")
+        if "y2" in {f for t in parse_rule(self.dw, node) for f in t.factors} and self.third_factor is None:
+            raise IRError(f"learning rule {self.dw!r} uses y2 but the op has no third_factor", node=node,
+                          fix="name the Astrocyte node that provides y2 in third_factor")
         return super().output_shape(input_shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Astrocyte(Op):
+    """A global, integer controller of plasticity: reads spike counts every step, outputs the third factor ``y2``.
+
+    It models what Loihi 2's embedded Lakemont (x86) cores would run next to the neuro-cores: a small fixed-point
+    program that reads spike counters and writes one 7-bit value into the learning engines of the synapses whose
+    :attr:`PlasticDense.third_factor` names it. It estimates the branching factor of its (single) predecessor
+    population online and maps it to an LTD modulation ``y2 ~ y2_unit * exp(gain (sigma_hat - target))``.
+
+    Per step ``t`` (after the neurons' update; all integers, int64, every value non-negative unless said), with
+    ``s`` the population's spikes, ``E`` = ``excitatory`` (the neurons whose spikes count as ancestors) and ``x``
+    the spikes the ``drive`` node (an Input) emitted at step ``t - 1`` (they arrive at the population at ``t``)::
+
+        n   = sum_j s_j[t]                      e = sum_{j in E} s_j[t - 1]            x = sum_k drive_k[t - 1]
+        num = g_rec * e;   den = num + g_drive * x
+        D   = (n * num * 2**F + den // 2) // den      (0 when den = 0)   credit of recurrent ancestors, F frac. bits
+        Dbar = Dbar + ((D - Dbar) >> shift)           (arithmetic shift = floor; tau = 2**shift steps)
+        Nbar = Nbar + ((e * 2**F - Nbar) >> shift)
+        q   = (Dbar * 2**sigma_bits) // Nbar          (sigma_hat in units of 2**-sigma_bits; floor)
+        y2  = table[min(q, len(table) - 1)]           (y2 = neutral while Nbar = 0)
+
+    with ``F = frac_bits``. ``table[q] = clip(round_half_even(y2_unit * exp(clip(gain (q / 2**sigma_bits -
+    target), -log_m_max, log_m_max))), 0, 127)`` is built on the host
+    (:func:`neurodeploy.emulator.astrocyte.astrocyte_table`) and stored in the op;
+    ``neutral = table[round(target * 2**sigma_bits)]`` (m = 1). The state starts at ``Dbar = Nbar = 0`` for every
+    sample. ``g_rec`` and ``g_drive`` are the mean total weight one ancestor spike and one drive spike send
+    into the population (only their ratio matters; integers in [0, 255]), so ``D`` shares each step's spikes
+    between recurrent and external causes in proportion to the drive that arrived -- a population-level version
+    of :func:`neurodeploy.families.lsm.branching.branching_factor`'s credit rule.
+
+    The float twin (:class:`neurodeploy.emulator.astrocyte.FloatAstrocyte`) runs the same steps in real numbers
+    (no rounding, ``y2 = clip(y2_unit m, 0, 127)``); the emulator's integer runner is
+    :class:`neurodeploy.emulator.astrocyte.AstrocyteRunner`. Output shape ``(1,)``.
+    """
+
+    excitatory: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    drive: str = ""
+    g_rec: int = 1
+    g_drive: int = 1
+    frac_bits: int = 16
+    shift: int = 8
+    sigma_bits: int = 6
+    target: float = 1.0
+    table: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    role: ClassVar[str] = "controller"
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        node = self.origin or None
+        if input_shape is not None and _size(input_shape) != np.size(self.excitatory):
+            raise IRError(f"Astrocyte reads a population of {_size(input_shape)} neurons but its excitatory mask "
+                          f"has {np.size(self.excitatory)} entries", node=node,
+                          fix="give one excitatory flag per neuron of the population it reads")
+        for name in ("g_rec", "g_drive"):
+            value = getattr(self, name)
+            if int(value) != value or not 0 <= value <= 255:
+                raise IRError(f"Astrocyte {name} = {value} must be an integer in [0, 255]", node=node,
+                              fix="scale the two gains so that the larger one is 255")
+        for name, hi in (("frac_bits", 24), ("shift", 16), ("sigma_bits", 12)):
+            value = getattr(self, name)
+            if int(value) != value or not 0 <= value <= hi:
+                raise IRError(f"Astrocyte {name} = {value} must be an integer in [0, {hi}]", node=node,
+                              fix="use the defaults of neurodeploy.emulator.astrocyte.astrocyte_op")
+        t = np.asarray(self.table)
+        if t.ndim != 1 or not t.size or not np.issubdtype(t.dtype, np.integer) or t.min() < 0 or t.max() > 127:
+            raise IRError("Astrocyte table must be a non-empty 1-D array of integers in [0, 127] (7-bit y2)",
+                          node=node, fix="build it with neurodeploy.emulator.astrocyte.astrocyte_table")
+        return (1,)
 
 
 @dataclass(frozen=True, eq=False)
