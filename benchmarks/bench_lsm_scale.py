@@ -13,14 +13,17 @@ distance delays, 100 input channels at ``--p-in``) and its float IR graph:
   --mem-limit-gb``) is reported with the pass and the function it was in.
 * a **deploy** child: :func:`~neurodeploy.families.lsm.scale.lower_maxabs` (the quantize pass's ``maxabs``
   integers, vectorised; equal to the pass on small graphs, tests/test_lsm.py) gives an integer graph cheaply; then
-  the **SpiNNaker 1 mapping** (:mod:`neurodeploy.backends.pynn.mapping`, sPyNNaker 7 rules) of the netlist as the
-  PyNN backend emits it (one population per IR node; up to ``--spinnaker-whole-max`` neurons) and with the
-  reservoir split into populations of ``--spinnaker-split`` neurons
-  (:func:`~neurodeploy.backends.pynn.mapping.split_populations`); and the **emulator** (``Program`` + ``run`` for
+  the **SpiNNaker 1 deployment** (:func:`neurodeploy.backends.pynn.deploy`: netlist, 16-bit weights, delays and
+  the mapping report, sPyNNaker 7 rules, of the script the PyNN backend emits) with one population per IR node (up
+  to ``--spinnaker-whole-max`` neurons) and with ``population_size = --spinnaker-split`` (the script builds the
+  reservoir as populations of that many neurons, :func:`~neurodeploy.backends.pynn.mapping.split_populations`),
+  each with its stage seconds and peak RSS (high-water mark reset before each deploy); and the **emulator**
+  (``Program`` + ``run`` for
   ``--steps`` steps of Bernoulli(``--rate``) input; throughput = synaptic events, a spike crossing one synapse,
   per second of ``run``).
 
-Peak memory is ``ru_maxrss`` (a high-water mark, generation included). Usage (repo root)::
+Peak memory is ``ru_maxrss`` (a high-water mark, generation included; in the deploy child it is reset before each
+SpiNNaker deployment, so the emulator's figure is the peak since then). Usage (repo root)::
 
     .venv/bin/python benchmarks/bench_lsm_scale.py --mem-limit-gb 10 --json out/lsm_scale.json
     .venv/bin/python benchmarks/bench_lsm_scale.py --sizes 10000 --targets loihi2
@@ -115,34 +118,48 @@ def child_compile(args) -> None:
     _emit("compiled", **out)
 
 
+def _reset_peak() -> bool:
+    """Reset the kernel's RSS high-water mark (``ru_maxrss``, VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _spinnaker(qgraph, args, n: int) -> None:
-    from neurodeploy.backends.pynn.hardware import load_spec
-    from neurodeploy.backends.pynn.mapping import mapping_report, split_populations
-    from neurodeploy.backends.pynn.netlist import build_netlist
-    from neurodeploy.backends.pynn.weights import plan_delays
+    """``deploy`` (what ``neurodeploy compile --target spinnaker`` emits) as emitted by default (one population per
+    IR node; up to --spinnaker-whole-max neurons) and with ``population_size = --spinnaker-split``: the stage
+    seconds and the peak RSS of each stage (the high-water mark is reset before each deploy, so it is the peak of
+    the deploy with the graph held, not of the generation), and the mapping report of the script it emits."""
+    from neurodeploy.backends.pynn.emit import deploy
 
     keys = ("neuron_cores", "spike_source_cores", "delay_extension_cores", "application_cores", "chips", "boards",
             "max_routing_entries")
-    spec = load_spec("spinnaker1")
-    start = time.perf_counter()
-    net = build_netlist(qgraph, dt=spec.timestep_ms)
-    _emit("netlist", seconds=round(time.perf_counter() - start, 2))
     variants = [("whole", None)] if n <= args.spinnaker_whole_max else []
     variants.append(("split", args.spinnaker_split))
-    for name, split in variants:
+    for name, size in variants:
+        reset = _reset_peak()
+        stages: dict[str, dict] = {}
+
+        def on_stage(stage: str, seconds: float, stages=stages) -> None:
+            stages[stage] = {"seconds": round(seconds, 2), "peak_rss_gb": round(_rss_gb(), 3)}
+
         start = time.perf_counter()
         try:
-            sub, blocks = (net, {}) if split is None else split_populations(net, split)
-            report = mapping_report(sub, spec, plan_delays(sub, spec))
+            dep = deploy(qgraph, machine="spinnaker1", population_size=size, on_stage=on_stage)
         except Exception as err:
-            _emit(f"spinnaker_{name}", error=f"{type(err).__name__}: {err}", stack=_stack_of(err),
-                  seconds=round(time.perf_counter() - start, 2))
+            _emit(f"spinnaker_{name}", error=f"{type(err).__name__}: {err}", stack=_stack_of(err), stages=stages,
+                  population_size=size, peak_reset=reset, seconds=round(time.perf_counter() - start, 2))
             continue
-        _emit(f"spinnaker_{name}", seconds=round(time.perf_counter() - start, 2), split=split,
-              populations=len(sub.populations), projections=len(sub.projections),
+        report = dep.mapping
+        _emit(f"spinnaker_{name}", seconds=round(time.perf_counter() - start, 2), population_size=size,
+              peak_reset=reset, stages=stages, populations=report["pynn"]["populations"],
+              projections=report["pynn"]["projections"], synapses=report["pynn"]["synapses"],
               max_sdram_mb_per_core=round(max(c["sdram_bytes"] for c in report["per_core"]) / 2 ** 20, 2),
               **{k: report.get(k) for k in keys})
-        del sub, report
+        del dep, report
 
 
 def child_deploy(args) -> None:
@@ -224,7 +241,8 @@ def parent(args) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     head = (f"{'neurons':>9} {'synapses':>11} {'gen s':>6} {'target':>8} {'compile s':>9} {'peak GB':>7} "
-            f"{'passes (s)':<52} {'Loihi2 cores/chips':>18} {'emu Mev/s':>9} {'SpiNNaker whole / split':>34}")
+            f"{'passes (s)':<52} {'Loihi2 cores/chips':>18} {'emu Mev/s':>9} {'netlist s/GB':>12} "
+            f"{'SpiNNaker whole / split':>34}")
     lines = [head, "-" * len(head)]
     for r in rows:
         dep = r.get("deploy", {})
@@ -232,11 +250,13 @@ def table(rows: list[dict]) -> str:
                                             and v.get("generated")), {})
         emu = dep.get("emulated", {})
         rate = f"{emu['events_per_second'] / 1e6:.1f}" if emu else "-"
-        spin = []
+        spin, netlist = [], "-"
         for v in ("whole", "split"):
             m = dep.get(f"spinnaker_{v}")
             spin.append("-" if not m else "fails" if "error" in m else
                         f"{m['application_cores']}/{m['chips']}/{m['boards']}")
+            if m and "netlist" in m.get("stages", {}) and netlist == "-":
+                netlist = f"{m['stages']['netlist']['seconds']}/{m['stages']['netlist']['peak_rss_gb']:.2f}"
         targets = [k for k in r if k.startswith("compile_")] or [None]
         for k in targets:
             comp = r.get(k, {}) if k else {}
@@ -254,7 +274,7 @@ def table(rows: list[dict]) -> str:
                 peak = max((v.get("peak_rss_gb", 0) for v in comp.values() if isinstance(v, dict)), default=0)
             lines.append(f"{r['neurons']:>9} {gen.get('synapses', 0):>11} {gen.get('seconds', 0):>6} "
                          f"{(k or 'compile_-')[8:]:>8} {comp_s:>9} {peak:>7.2f} {passes:<52} {loihi:>18} {rate:>9} "
-                         f"{' / '.join(spin):>34}")
+                         f"{netlist:>12} {' / '.join(spin):>34}")
     return "\n".join(lines)
 
 
@@ -273,7 +293,7 @@ def main() -> int:
     parser.add_argument("--compile-timeout", type=float, default=900.0, help="seconds for a compile child")
     parser.add_argument("--skip-deploy", action="store_true", help="compile only (no emulator or SpiNNaker figures)")
     parser.add_argument("--spinnaker-split", type=int, default=10240,
-                        help="neurons per population for the split SpiNNaker mapping")
+                        help="population_size (neurons per PyNN population) of the split SpiNNaker deployment")
     parser.add_argument("--spinnaker-whole-max", type=int, default=200_000,
                         help="map the unsplit netlist (one population per IR node) only up to this size")
     parser.add_argument("--mode", default="deploy", help=argparse.SUPPRESS)

@@ -77,8 +77,19 @@ def cli() -> None:
 @click.option("--dump-ir", type=click.Path(file_okay=False), help="write the IR after every pass here")
 @click.option("--ann-calibration", type=click.Path(dir_okay=False),
               help="ONNX models: .npz with x=[B, *input_shape] ANN inputs for threshold balancing")
-def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dump_ir, ann_calibration) -> None:
-    """Convert MODEL (NIR file, .ndg, or file.py:object) and compile it for TARGET into --out."""
+@click.option("--chips", type=int, help="system size in chips (default: the target profile's, for loihi2 the "
+              "largest built system); a network needing more chips is refused")
+@click.option("--population-size", type=int, help="spinnaker: neurons per PyNN population; larger nodes are "
+              "built as several populations (default: one per node)")
+def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dump_ir, ann_calibration, chips,
+                population_size) -> None:
+    """Convert MODEL (NIR file, .ndg, or file.py:object) and compile it for TARGET into --out.
+
+    --chips N sets the size of the target system in chips: the chips the network needs are reported in the
+    manifest's mapping, and compiling fails with a capacity error naming the largest node when they exceed N.
+    --population-size N (spinnaker) splits nodes larger than N neurons into PyNN populations of N contiguous
+    neurons, which sPyNNaker needs for large populations (e.g. 10240 for a 1M-neuron reservoir).
+    """
     from neurodeploy.compiler import compile_graph, write_artifact
     from neurodeploy.model_loading import load_model
 
@@ -89,16 +100,28 @@ def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dum
             raise InputError(f"'{ann_calibration}' has no array named 'x' (it holds {sorted(arrays)})",
                              fix="save the ANN's inputs as x=[B, *input_shape]")
         ann_x = arrays["x"]
+    backend_options = {}
+    if population_size is not None:
+        if target != "spinnaker":
+            raise InputError(f"--population-size applies to --target spinnaker, not {target}",
+                             fix="leave it out, or compile with --target spinnaker")
+        if population_size < 1:
+            raise InputError(f"--population-size {population_size} is not a positive number of neurons",
+                             fix="give the neurons per PyNN population, e.g. --population-size 10240")
+        backend_options["population_size"] = population_size
     graph = load_model(model, _parse_shape(input_shape), dt, reset, ann_calibration=ann_x)
     calib = None
     if calibration:
         calib = _stimulus(load_npz(calibration, "calibration"), {n: [] for n in graph.inputs}, calibration)
-    artifact = compile_graph(graph, target, calibration=calib, dump_dir=dump_ir)
-    path = write_artifact(artifact, out_dir)
+    artifact = compile_graph(graph, target, calibration=calib, dump_dir=dump_ir, chips=chips)
+    path = write_artifact(artifact, out_dir, backend_options=backend_options)
     shapes = artifact.graph.shapes()
     n_neurons = sum(int(np.prod(shapes[n])) for n in artifact.graph.by_role("neuron"))
+    mapping = artifact.manifest.get("mapping") or {}
+    chips_used = (f", {mapping['chips']} of {mapping['system_chips']} chips" if mapping.get("system_chips")
+                  else "")
     click.echo(f"compiled {model} for {target}: {len(artifact.graph.nodes)} nodes, {n_neurons} neurons, "
-               f"latency {artifact.manifest['latency_steps']} steps -> {path}")
+               f"latency {artifact.manifest['latency_steps']} steps{chips_used} -> {path}")
 
 
 @cli.command("run")

@@ -75,14 +75,31 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
     return Artifact(compiled, manifest, quantize_pass.report)
 
 
-def write_artifact(artifact: Artifact, out_dir: str | Path) -> Path:
-    """Write ``artifact`` and its backend's files to ``out_dir`` atomically; return the path."""
+def write_artifact(artifact: Artifact, out_dir: str | Path, backend_options: dict | None = None) -> Path:
+    """Write ``artifact`` and its backend's files to ``out_dir`` atomically; return the path.
+
+    ``backend_options`` go to the backend's ``emit`` (e.g. ``{"population_size": 10240}`` for spinnaker) and are
+    recorded in ``manifest["backend_options"]``.
+    """
+    from neurodeploy.errors import InputError
+
     backend = get_backend(artifact.manifest["backend"])
+    emit = getattr(backend, "emit", None)
+    options = dict(backend_options or {})
+    if options:
+        import inspect
+
+        params = inspect.signature(emit).parameters if emit is not None else {}
+        takes = any(p.kind is p.VAR_KEYWORD for p in params.values()) or set(options) <= set(params)
+        if not takes:
+            raise InputError(f"backend options {sorted(options)} given, but the {artifact.manifest['backend']} "
+                             "backend does not take them", fix="leave them out for this target (population_size "
+                                                               "is a spinnaker option)")
+        artifact.manifest["backend_options"] = options
     with atomic_directory(out_dir) as tmp:
         write_artifact_files(artifact, tmp)
-        emit = getattr(backend, "emit", None)
         if emit is not None:
-            extra = emit(artifact, tmp)
+            extra = emit(artifact, tmp, **options)
             if extra:
                 artifact.manifest.setdefault("backend_files", extra)
                 write_artifact_files(artifact, tmp)

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from neurodeploy import __version__
-from neurodeploy.errors import SerializationError
+from neurodeploy.errors import InputError, SerializationError
 
 from .fixedpoint import fixed_point_report
 from .hardware import SpiNNakerSpec, load_spec
-from .mapping import atoms_per_core, mapping_report
+from .mapping import atoms_per_core, mapping_report, split_populations
 from .netlist import Netlist, build_netlist
 from .weights import encode_weights, plan_delays
 
@@ -56,21 +58,58 @@ def _spec_for(artifact, machine: str | None) -> SpiNNakerSpec:
         return load_spec("spinnaker1")
 
 
+def _population_size(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InputError(f"population_size = {value!r} is not a positive number of neurons",
+                         fix="give the neurons per PyNN population (e.g. 10240, a multiple of the neurons per "
+                             "core), or None for one population per node")
+    return int(value)
+
+
 def deploy(artifact, machine: str | None = None, shift: Any = "worst_case", neurons_per_core: Any = None,
-           mv_per_unit: float = 1.0) -> Deployment:
+           mv_per_unit: float = 1.0, population_size: int | None = None,
+           on_stage: Callable[[str, float], None] | None = None) -> Deployment:
     """Prepare ``artifact`` (an :class:`~neurodeploy.artifact.Artifact` or a quantized graph) for SpiNNaker.
 
     ``machine``: profile name or path (default: the artifact's profile, else spinnaker1); ``shift``: weight shift
-    policy (see :mod:`.weights`); ``neurons_per_core``: int or {population: int}; ``mv_per_unit``: mV per float
-    unit of the trained model.
+    policy (see :mod:`.weights`); ``neurons_per_core``: int or {node: int}; ``mv_per_unit``: mV per float
+    unit of the trained model; ``population_size``: neurons per PyNN population (``None``: one population per IR
+    node); larger nodes are built as populations of ``population_size`` contiguous neurons with one projection per
+    connected (pre block, post block, receptor, layer) (:func:`.mapping.split_populations`), which is what the
+    script builds and what the mapping report describes (sPyNNaker reserves synaptic rows on every core for every
+    core of each pre population, so one population of 1M neurons does not place). Weights and shifts are chosen
+    per node before the split: every block of a node has the node's shifts and exactly its weights and delays.
+    ``on_stage(stage, seconds)`` is called after each stage (netlist, weights, split, delays, mapping).
     """
+    size = _population_size(population_size)
     graph = getattr(artifact, "graph", artifact)
     spec = _spec_for(artifact, machine)
+    clock = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal clock
+        if on_stage is not None:
+            on_stage(name, time.perf_counter() - clock)
+        clock = time.perf_counter()
+
     net = build_netlist(graph, dt=spec.timestep_ms, mv_per_unit=mv_per_unit)
+    stage("netlist")
     weights = encode_weights(net, spec, shift)
+    stage("weights")
+    blocks: dict[str, list[str]] = {}
+    if size is not None:
+        net, blocks = split_populations(net, size, consume=True)
+        stage("split")
     delays = plan_delays(net, spec)
+    stage("delays")
     per_core = atoms_per_core(net, spec, neurons_per_core)
     mapping = mapping_report(net, spec, delays, neurons_per_core)
+    mapping["pynn"] = {"population_size": size, "populations": len(net.populations),
+                       "projections": len(net.projections), "synapses": int(sum(p.size for p in net.projections)),
+                       "split": blocks}
+    stage("mapping")
     quantization = {"weights": weights, "delays": delays, "fixed_point": fixed_point_report(net, spec.timestep_ms),
                     "notes": list(net.notes)}
     manifest = getattr(artifact, "manifest", None) or {}
@@ -81,14 +120,19 @@ def deploy(artifact, machine: str | None = None, shift: Any = "worst_case", neur
 def params_json(dep: Deployment) -> dict[str, Any]:
     net, spec = dep.netlist, dep.spec
     pops: dict[str, Any] = {}
+    nodes: dict[str, Any] = {}
     for name, pop in net.populations.items():
         entry: dict[str, Any] = {"cell_type": pop.cell_type, "size": pop.size, "shape": list(pop.shape),
-                                 "neurons_per_core": dep.per_core[name]}
+                                 "neurons_per_core": dep.per_core[name], "node": pop.node, "offset": pop.offset}
+        node = nodes.setdefault(pop.node, {"shape": None, "populations": []})
+        node["populations"].append(name)
+        if pop.node == name:
+            node["shape"] = list(pop.shape)
         if pop.conversion is not None:
             conv = pop.conversion
             params = conv.pynn_parameters(np.zeros(0))
             params.pop("i_offset")
-            w = dep.quantization["weights"]["populations"][name]
+            w = dep.quantization["weights"]["populations"][pop.node]  # shifts are per node (chosen before a split)
             entry.update(parameters=params, k_per_mv=conv.k_per_mv, continuous_gain=conv.continuous_gain,
                          readout=conv.readout,
                          max_expected_summed_weight=[w["excitatory"]["max_expected_summed_weight"],
@@ -106,12 +150,15 @@ def params_json(dep: Deployment) -> dict[str, Any]:
                             "max_delay_ms": float(p.delay.max() * spec.timestep_ms)})
     outputs = {}
     for out, src in net.outputs.items():
-        conv = net.populations[src].conversion
+        conv = net.node_populations(src)[0].conversion
         outputs[out] = {"population": src, "field": "v" if conv is not None and conv.readout else "spikes"}
     inputs = {n: list(p.shape) for n, p in net.populations.items() if p.is_source}
+    for name, node in nodes.items():
+        if node["shape"] is None:  # split: the node's shape from the graph
+            node["shape"] = list(net.node_shapes[name])
     return {"format": PARAMS_FORMAT, "version": PARAMS_VERSION, "neurodeploy": __version__,
             "machine": spec.name, "timestep_ms": spec.timestep_ms, "populations": pops, "projections": projections,
-            "inputs": inputs, "outputs": outputs, "notes": list(net.notes), "source": dep.source,
+            "nodes": nodes, "inputs": inputs, "outputs": outputs, "notes": list(net.notes), "source": dep.source,
             "units": {"weight": "nA (IF_curr_delta: sPyNNaker's weight units, see docs)", "delay": "ms",
                       "i_offset": "nA", "v": "mV; Loihi integer v = mV * k_per_mv"}}
 

@@ -77,12 +77,13 @@ class _Vertex:
 
 
 def atoms_per_core(net: Netlist, spec: SpiNNakerSpec, neurons_per_core: Any = None) -> dict[str, int]:
-    """Neurons per core for every population (option ``neurons_per_core``: an int or {population: int})."""
+    """Neurons per core for every population (option ``neurons_per_core``: an int or {population or node: int};
+    the blocks of a split node take the node's entry)."""
     out = {}
     for name, pop in net.populations.items():
         limit = spec.max_neurons_per_core(pop.cell_type)
-        if isinstance(neurons_per_core, dict) and name in neurons_per_core:
-            limit = int(neurons_per_core[name])
+        if isinstance(neurons_per_core, dict) and (name in neurons_per_core or pop.node in neurons_per_core):
+            limit = int(neurons_per_core.get(name, neurons_per_core.get(pop.node)))
         elif isinstance(neurons_per_core, int) and not pop.is_source:
             limit = int(neurons_per_core)
         if limit < 0 or (limit == 0 and not pop.is_source):
@@ -96,18 +97,27 @@ def atoms_per_core(net: Netlist, spec: SpiNNakerSpec, neurons_per_core: Any = No
     return out
 
 
-def split_populations(net: Netlist, max_neurons: int) -> tuple[Netlist, dict[str, Any]]:
+def split_populations(net: Netlist, max_neurons: int, consume: bool = False) -> tuple[Netlist, dict[str, Any]]:
     """``net`` with every neuron population larger than ``max_neurons`` cut into populations of ``max_neurons``
     contiguous neurons (the last one smaller), and every projection into one projection per (pre block, post
     block) pair that has synapses -- what a PyNN user writes for a population too large for sPyNNaker's
     per-core synaptic matrix reservation (:func:`synaptic_matrix_bytes`: every projection reserves rows for every
     core of its pre population, connected or not, so one population of 1M neurons reserves for its ~3900 cores on
-    each of its cores). Blocks are named ``"<population>[start:stop]"``; their neurons, parameters and synapses
-    are those of the original population. Returns ``(netlist, {population: [block names]})``.
+    each of its cores). This is the one definition of the split: the emitted script builds exactly these
+    populations and projections (``deploy(..., population_size=...)``).
+
+    Blocks are named ``"<population>[start:stop]"`` (``node`` = the population, ``offset`` = start); their
+    neurons, parameters and synapses are those of the original population, in block-local indices. A block pair's
+    synapses keep their order (sorted by (pre, post)); the projections of one original projection come in (pre
+    block, post block) order. Projections are sorted by pre, so each pre block is a contiguous slice; only its post
+    blocks are sorted (a stable sort of small integers). With ``consume`` the original projections are released
+    one by one (``net`` is left without projections), so the peak holds one projection twice, not the netlist.
+    Returns ``(netlist, {population: [block names]})``.
     """
-    if max_neurons < 1:
+    if isinstance(max_neurons, bool) or not isinstance(max_neurons, int | np.integer) or max_neurons < 1:
         raise InputError(f"a population split needs at least 1 neuron per population, got {max_neurons}",
                          fix="give a positive number of neurons per population (a multiple of neurons per core)")
+    max_neurons = int(max_neurons)
     blocks: dict[str, list[tuple[str, int, int]]] = {}
     pops = {}
     for name, pop in net.populations.items():
@@ -121,34 +131,55 @@ def split_populations(net: Netlist, max_neurons: int) -> tuple[Netlist, dict[str
             label = f"{name}[{start}:{stop}]"
             offset = None if pop.i_offset is None else np.asarray(pop.i_offset).reshape(-1)[start:stop]
             pops[label] = Population(label, (stop - start,), pop.cell_type, conversion=pop.conversion,
-                                     i_offset=offset)
+                                     i_offset=offset, node=pop.node, offset=pop.offset + start)
             blocks[name].append((label, start, stop))
-    projections = []
-    for proj in net.projections:
-        pre_parts, post_parts = blocks[proj.pre], blocks[proj.post]
-        if len(pre_parts) == 1 and len(post_parts) == 1:
-            projections.append(proj)
-            continue
-        key = (np.asarray(proj.pre_idx, np.int64) // max_neurons if len(pre_parts) > 1 else 0) * len(post_parts)
-        key = key + (np.asarray(proj.post_idx, np.int64) // max_neurons if len(post_parts) > 1 else 0)
-        key = np.broadcast_to(key, proj.pre_idx.shape)
-        order = np.argsort(key, kind="stable")
-        ordered = key[order]
-        cuts = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [order.size]])
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            if a == b:
-                continue
-            i, j = divmod(int(ordered[a]), len(post_parts))
-            (pre_name, pre_start, _), (post_name, post_start, _) = pre_parts[i], post_parts[j]
-            idx = order[a:b]
-            projections.append(Projection(
-                f"{proj.label}[{pre_name}->{post_name}]", proj.synapse, pre_name, post_name, proj.receptor, proj.layer,
-                proj.pre_idx[idx] - pre_start, proj.post_idx[idx] - post_start, proj.units[idx], proj.delay[idx],
-                None if proj.weight is None else proj.weight[idx],
-                None if proj.weight_exact is None else proj.weight_exact[idx]))
+    projections: list[Projection] = []
+    if consume:
+        originals, net.projections = net.projections[::-1], []
+        while originals:  # pop() drops each original once its blocks are made
+            proj = originals.pop()
+            projections.extend(_split_projection(proj, blocks[proj.pre], blocks[proj.post], max_neurons))
+        del proj
+    else:
+        for proj in net.projections:
+            projections.extend(_split_projection(proj, blocks[proj.pre], blocks[proj.post], max_neurons))
     split = Netlist(pops, projections, dict(net.outputs), list(net.notes) + [
-        f"populations over {max_neurons} neurons split into blocks of {max_neurons} for the mapping"])
+        f"populations over {max_neurons} neurons are built as PyNN populations of {max_neurons} contiguous neurons "
+        "(population_size), one projection per connected block pair"],
+        report_arrays=net.report_arrays, node_shapes=dict(net.node_shapes))
     return split, {name: [b[0] for b in parts] for name, parts in blocks.items() if len(parts) > 1}
+
+
+def _split_projection(proj: Projection, pre_parts: list, post_parts: list, max_neurons: int) -> list[Projection]:
+    if len(pre_parts) == 1 and len(post_parts) == 1:
+        return [proj]
+    if proj.size > 1 and not (np.diff(proj.pre_idx) >= 0).all():
+        raise InputError(f"projection {proj.label} is not sorted by pre-synaptic neuron",
+                         fix="split netlists made by build_netlist (it sorts every projection by (pre, post))")
+    bounds = np.searchsorted(proj.pre_idx, [start for _, start, _ in pre_parts] + [pre_parts[-1][2]])
+    key_type = np.int16 if len(post_parts) < 2 ** 15 else np.int64
+    out = []
+    for (pre_name, pre_start, _), a, b in zip(pre_parts, bounds[:-1], bounds[1:]):
+        if a == b:
+            continue
+        if len(post_parts) > 1:
+            post_block = (proj.post_idx[a:b] // max_neurons).astype(key_type)
+            order = np.argsort(post_block, kind="stable")  # radix sort for 16-bit keys
+            cuts = np.searchsorted(post_block[order], np.arange(len(post_parts) + 1))
+            del post_block
+        else:
+            order, cuts = None, np.array([0, b - a])
+        for j, (c, d) in enumerate(zip(cuts[:-1], cuts[1:])):
+            if c == d:
+                continue
+            post_name, post_start, _ = post_parts[j]
+            idx = np.arange(a + c, a + d) if order is None else order[c:d] + a  # a copy, never a view
+            out.append(Projection(
+                f"{proj.label}[{pre_name}->{post_name}]", proj.synapse, pre_name, post_name, proj.receptor,
+                proj.layer, proj.pre_idx[idx] - pre_start, proj.post_idx[idx] - post_start, proj.units[idx],
+                proj.delay[idx], None if proj.weight is None else proj.weight[idx],
+                None if proj.weight_exact is None else proj.weight_exact[idx]))
+    return out
 
 
 def _max_row(pre: np.ndarray, post: np.ndarray, per_core: int) -> int:

@@ -8,8 +8,10 @@ it is, and on any other PyNN backend by changing one line (SIMULATOR below) or o
 
 stimulus.npz holds ``spikes`` shaped [B, T, *input_shape] (or one such array per input name), binary. result.npz
 receives, like ``neurodeploy run``: the output spikes ``[B, T, *shape]`` (index t-1 holds step t, one step = 1 ms),
-``spikes`` when there is a single output, and with ``--record spikes,v`` ``<population>/spikes`` and
-``<population>/v`` for every neuron population (v in the integer units of the Loihi-form model it came from).
+``spikes`` when there is a single output, and with ``--record spikes,v`` ``<node>/spikes`` and ``<node>/v`` for
+every neuron node (v in the integer units of the Loihi-form model it came from). A node may be built as several
+PyNN populations of contiguous neurons (params.json "nodes"; neurodeploy's ``population_size`` option, for
+sPyNNaker's per-core synaptic matrices); their recordings are put back together in neuron order.
 
 Files beside this script: data.npz (per projection: pre, post, weight [nA], delay [ms]; per population:
 i_offset [nA]) and params.json (populations, cell parameters, projections, and how each number was derived).
@@ -83,7 +85,8 @@ class Network:
         for name, pop in params["populations"].items():
             if pop["cell_type"] == "SpikeSourceArray":
                 continue
-            fields = [f for f in ("spikes", "v") if f in self.record_fields or name in self._readers(f)]
+            node = pop.get("node", name)
+            fields = [f for f in ("spikes", "v") if f in self.record_fields or node in self._readers(f)]
             if fields:
                 self.populations[name].record(fields)
                 self.recorded[name] = fields
@@ -186,16 +189,27 @@ class Network:
             sample["v"] = v
         return sample
 
+    def _nodes(self):
+        """{node: (shape, [its populations in neuron order])} (one population per node without "nodes")."""
+        nodes = self.params.get("nodes")
+        if nodes is None:
+            return {name: (tuple(pop["shape"]), [name]) for name, pop in self.params["populations"].items()}
+        return {name: (tuple(node["shape"]), list(node["populations"])) for name, node in nodes.items()}
+
     def _results(self, out):
         arrays = {}
-        pops = self.params["populations"]
-        for name, fields in out.items():
-            shape = tuple(pops[name]["shape"])
-            for f, samples in fields.items():
-                arrays[f"{name}/{f}"] = np.stack(samples).reshape(len(samples), -1, *shape)
+        for node, (shape, blocks) in self._nodes().items():
+            recorded = [out[b] for b in blocks if b in out]
+            if not recorded:
+                continue
+            if len(recorded) != len(blocks):
+                raise RuntimeError(f"node {node}: some of its populations {blocks} were not recorded")
+            for f in recorded[0]:  # [B, T, n_block] per population -> [B, T, *shape] in neuron order
+                samples = np.concatenate([np.stack(r[f]) for r in recorded], axis=2)
+                arrays[f"{node}/{f}"] = samples.reshape(samples.shape[0], -1, *shape)
         result = {}
         for out_name, o in self.params["outputs"].items():
-            if pops[o["population"]]["cell_type"] == "SpikeSourceArray":  # an Output reading an input
+            if o["population"] in self.params["inputs"]:  # an Output reading an input
                 result[out_name] = np.asarray(self.stimulus[o["population"]]).astype(np.uint8)
             else:
                 result[out_name] = arrays[f"{o['population']}/{o['field']}"]

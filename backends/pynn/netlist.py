@@ -26,13 +26,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import UnsupportedOpError
 from neurodeploy.ir import linear
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.ops import CubaLIF, Input, _Synapse
+from neurodeploy.ir.ops import CubaLIF, Input, Sparse, _Synapse
 
 from .neurons import LIFConversion, convert_lif, i_offset
 
@@ -48,6 +47,11 @@ class Population:
     cell_type: str
     conversion: LIFConversion | None = None
     i_offset: np.ndarray | None = None
+    node: str = ""  # the IR node whose neurons [offset, offset + size) this population holds ("" = name)
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        self.node = self.node or self.name
 
     @property
     def size(self) -> int:
@@ -92,6 +96,11 @@ class Netlist:
     outputs: dict[str, str]  # Output node -> population it reads
     notes: list[str] = field(default_factory=list)
     report_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    node_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # IR node -> shape (before a split)
+
+    def node_populations(self, node: str) -> list[Population]:
+        """The populations holding ``node``'s neurons, in neuron order (one unless the netlist was split)."""
+        return sorted((p for p in self.populations.values() if p.node == node), key=lambda p: p.offset)
 
     def incoming(self, post: str) -> list[Projection]:
         return [p for p in self.projections if p.post == post]
@@ -109,44 +118,93 @@ def _prepare(graph: Graph) -> Graph:
     return graph.validate()
 
 
+CHUNK = 1 << 22  # entries per block of the elementwise weight preparation (bounds its int64 temporaries)
+
+
+def _index_dtype(n: int) -> type:
+    return np.int32 if n < 2 ** 31 else np.int64
+
+
+def _stored_entries(op: _Synapse, in_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """:func:`neurodeploy.ir.linear.synapse_entries`, but a Sparse op's arrays as stored (no int64 copies)."""
+    if not isinstance(op, Sparse):
+        return linear.synapse_entries(op, in_shape)
+    values = np.asarray(op.value)
+    delays = np.zeros(1, np.int8) if op.delays is None else np.asarray(op.delays).ravel()
+    return (np.asarray(op.row), np.asarray(op.col), values, np.broadcast_to(delays, values.shape),
+            (int(math.prod(op.out_shape)), int(op.in_size)))
+
+
 def synapse_entries(op: _Synapse, in_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """``(rows, cols, A, delays)`` of a quantized synapse op: Lava's effective weights times ``2**weight_exp``.
+    """``(rows, cols, A, delays)`` of a quantized synapse op: Lava's effective weights times ``2**weight_exp``,
+    sorted by (col, row, delay), i.e. by (pre, post, delay); indices int32 where the sizes allow.
 
     Entries with equal (row, col, delay) are summed before Lava's clip and truncation (CSR semantics, exactly as
-    the emulator prepares them); the sign mode, when not given, is determined from the whole summed matrix.
+    the emulator prepares them: ``effective_weights(rint(sum))``); entries whose effective weight is 0 are dropped;
+    the sign mode, when not given, is determined from the whole summed matrix. One int64 key
+    ``(col * n_out + row) * n_delays + delay`` is argsorted (a lexsort where it would overflow); the sorted arrays
+    are gathered in their stored dtypes and the weights prepared in blocks of :data:`CHUNK`, so the peak is about
+    two int64 arrays of the entry count above the graph itself.
     """
-    rows, cols, values, delays, shape = linear.synapse_entries(op, in_shape)
+    rows, cols, values, delays, shape = _stored_entries(op, in_shape)
     sign_mode = op.sign_mode or linear.inferred_sign_mode(rows, cols, values, shape)
-    out_r, out_c, out_w, out_d = [], [], [], []
-    for d in np.unique(delays) if delays.size else []:
-        keep = delays == d
-        m = sp.csr_matrix((values[keep].astype(np.float64), (rows[keep], cols[keep])), shape=shape)
-        m.sum_duplicates()
-        m.data = ar.effective_weights(np.rint(m.data).astype(np.int64), sign_mode, op.num_weight_bits).astype(float)
-        m.eliminate_zeros()
-        coo = m.tocoo()
-        out_r.append(coo.row.astype(np.int64))
-        out_c.append(coo.col.astype(np.int64))
-        out_w.append(coo.data * 2.0 ** int(op.weight_exp))
-        out_d.append(np.full(coo.nnz, int(d), np.int64))
-    if not out_r:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0), empty
-    return np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_w), np.concatenate(out_d)
+    n_out, n_in = shape
+    idx = _index_dtype(max(n_out, n_in))
+    if values.size == 0:
+        empty = np.zeros(0, idx)
+        return empty, empty, np.zeros(0), np.zeros(0, np.int32)
+    d_min, d_max = int(delays.min()), int(delays.max())
+    if n_in * n_out * (d_max - d_min + 1) < 2 ** 63:
+        key = cols.astype(np.int64)
+        key *= n_out
+        key += rows
+        key *= d_max - d_min + 1
+        key += delays
+        key -= d_min
+        order = np.argsort(key)
+        del key
+    else:  # the packed key would overflow int64: the same order from three keys
+        order = np.lexsort((delays, rows, cols))
+    pre, post, dly, w = cols[order].astype(idx, copy=False), rows[order].astype(idx, copy=False), delays[order], \
+        values[order]
+    del order
+    if pre.size > 1:
+        same = pre[1:] == pre[:-1]
+        same &= post[1:] == post[:-1]
+        same &= dly[1:] == dly[:-1]
+        if same.any():  # duplicates (row, col, delay): summed, as Lava's CSR matrices do
+            starts = np.flatnonzero(np.r_[True, ~same])
+            w = np.add.reduceat(w.astype(np.float64), starts)
+            pre, post, dly = pre[starts], post[starts], dly[starts]
+        del same
+    units = np.empty(pre.size, np.float64)
+    scale = 2.0 ** int(op.weight_exp)
+    for a in range(0, pre.size, CHUNK):
+        block = w[a:a + CHUNK]
+        mant = np.rint(block).astype(np.int64) if block.dtype.kind == "f" else block.astype(np.int64)
+        units[a:a + CHUNK] = ar.effective_weights(mant, sign_mode, op.num_weight_bits) * scale
+    del w
+    nonzero = units != 0
+    if not nonzero.all():
+        pre, post, dly, units = pre[nonzero], post[nonzero], dly[nonzero], units[nonzero]
+    return post, pre, units, dly.astype(np.int32)
 
 
-def _layers(pre: np.ndarray, post: np.ndarray) -> np.ndarray:
-    """Occurrence number of each (pre, post) pair: 0 for the first synapse of a pair, 1 for the second, ..."""
-    if pre.size == 0:
-        return np.zeros(0, np.int64)
-    key = pre * (int(post.max()) + 1) + post
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_key)) + 1]
-    run_start = np.repeat(starts, np.diff(np.r_[starts, sorted_key.size]))
-    layer = np.empty(pre.size, np.int64)
-    layer[order] = np.arange(pre.size) - run_start
-    return layer
+def _layers(pre: np.ndarray, post: np.ndarray) -> np.ndarray | None:
+    """Occurrence number of each (pre, post) pair in arrays sorted by (pre, post, delay): 0 for the first synapse
+    of a pair, 1 for the second, ...; ``None`` when every pair occurs once (all in layer 0)."""
+    if pre.size < 2:
+        return None
+    first = np.empty(pre.size, bool)
+    first[0] = True
+    np.not_equal(pre[1:], pre[:-1], out=first[1:])
+    first[1:] |= post[1:] != post[:-1]
+    if first.all():
+        return None
+    position = np.arange(pre.size, dtype=_index_dtype(pre.size))
+    run_start = np.maximum.accumulate(np.where(first, position, 0))
+    position -= run_start
+    return position
 
 
 def build_netlist(graph: Graph, dt: float = 1.0, mv_per_unit: float = 1.0) -> Netlist:
@@ -192,20 +250,29 @@ def build_netlist(graph: Graph, dt: float = 1.0, mv_per_unit: float = 1.0) -> Ne
         if op.weight_exp < 0:
             notes.append(f"{name}: weight_exp = {op.weight_exp} < 0; Loihi floors each step's summed input, PyNN "
                          "scales each weight exactly (a small negative bias on Loihi that PyNN does not have)")
-        rows, cols, units, delays = synapse_entries(op, shapes[src])
+        rows, cols, units, delays = synapse_entries(op, shapes[src])  # sorted by (pre, post, delay)
+        delays += 1
         for receptor in RECEPTORS:
             keep = units > 0 if receptor == "excitatory" else units < 0
             if not keep.any():
                 continue
-            pre_idx, post_idx, w, d = cols[keep], rows[keep], units[keep], delays[keep] + 1
+            if keep.all():
+                pre_idx, post_idx, w, d = cols, rows, units, delays
+            else:
+                pre_idx, post_idx, w, d = cols[keep], rows[keep], units[keep], delays[keep]
+            del keep
+            # sorted by (pre, post) (see the module docstring); a pair's synapses in increasing delay
             layer = _layers(pre_idx, post_idx)
-            order = np.lexsort((post_idx, pre_idx))  # sorted by (pre, post): see the module docstring
-            pre_idx, post_idx, w, d, layer = pre_idx[order], post_idx[order], w[order], d[order], layer[order]
-            for k in range(int(layer.max()) + 1):
-                sel = layer == k
+            for k in range(1 if layer is None else int(layer.max()) + 1):
                 label = f"{name}.{receptor[:3]}" + (f".{k}" if k else "")
-                projections.append(Projection(label, name, src, post, receptor, k, pre_idx[sel], post_idx[sel],
-                                              w[sel], d[sel]))
+                if layer is None:
+                    parts = pre_idx, post_idx, w, d
+                else:
+                    sel = layer == k
+                    parts = pre_idx[sel], post_idx[sel], w[sel], d[sel]
+                projections.append(Projection(label, name, src, post, receptor, k, *parts))
+            del pre_idx, post_idx, w, d, layer
+        del rows, cols, units, delays
     outputs = {}
     for name in graph.outputs:
         (src,) = graph.predecessors(name)
@@ -217,4 +284,4 @@ def build_netlist(graph: Graph, dt: float = 1.0, mv_per_unit: float = 1.0) -> Ne
         if pop.conversion is not None and pop.conversion.leak_substituted:
             notes.append(f"{name}: dv = 0 (no leak) is not representable on SpiNNaker; tau_m = "
                          f"{pop.conversion.tau_m:.1f} ms (v decays by 3e-5 per step) is used")
-    return Netlist(pops, projections, outputs, notes)
+    return Netlist(pops, projections, outputs, notes, node_shapes={n: p.shape for n, p in pops.items()})

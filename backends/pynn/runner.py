@@ -25,7 +25,7 @@ from neurodeploy.errors import BackendError, InputError
 from .emit import deploy, write_deployment
 
 RECORDABLE = ("spikes", "u", "v")
-_DEPLOY_OPTIONS = ("machine", "shift", "neurons_per_core", "mv_per_unit")
+_DEPLOY_OPTIONS = ("machine", "shift", "neurons_per_core", "mv_per_unit", "population_size")
 
 
 def load_script(path: str | Path) -> ModuleType:
@@ -82,7 +82,7 @@ def run(artifact, spikes, record: Iterable[str] = (), progress: bool = False,
         **options: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Run ``artifact`` on pyNN.brian2; return the ``.npz`` dict and a raw dict (timings, omitted fields, notes).
 
-    Options: ``machine``, ``shift``, ``neurons_per_core``, ``mv_per_unit`` (re-emit with these, see
+    Options: ``machine``, ``shift``, ``neurons_per_core``, ``mv_per_unit``, ``population_size`` (re-emit with these, see
     :func:`.emit.deploy`), ``brian2_target`` ("numpy" default, or "cython"), ``directory`` (an emitted ``pynn/``).
     """
     fields = tuple(record)

@@ -1,0 +1,131 @@
+"""``population_size``: the emitted script builds a large node as several PyNN populations (one projection per
+connected block pair) and gives exactly the spikes and voltages of the one-population script; the mapping report
+counts what the script built."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neurodeploy.artifact import Artifact, load_artifact
+from neurodeploy.backends.pynn import deploy, emit, run
+from neurodeploy.backends.pynn.runner import import_brian2, load_script
+from neurodeploy.cli import main
+from neurodeploy.errors import InputError
+from neurodeploy.ir import CubaLIF, Graph, Input, Output, QuantInfo, Sparse, save_graph
+
+pytest.importorskip("pyNN.brian2")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyparsing 3 names used by Brian2 2.9
+Q = QuantInfo(scale=100.0)
+N = 300  # reservoir neurons: blocks of 64 give 4 full blocks and one of 44
+
+
+def reservoir(seed=0):
+    """40 inputs -> a 300-neuron recurrent reservoir (80 % excitatory rows, 20 % inhibitory, delays 0..7, a few
+    synapses repeated at another delay: layers) -> a 5-neuron readout; Outputs on the reservoir and the readout."""
+    rng = np.random.default_rng(seed)
+    k_in, k_rec = 600, 4000
+    w_in = Sparse(out_shape=(N,), in_size=40, row=rng.integers(0, N, k_in), col=rng.integers(0, 40, k_in),
+                  value=rng.integers(20, 60, k_in), quant=Q)
+    col = rng.integers(0, N, k_rec)
+    row = rng.integers(0, N, k_rec)
+    row[:100], col[:100] = row[100:200], col[100:200]  # the same pairs twice, at other delays: two layers
+    # even values: Lava truncates the lowest bit of a mixed-sign matrix, and check_limits refuses a change
+    value = 2 * np.where(col < 0.8 * N, rng.integers(3, 20, k_rec), -rng.integers(3, 30, k_rec))
+    rec = Sparse(out_shape=(N,), in_size=N, row=row, col=col, value=value, delays=rng.integers(0, 8, k_rec),
+                 sign_mode="mixed", quant=Q)
+    readout = Sparse(out_shape=(5,), in_size=N, row=rng.integers(0, 5, 500), col=rng.integers(0, N, 500),
+                     value=rng.integers(5, 30, 500), delays=rng.integers(0, 3, 500), quant=Q)
+    return Graph({"in": Input(shape=(40,)), "w_in": w_in,
+                  "res": CubaLIF(shape=(N,), du=1200, dv=500, vth=60, bias=np.zeros(N, np.int64), quant=Q),
+                  "rec": rec, "w_out": readout, "o": CubaLIF(shape=(5,), du=1000, dv=400, vth=80, quant=Q),
+                  "res_spikes": Output(), "out": Output()},
+                 [("in", "w_in"), ("w_in", "res"), ("res", "rec"), ("rec", "res"), ("res", "w_out"),
+                  ("w_out", "o"), ("res", "res_spikes"), ("o", "out")], meta={"name": "reservoir"}).validate()
+
+
+@pytest.fixture(scope="module")
+def runs():
+    art = Artifact(reservoir(), {"profile": "spinnaker1"})
+    x = (np.random.default_rng(1).random((2, 40, 40)) < 0.15).astype(np.uint8)
+    whole, _ = run(art, x, record=("spikes", "v"))
+    split, raw = run(art, x, record=("spikes", "v"), population_size=64)
+    return art, x, whole, split, raw
+
+
+def test_split_script_gives_exactly_the_unsplit_spikes_and_voltages(runs):
+    _, _, whole, split, raw = runs
+    assert sorted(split) == sorted(whole)
+    assert split["res/spikes"].shape == (2, 40, N) and split["res/spikes"].dtype == np.uint8
+    spikes = [key for key in whole if not key.endswith("/v")]
+    assert sorted(spikes) == ["o/spikes", "out", "res/spikes", "res_spikes"]
+    for key in spikes:  # integers: every spike of every neuron at the same step
+        np.testing.assert_array_equal(split[key], whole[key], err_msg=key)
+    for key in ("res/v", "o/v"):
+        # the same weights, delays and parameters per neuron, but a reservoir neuron's input now arrives through
+        # several Brian2 Synapses objects (one per pre block), so one step's contributions are added in another
+        # order: float64 sums differ in the last bits (measured: <= 1.1e-12 relative), never by a Loihi unit
+        np.testing.assert_allclose(split[key], whole[key], rtol=1e-9, atol=1e-9, err_msg=key)
+    assert np.array_equal(split["o/v"], whole["o/v"])  # the readout is not split: its sums keep their order
+    assert whole["res/spikes"].sum() > 200 and whole["out"].sum() > 5  # an active network
+    assert any("population_size" in note for note in raw["notes"])
+
+
+def test_mapping_report_counts_what_the_script_built(runs):
+    art, *_ = runs
+    dep = deploy(art, population_size=64)
+    module = load_script(sys.modules["neurodeploy.backends.pynn.emit"].TEMPLATE)
+    from neurodeploy.backends.pynn.emit import data_arrays, params_json
+
+    sim = import_brian2()
+    try:
+        network = module.Network(sim, params_json(dep), data_arrays(dep))
+        built = {"populations": len(network.populations), "projections": len(network.projections),
+                 "synapses": sum(p.size() for p in network.projections)}
+    finally:
+        sim.end()
+    pynn = dep.mapping["pynn"]
+    assert {k: pynn[k] for k in built} == built
+    assert pynn["split"] == {"res": [f"res[{a}:{min(a + 64, N)}]" for a in range(0, N, 64)]}
+    assert built["populations"] == 1 + 5 + 1  # the input, 5 reservoir blocks, the readout
+    # every block is a population of the mapping (no delay extension here: delays <= 8 steps fit on the cores)
+    neuron_pops = {n for n, p in dep.mapping["populations"].items() if p["kind"] == "neuron"}
+    assert neuron_pops == set(pynn["split"]["res"]) | {"o"}
+    assert dep.mapping["neuron_cores"] == 6  # a core per block (64 <= 256) and one for the readout
+    whole = deploy(art)
+    assert whole.mapping["pynn"]["populations"] == 3 and whole.mapping["neuron_cores"] == 3  # 256 + 44, and o
+    assert pynn["synapses"] == whole.mapping["pynn"]["synapses"]  # the same synapses, regrouped
+    assert built["projections"] > whole.mapping["pynn"]["projections"]
+
+
+def test_cli_compile_with_population_size_and_the_script_as_a_subprocess(runs, tmp_path):
+    art, x, _, split, _ = runs
+    g = tmp_path / "reservoir.ndg"
+    save_graph(art.graph, g)
+    out = tmp_path / "art"
+    main(["compile", str(g), "--target", "spinnaker", "--out", str(out), "--population-size", "64"])
+    params = json.loads((out / "pynn" / "params.json").read_text())
+    mapping = json.loads((out / "pynn" / "mapping.json").read_text())
+    assert params["nodes"]["res"]["populations"] == mapping["pynn"]["split"]["res"]
+    assert len(params["populations"]) == mapping["pynn"]["populations"]
+    assert len(params["projections"]) == mapping["pynn"]["projections"]
+    assert load_artifact(out).manifest["backend_options"] == {"population_size": 64}
+    np.savez(tmp_path / "in.npz", spikes=x)
+    proc = subprocess.run([sys.executable, str(out / "pynn" / "model.py"), "--simulator", "brian2",
+                           "--input", str(tmp_path / "in.npz"), "--output", str(tmp_path / "out.npz"),
+                           "--record", "spikes"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with np.load(tmp_path / "out.npz") as res:
+        for key in ("out", "res_spikes", "res/spikes", "o/spikes"):
+            np.testing.assert_array_equal(res[key], split[key], err_msg=key)
+
+
+def test_bad_population_sizes_are_refused(tmp_path):
+    art = Artifact(reservoir(), {"profile": "spinnaker1"})
+    for bad in (0, -5, 2.5, "64"):
+        with pytest.raises(InputError, match="population_size"):
+            deploy(art, population_size=bad)
+    with pytest.raises(InputError, match="population_size"):
+        emit(art, tmp_path, population_size=0)

@@ -1,0 +1,56 @@
+"""``neurodeploy compile --chips N``: the system size in chips reaches compile_graph; a too-small system is refused
+with the capacity error naming the node, a big enough one compiles and reports the chips used. Also the CLI's
+refusal of misplaced --population-size (spinnaker only)."""
+
+import json
+
+import numpy as np
+import pytest
+from cli_runner import run_cli as cli
+
+from neurodeploy.ir import CubaLIF, Graph, Input, Output, QuantInfo, Sparse, save_graph
+
+Q = QuantInfo(scale=100.0)
+
+
+@pytest.fixture
+def two_chip_model(tmp_path):
+    """130 neurons reading overlapping windows of 4096 inputs: any two exceed a core's 4096 input axons, so one
+    core each, 130 cores on 2 Loihi 2 chips of 128 cores (quantized: compile skips the quantize pass)."""
+    n, width, step = 130, 4096, 32
+    rows = np.repeat(np.arange(n), width)
+    cols = (np.arange(n)[:, None] * step + np.arange(width)[None, :]).ravel()
+    g = Graph({"in": Input(shape=(n * step + width,)),
+               "syn": Sparse(out_shape=(n,), in_size=n * step + width, row=rows, col=cols,
+                             value=np.ones(rows.size, np.int64), num_weight_bits=8, sign_mode="excitatory", quant=Q),
+               "n": CubaLIF(shape=(n,), du=4095, dv=0, vth=100, quant=Q), "out": Output()},
+              [("in", "syn"), ("syn", "n"), ("n", "out")])
+    path = tmp_path / "wide.ndg"
+    save_graph(g, path)
+    return path
+
+
+def test_too_small_a_system_is_refused_and_a_big_enough_one_compiles(capsys, tmp_path, two_chip_model):
+    code, out, err = cli(capsys, "compile", two_chip_model, "--target", "loihi2", "--chips", 1,
+                         "--out", tmp_path / "one")
+    assert code == 2 and "Traceback" not in err
+    assert "node 'n'" in err and "130 cores on 2 loihi2 chips but the system has 1" in err
+    assert "larger system" in err  # the fix
+    assert not (tmp_path / "one").exists()  # nothing half-written
+    code, out, err = cli(capsys, "compile", two_chip_model, "--target", "loihi2", "--chips", 2,
+                         "--out", tmp_path / "two")
+    assert code == 0, err
+    assert "2 of 2 chips" in out
+    mapping = json.loads((tmp_path / "two" / "manifest.json").read_text())["mapping"]
+    assert (mapping["cores"], mapping["chips"], mapping["system_chips"]) == (130, 2, 2)
+
+
+def test_bad_chip_counts_and_misplaced_population_size(capsys, tmp_path, two_chip_model):
+    code, _, err = cli(capsys, "compile", two_chip_model, "--target", "loihi2", "--chips", 0,
+                       "--out", tmp_path / "zero")
+    assert code == 2 and "chips = 0 is not a positive number of chips" in err
+    code, _, err = cli(capsys, "compile", two_chip_model, "--target", "loihi2", "--population-size", 64,
+                       "--out", tmp_path / "p")
+    assert code == 2 and "--population-size applies to --target spinnaker, not loihi2" in err
+    code, out, _ = cli(capsys, "compile", "--help")
+    assert code == 0 and "--chips" in out and "--population-size" in out and "system size in chips" in out
