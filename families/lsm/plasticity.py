@@ -4,7 +4,8 @@ global signal that pulls the reservoir's branching factor toward a target (edge 
 This is a host-side float simulator of the reservoir graph (:mod:`.model`) with plastic weights. With the learning
 rate at zero it computes exactly what the emulator's float mode computes for the same graph (same step order and
 timing: a spike at step ``t`` reaches its target at ``t + 1 + d``; the input's column ``t - 1`` arrives at ``t``).
-The IR has no learning-rule nodes yet, so the plastic network cannot be compiled: the frozen weights are.
+Its integer, on-chip counterpart (PlasticDense with delays + an Astrocyte node, run by the emulator) is
+:mod:`.plastic_emulator`.
 
 Per step ``t`` and sample ``b`` (all arrays vectorised over samples and synapses; ``k`` a plastic synapse
 ``i -> j`` from an excitatory neuron)::
@@ -25,11 +26,19 @@ excitatory recurrent and the input drive that arrived with it, in proportion to 
     Dbar += (D_t - Dbar) / tau_astro;   Nbar += (nE_{t-1} - Nbar) / tau_astro;   sigma_hat = Dbar / Nbar
     m = exp(gain (sigma_hat - sigma*)),  log m clipped to [-log_m_max, log_m_max]
 
-so LTD is strengthened while the reservoir is supercritical (``sigma_hat > sigma*``) and weakened while it is
-subcritical. The weights integrate ``dw``, so a proportional modulation suffices: the weights stop drifting where
-the modulated STDP balances, ``sigma_hat - sigma* = ln(m_eq) / gain`` (``m_eq = 1`` for balanced, uncorrelated
-STDP with ``A_plus tau_plus = A_minus tau_minus``). An integrating astrocyte on top of the integrating weights
-oscillates (tried: the estimate swung between 0.4 and 1.6).
+(``astrocyte="credit"``, the default) so LTD is strengthened while the reservoir is supercritical (``sigma_hat >
+sigma*``) and weakened while it is subcritical. The weights integrate ``dw``, so a proportional modulation suffices:
+the weights stop drifting where the modulated STDP balances, ``sigma_hat - sigma* = ln(m_eq) / gain`` (``m_eq = 1``
+for balanced, uncorrelated STDP with ``A_plus tau_plus = A_minus tau_minus``). An integrating astrocyte on top of
+the integrating weights oscillates (tried: the estimate swung between 0.4 and 1.6).
+
+``astrocyte="counts"`` is the estimator an on-chip controller can run (:class:`neurodeploy.ir.ops.Astrocyte`, whose
+float twin :class:`neurodeploy.emulator.astrocyte.FloatAstrocyte` is used here): it shares credit at the population
+level from spike *counts* only, ``D_t = n_t g_rec e_{t-1} / (g_rec e_{t-1} + g_drive x_{t-1})`` (``n_t`` reservoir
+spikes at t, ``e`` excitatory spikes, ``x`` input spikes; ``g_rec``, ``g_drive`` the mean total weight an E spike /
+an input spike sends into the reservoir, :func:`count_gains`, rounded to the integer op's 8-bit ratio), with
+``tau = 2**round(log2 tau_astro)`` (the EMA is a shift on chip) and ``m`` limited to the 7-bit third factor:
+``m = min(m, 127 / y2_unit)``. It starts from ``Dbar = Nbar = 0`` (m = 1) at every run.
 
 Two modes, as in NALSM (Ivanov & Michmizos, NeurIPS 2021), whose formulation this follows in spirit but not in
 every constant:
@@ -70,6 +79,8 @@ class PlasticitySpec:
     batch: int = 64
     epochs: int = 1
     seed: int = 0
+    astrocyte: str = "credit"
+    y2_unit: int = 16
 
 
 @dataclass
@@ -130,7 +141,45 @@ class _Network:
         self.du, self.dv, self.vth, self.bias = nu.du, nu.dv, nu.vth, nu.bias
 
 
-def _simulate(net: _Network, x: np.ndarray, w: np.ndarray, spec: PlasticitySpec | None, astro: AstrocyteState,
+ASTROCYTES = ("credit", "counts")
+
+
+def count_gains(lsm: LSM) -> tuple[float, float]:
+    """``(g_rec, g_drive)``: the mean total weight one excitatory spike and one input spike send into the reservoir
+    (sum of the excitatory recurrent weights / number of E neurons; sum of the input weights / input channels)."""
+    c = lsm.conn
+    exc = c.excitatory[c.pre]
+    g_rec = float(np.asarray(c.weight, np.float64)[exc].sum()) / max(1, int(c.excitatory.sum()))
+    g_drive = float(np.asarray(lsm.w_in_value, np.float64).sum()) / max(1, lsm.n_in)
+    return g_rec, g_drive
+
+
+def astrocyte_op(lsm: LSM, spec: PlasticitySpec, drive: str = "input"):
+    """The integer :class:`~neurodeploy.ir.ops.Astrocyte` of ``astrocyte="counts"`` for ``lsm`` (reads the
+    reservoir, ``drive`` names the Input node)."""
+    from neurodeploy.emulator.astrocyte import astrocyte_op as make
+
+    g_rec, g_drive = count_gains(lsm)
+    tau = 2 ** int(round(math.log2(spec.tau_astro)))
+    return make(lsm.conn.excitatory, drive, g_rec, g_drive, spec.gain, spec.target, spec.log_m_max, spec.y2_unit,
+                tau, origin="lsm astrocyte (LTD modulation)")
+
+
+def counts_astrocyte(lsm: LSM, spec: PlasticitySpec, runs: int = 1):
+    """The float twin of :func:`astrocyte_op` (same integer gains and shift), ``runs`` independent copies."""
+    from neurodeploy.emulator.astrocyte import FloatAstrocyte
+
+    return FloatAstrocyte.of(astrocyte_op(lsm, spec), spec.gain, spec.log_m_max, spec.y2_unit, runs)
+
+
+def _check(spec: PlasticitySpec) -> None:
+    if spec.astrocyte not in ASTROCYTES:
+        from neurodeploy.errors import InputError
+
+        raise InputError(f"astrocyte '{spec.astrocyte}' is not one of {ASTROCYTES}", fix="use 'credit' or 'counts'")
+
+
+def _simulate(net: _Network, x: np.ndarray, w: np.ndarray, spec: PlasticitySpec | None, astro,
               shared: bool) -> tuple[np.ndarray, np.ndarray]:
     """Run ``x`` ``[B, T, P]``; ``w`` is ``[K]`` (shared) or ``[B, K]`` (per sample), updated in place when
     ``spec`` is given. Returns (spikes ``[B, T, N]`` uint8, the astrocyte's sigma estimate per step)."""
@@ -170,16 +219,24 @@ def _simulate(net: _Network, x: np.ndarray, w: np.ndarray, spec: PlasticitySpec 
         prev = spikes[t - 1] if t >= 1 else np.zeros((b, n), bool)
         xtr = xtr * dec_p + prev
         ytr = ytr * dec_m + prev
-        drive = a_e + a_x
-        credit = np.divide(a_e, drive, out=np.zeros_like(a_e), where=drive > 0)
-        d_t = (s * credit).sum(axis=1)
-        n_t = prev[:, exc_neuron].sum(axis=1).astype(np.float64)
-        if shared:  # one astrocyte for the whole mini-batch
-            d_t, n_t = d_t.sum(keepdims=True), n_t.sum(keepdims=True)
-        astro.update(d_t, n_t, spec)
+        if spec.astrocyte == "counts":  # the on-chip estimator (module docstring): counts of this and the last step
+            counts = [s.sum(axis=1), prev[:, exc_neuron].sum(axis=1),
+                      x[:, t - 1].sum(axis=1) if t >= 1 else np.zeros(b)]
+            if shared:
+                counts = [c.sum(keepdims=True) for c in counts]
+            astro.step(*counts)
+            m = (astro.y2 / spec.y2_unit)[:, None]   # m limited to the 7-bit y2 range
+        else:
+            drive = a_e + a_x
+            credit = np.divide(a_e, drive, out=np.zeros_like(a_e), where=drive > 0)
+            d_t = (s * credit).sum(axis=1)
+            n_t = prev[:, exc_neuron].sum(axis=1).astype(np.float64)
+            if shared:  # one astrocyte for the whole mini-batch
+                d_t, n_t = d_t.sum(keepdims=True), n_t.sum(keepdims=True)
+            astro.update(d_t, n_t, spec)
+            m = np.exp(astro.log_m)[:, None]
         est = astro.sigma
         sig[t] = float(est[np.isfinite(est)].mean()) if np.isfinite(est).any() else np.nan
-        m = np.exp(astro.log_m)[:, None]
         ltp = xtr[:, net.pre] * s[:, net.post]
         ltd = ytr[:, net.post] * s[:, net.pre]
         dw = spec.eta * net.wbar * (spec.a_plus * ltp - m * spec.a_minus * ltd) * plastic
@@ -197,9 +254,10 @@ def simulate_frozen(lsm: LSM, x: np.ndarray) -> np.ndarray:
 def train(lsm: LSM, x: np.ndarray, spec: PlasticitySpec | None = None) -> tuple[LSM, AstrocyteState, TrainLog]:
     """The unsupervised phase on stimuli ``x`` ``[B, T, P]``; returns the frozen LSM, the astrocyte and a log."""
     spec = spec or PlasticitySpec()
+    _check(spec)
     net = _Network(lsm)
     w = net.w0.copy()
-    astro = AstrocyteState()
+    astro = counts_astrocyte(lsm, spec) if spec.astrocyte == "counts" else AstrocyteState()
     log = TrainLog()
     rng = np.random.default_rng(spec.seed)
     x = np.asarray(x, np.float64)
@@ -216,14 +274,19 @@ def train(lsm: LSM, x: np.ndarray, spec: PlasticitySpec | None = None) -> tuple[
 def run_plastic(lsm: LSM, x: np.ndarray, spec: PlasticitySpec | None = None, astro: AstrocyteState | None = None,
                 batch: int = 256) -> np.ndarray:
     """NALSM inference: plasticity on during each sample, weights restored to ``lsm``'s at every sample start
-    (and the astrocyte to ``astro``). Returns spikes ``[B, T, N]``."""
+    (and the astrocyte to ``astro``; ``astrocyte="counts"`` starts from zero, like the chip). Returns spikes
+    ``[B, T, N]``."""
     spec = spec or PlasticitySpec()
+    _check(spec)
     net = _Network(lsm)
     x = np.asarray(x, np.float64)
     out = []
     for start in range(0, x.shape[0], batch):
         chunk = x[start:start + batch]
         w = np.broadcast_to(net.w0, (chunk.shape[0], net.w0.size)).copy()
-        state = (astro or AstrocyteState()).copy(chunk.shape[0])
+        if spec.astrocyte == "counts":
+            state = counts_astrocyte(lsm, spec, chunk.shape[0])
+        else:
+            state = (astro or AstrocyteState()).copy(chunk.shape[0])
         out.append(_simulate(net, chunk, w, spec, state, shared=False)[0])
     return np.concatenate(out)

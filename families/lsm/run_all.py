@@ -9,11 +9,16 @@ Steps (each figure in the summary names the network state it was measured on):
 3. NALSM-style unsupervised phase (:mod:`.plasticity`): astrocyte-modulated STDP on the training stimuli, weights
    then frozen. Float IR accuracy of the frozen reservoir (``float``), branching factor ``after``; NALSM's plastic
    inference (STDP running during every sample, weights restored at each start) on the host float simulator
-   (``plastic_float``) -- the IR has no learning-rule nodes yet, so the plastic model runs neither on the emulator
-   nor on a target.
+   (``plastic_float``, the astrocyte's credit estimator) and with the on-chip astrocyte's count estimator
+   (``plastic_float_counts``: the float twin of step 4b).
 4. The frozen graph compiled for ``loihi2`` (calibration: the first training samples). Its integer reservoir runs
    on the emulator; the readout is *retrained on these quantized states* (``emulator``) -- the float readout applied
    to them unchanged is reported too (``emulator_with_float_readout``), to show why retraining is needed.
+4b. The plastic NALSM in integers (:mod:`.plastic_emulator`): the loihi2 graph with its excitatory recurrent
+   synapses as PlasticDense ops (delays, Loihi 2 STDP, third factor y2) and an Astrocyte controller, run on the
+   emulator with per-sample weights restored at every sample start; readout retrained on its states
+   (``plastic_emulator``), branching factor ``plastic_emulator_run``. Lava 0.10 cannot run it (no learning process
+   with delays), so this model runs on the emulator only.
 5. On-chip readout (compile option ``readout="chip"``): the retrained readout folded into LI integrator neurons,
    recompiled; its argmax of v after the last step (``chip_readout``).
 6. Lava (Loihi 2 bit-accurate models) on a subset of test samples: reservoir spikes and readout v compared bit
@@ -29,13 +34,13 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import branching, deploy, encoding, plasticity, readout
+from . import branching, deploy, encoding, plastic_emulator, plasticity, readout
 from .connectivity import ReservoirSpec
 from .model import LSM, InputSpec, NeuronSpec, build
 
@@ -124,6 +129,11 @@ def run(cfg: Config, log=print) -> dict[str, Any]:
         p_te = plasticity.run_plastic(lsm, task.x_test, cfg.plasticity, astro)
         acc["plastic_float"] = _acc(_fit(cfg, p_tr, y_tr), p_te, y_te)
         bf["plastic_run"] = round(sigma(lsm, p_te, task.x_test), 4)
+        counts_spec = replace(cfg.plasticity, astrocyte="counts")
+        c_tr = plasticity.run_plastic(lsm, task.x_train, counts_spec)
+        c_te = plasticity.run_plastic(lsm, task.x_test, counts_spec)
+        acc["plastic_float_counts"] = _acc(_fit(cfg, c_tr, y_tr), c_te, y_te)
+        bf["plastic_float_counts_run"] = round(sigma(lsm, c_te, task.x_test), 4)
         tick("plastic inference (host float simulator)", start)
 
     start = time.perf_counter()
@@ -142,6 +152,23 @@ def run(cfg: Config, log=print) -> dict[str, Any]:
                     "count_correlation": round(float(np.corrcoef(s_te.sum(1).ravel(), q_te.sum(1).ravel())[0, 1]), 4),
                     "rate_float": round(float(s_te.mean()), 4), "rate_int": round(float(q_te.mean()), 4)}
     tick("quantized emulator + retrained readout", start)
+
+    plastic_summary: dict[str, Any] = {"run": False}
+    if cfg.plastic:
+        start = time.perf_counter()
+        pgraph, info = plastic_emulator.plastic_graph(loihi.graph, lsm, cfg.plasticity)
+        pe_tr = plastic_emulator.run(pgraph, task.x_train)
+        pe_te = plastic_emulator.run(pgraph, task.x_test)
+        acc["plastic_emulator"] = _acc(_fit(cfg, pe_tr.spikes, y_tr), pe_te.spikes, y_te)
+        bf["plastic_emulator_run"] = round(sigma(lsm, pe_te.spikes, task.x_test), 4)
+        y2, sig_hat = plastic_emulator.astrocyte_trace(pgraph, pe_te.spikes, task.x_test)
+        plastic_summary = {"run": True, **plastic_emulator.summary(info, {"train": pe_tr, "test": pe_te}),
+                           "astrocyte_test": {"y2_mean": round(float(y2.mean()), 3),
+                                              "y2_final_mean": round(float(y2[:, -1].mean()), 3),
+                                              "sigma_hat_final_mean": round(float(np.nanmean(sig_hat[:, -1])), 4)},
+                           "float_counts_rate": round(float(c_te.mean()), 4),
+                           "where": "emulator only (Lava 0.10 has no learning synapses with delays)"}
+        tick("plastic NALSM on the emulator (PlasticDense + astrocyte)", start)
 
     start = time.perf_counter()
     w_fold, b_fold = ro_q.folded()
@@ -211,6 +238,7 @@ def run(cfg: Config, log=print) -> dict[str, Any]:
         "accuracy": acc,
         "float_vs_quantized_reservoir": float_vs_int,
         "branching_factor": bf,
+        "plastic_emulator": plastic_summary,
         "lava": lava_summary,
         "pynn": pynn_summary,
         "chip_readout": {"reservoir_integers_unchanged": same, "accuracy_emulator": acc["chip_readout"]},
@@ -234,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 STDP epoch, 5 Lava and 10 Brian2 samples")
     parser.add_argument("--lava-samples", type=int, default=None)
     parser.add_argument("--pynn-samples", type=int, default=None)
-    parser.add_argument("--no-plastic", action="store_true", help="skip NALSM's plastic inference")
+    parser.add_argument("--no-plastic", action="store_true",
+                        help="skip NALSM's plastic inference (float simulator and emulator)")
     parser.add_argument("--out", default="out/lsm_digits", help="directory for summary.json")
     args = parser.parse_args(argv)
     cfg = Config()

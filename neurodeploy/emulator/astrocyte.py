@@ -118,6 +118,10 @@ class FloatAstrocyte:
     def y2(self) -> np.ndarray:
         return np.clip(self.y2_unit * self.m, 0, Y2_MAX)
 
+    @property
+    def log_m(self) -> np.ndarray:
+        return np.log(self.m)
+
     def step(self, n: np.ndarray, e: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Counts of step ``t``: ``n`` spikes now, ``e`` ancestor spikes and ``x`` drive spikes of ``t - 1``.
         Returns the LTD modulation ``m`` (a copy)."""

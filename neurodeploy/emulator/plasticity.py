@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse as sp
 
 from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import InputError
@@ -111,7 +112,11 @@ def at_time(hist: np.ndarray, when: np.ndarray) -> np.ndarray:
 
 
 class PlasticRunner:
-    """A PlasticDense node prepared for execution: per-sample weights, traces and the rule (module docstring)."""
+    """A PlasticDense node prepared for execution: per-sample weights, traces and the rule (module docstring).
+
+    Weights are held per synapse, ``[B, K]`` for the ``K`` synapses that exist (all ``n_out * n_in`` entries without
+    a mask), so a sparse reservoir costs ``O(K)`` per step; :attr:`w` gives them as ``[B, n_out, n_in]``.
+    """
 
     def __init__(self, name: str, op: PlasticDense, steps: int | None = None):
         self.name = name
@@ -119,27 +124,38 @@ class PlasticRunner:
         self.terms = parse_rule(op.dw, name)
         self.sign_mode = op.sign_mode or "mixed"
         w = np.rint(np.asarray(op.weight, np.float64)).astype(np.int64)
-        self.initial = ar.effective_weights(w, self.sign_mode, op.num_weight_bits)
-        self.mask = None if op.mask is None else np.asarray(op.mask, bool)
-        if self.mask is not None:
-            self.initial = np.where(self.mask, self.initial, 0)
-        self.n_out, self.n_in = self.initial.shape
+        dense = ar.effective_weights(w, self.sign_mode, op.num_weight_bits)
+        self.n_out, self.n_in = dense.shape
+        mask = np.ones(dense.shape, bool) if op.mask is None else np.asarray(op.mask, bool)
+        self.rows, self.cols = (a.astype(np.int64) for a in np.nonzero(mask))
+        self.initial = dense[self.rows, self.cols]
         self.weight_exp = int(op.weight_exp)
-        delays = np.zeros(self.initial.shape, np.int64) if op.delays is None else np.asarray(op.delays, np.int64)
-        present = delays if self.mask is None else delays[self.mask]
-        values = np.unique(present) if present.size else np.zeros(1, np.int64)
-        #: one (delay, bool matrix of the synapses with that delay) per delay value; one bucket without delays
-        self.delay_buckets = [(int(d), None if values.size == 1 else delays == d) for d in values]
-        self.max_delay = int(values.max())
+        delays = np.zeros(self.rows.size, np.int64) if op.delays is None else \
+            np.asarray(op.delays, np.int64)[self.rows, self.cols]
+        #: per delay value d: (d, synapse indices with that delay, [K_d, n_out] 0/1 matrix summing them per row)
+        self.delay_buckets = []
+        for d in np.unique(delays) if delays.size else [0]:
+            idx = np.flatnonzero(delays == d)
+            gather = sp.csr_matrix((np.ones(idx.size), (np.arange(idx.size), self.rows[idx])),
+                                   shape=(idx.size, self.n_out))
+            self.delay_buckets.append((int(d), idx, gather))
+        self.max_delay = int(delays.max()) if delays.size else 0
         self.graded = False
         self.dtype = np.float64
-        self.fanout = np.count_nonzero(self.initial, axis=0).astype(np.int64)  # at the start (weights may change)
+        self.fanout = np.bincount(self.cols[self.initial != 0], minlength=self.n_in).astype(np.int64)  # at start
         self.lo, self.hi = WEIGHT_BOUNDS[self.sign_mode]
         self.uses_y2 = any("y2" in t.factors for t in self.terms)
 
+    @property
+    def w(self) -> np.ndarray:
+        """The current weights ``[B, n_out, n_in]`` (0 where no synapse exists)."""
+        out = np.zeros((self.wk.shape[0], self.n_out, self.n_in), np.int64)
+        out[:, self.rows, self.cols] = self.wk
+        return out
+
     def reset(self, batch: int, steps: int) -> None:
         """Fresh state for a run of ``batch`` samples and ``steps`` steps (one Lava build per sample)."""
-        self.w = np.broadcast_to(self.initial, (batch, self.n_out, self.n_in)).copy()
+        self.wk = np.broadcast_to(self.initial, (batch, self.initial.size)).copy()
         self.x1 = np.zeros((batch, self.n_in), np.int64)
         self.y1 = np.zeros((batch, self.n_out), np.int64)
         self.y2 = np.zeros(batch, np.int64)
@@ -151,17 +167,9 @@ class PlasticRunner:
 
     def accumulate(self, s: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """``W_d,b @ s_b`` per sample and delay bucket ``d`` (module docstring), as integers in float64 like the
-        static runner. Only the columns of pre neurons that spiked in some sample are multiplied."""
-        cols = np.flatnonzero(s.any(axis=0))
-        out = []
-        for d, where in self.delay_buckets:
-            if cols.size == 0:
-                acc = np.zeros((s.shape[0], self.n_out))
-            else:
-                w = self.w[:, :, cols] if where is None else self.w[:, :, cols] * where[:, cols]
-                acc = np.einsum("boi,bi->bo", w, s[:, cols].astype(np.int64)).astype(np.float64)
-            out.append((d, acc))
-        return out
+        static runner (exact: sums of at most K 9-bit integers)."""
+        contrib = (self.wk * (s[:, self.cols] != 0)).astype(np.float64)
+        return [(d, np.asarray((gather.T @ contrib[:, idx].T).T)) for d, idx, gather in self.delay_buckets]
 
     def observe(self, t: int, pre: np.ndarray, post: np.ndarray, y2: np.ndarray | None = None) -> None:
         """Spike phase of step ``t`` (1-based) with this step's pre and post spikes and the third factor ``y2``
@@ -190,29 +198,20 @@ class PlasticRunner:
         h2 = None
         if self.uses_y2:  # [t_epoch + 1, B]: Lava's 3F decay of the received value (module docstring)
             h2 = decay_history(self.y2, np.zeros_like(self.y2), Y2_TAU, 0, t_epoch, self.r_y[2 * t])
-        x0 = (self.tx > 0)[:, None, :]
-        y0 = (self.ty > 0)[:, :, None]
-        acc = self.w << ACC_SHIFT
+        rows, cols = self.rows, self.cols
+        b = np.arange(self.wk.shape[0])[:, None]
+        tx, ty = self.tx[:, cols], self.ty[:, rows]          # [B, K]: each synapse's pre / post spike time
+        acc = self.wk << ACC_SHIFT
         for term in self.terms:
-            if term.dependency == "x0":     # traces at each pre neuron's last spike: x1[j](tx_j), y1[i](tx_j)
-                dep = x0
-                values = {"x1": at_time(hx, self.tx)[:, None, :],
-                          "y1": np.swapaxes(np.take_along_axis(np.swapaxes(hy, 0, 1), self.tx[:, :, None], axis=1),
-                                            1, 2)}
-                if h2 is not None:
-                    values["y2"] = np.take_along_axis(h2.T, self.tx, axis=1)[:, None, :]
-            elif term.dependency == "y0":   # traces at each post neuron's last spike: x1[j](ty_i), y1[i](ty_i)
-                dep = y0
-                values = {"x1": np.take_along_axis(np.swapaxes(hx, 0, 1), self.ty[:, :, None], axis=1),
-                          "y1": at_time(hy, self.ty)[:, :, None]}
-                if h2 is not None:
-                    values["y2"] = np.take_along_axis(h2.T, self.ty, axis=1)[:, :, None]
+            if term.dependency == "x0":     # traces at the pre neuron's last spike: x1[j](tx_j), y1[i](tx_j)
+                dep, when = tx > 0, tx
+            elif term.dependency == "y0":   # traces at the post neuron's last spike: x1[j](ty_i), y1[i](ty_i)
+                dep, when = ty > 0, ty
             else:                           # u0: every epoch, the traces at its end
-                dep = np.ones((1, 1, 1), bool)
-                values = {"x1": hx[-1][:, None, :], "y1": hy[-1][:, :, None]}
-                if h2 is not None:
-                    values["y2"] = h2[-1][:, None, None]
-            values["w"] = self.w
+                dep, when = np.ones((1, 1), bool), np.full((1, 1), t_epoch)
+            values = {"x1": hx[when, b, cols], "y1": hy[when, b, rows], "w": self.wk}
+            if h2 is not None:
+                values["y2"] = h2[when, b]
             acc = np.clip(acc + term_update(term, dep, values), ACC_MIN, ACC_MAX)
         if self.sign_mode == "excitatory":
             acc = np.maximum(acc, 0)
@@ -220,8 +219,7 @@ class PlasticRunner:
             acc = np.minimum(acc, 0)
         scaled = acc / float(1 << ACC_SHIFT)
         frac = scaled % 1
-        w = np.clip(np.floor(scaled).astype(np.int64) + (self.r_w[epoch] < frac), self.lo, self.hi)
-        self.w = w if self.mask is None else np.where(self.mask, w, 0)  # LearningSparse: stored entries only
+        self.wk = np.clip(np.floor(scaled).astype(np.int64) + (self.r_w[epoch] < frac), self.lo, self.hi)
         self.x1, self.y1 = hx[-1], hy[-1]
         self.tx[:] = 0
         self.ty[:] = 0
