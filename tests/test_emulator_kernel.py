@@ -215,10 +215,11 @@ def test_auto_runs_numba_in_integer_mode():
 def test_auto_says_why_it_ran_numpy_and_numba_refuses():
     float_graph = Graph({"in": Input(shape=(1,)), "syn": Dense(weight=np.ones((1, 1))), "n": LI(shape=(1,)),
                          "out": Output()}, [("in", "syn"), ("syn", "n"), ("n", "out")])
-    res = simulate(float_graph, np.ones((1, 3, 1)))
-    assert res.engine == "numpy" and "float arithmetic" in res.engine_note
-    with pytest.raises(UnsupportedOpError, match="float arithmetic"):
-        simulate(float_graph, np.ones((1, 3, 1)), engine="numba")
+    assert simulate(float_graph, np.ones((1, 3, 1))).engine == "numba"  # float, binary stimulus
+    res = simulate(float_graph, np.full((1, 3, 1), 0.5))
+    assert res.engine == "numpy" and "values other than 0 and 1" in res.engine_note
+    with pytest.raises(UnsupportedOpError, match="values other than 0 and 1"):
+        simulate(float_graph, np.full((1, 3, 1), 0.5), engine="numba")
     graded = _one_neuron(num_message_bits=8)
     res = simulate(graded, X)
     assert res.engine == "numpy" and "graded synapses" in res.engine_note and "syn" in res.engine_note
@@ -238,3 +239,32 @@ def test_without_numba_auto_runs_numpy_and_records_it(monkeypatch):
     again = simulate(_one_neuron(), X, record=RECORD)
     assert again.engine == "numba"
     np.testing.assert_array_equal(res.recorded["n/v"], again.recorded["n/v"])
+
+
+@pytest.mark.parametrize("arithmetic", ["int", "float"])
+def test_sample_groups_in_threads_give_the_single_thread_result(monkeypatch, arithmetic):
+    """The kernel runs contiguous groups of samples in threads; results (and summed spike counts) do not depend on
+    how many."""
+    rng = np.random.default_rng(4)
+    if arithmetic == "int":
+        g = Graph({"in": Input(shape=(30,)), "fc": _sparse(rng, 25, 30, 0.3, -60, 200, max_delay=4),
+                   "n": CubaLIF(shape=(25,), du=500, dv=200, vth=80, quant=Q), "out": Output()},
+                  [("in", "fc"), ("fc", "n"), ("n", "out")])
+    else:
+        g = Graph({"in": Input(shape=(30,)), "fc": Dense(weight=rng.normal(0, 0.5, (25, 30))),
+                   "n": CubaLIF(shape=(25,), du=0.2, dv=0.1, vth=1.0), "out": Output()},
+                  [("in", "fc"), ("fc", "n"), ("n", "out")])
+    x = (rng.random((5, 40, 30)) < 0.2).astype(np.uint8)
+    program = Program(g, arithmetic)
+    monkeypatch.setenv("NEURODEPLOY_THREADS", "1")
+    assert kernel.sample_groups(5) == [(0, 5)]
+    one = program.run(x, record=RECORD, engine="numba")
+    monkeypatch.setenv("NEURODEPLOY_THREADS", "3")
+    assert kernel.sample_groups(5) == [(0, 2), (2, 3), (3, 5)]
+    three = program.run(x, record=RECORD, engine="numba")
+    for key in one.recorded:
+        np.testing.assert_array_equal(one.recorded[key], three.recorded[key], err_msg=key)
+    assert one.spike_counts == three.spike_counts and one.spike_counts["n"] > 0
+    monkeypatch.setenv("NEURODEPLOY_THREADS", "zero")
+    with pytest.raises(InputError, match="NEURODEPLOY_THREADS"):
+        program.run(x, engine="numba")

@@ -35,34 +35,35 @@ def decay(x: np.ndarray, factor: int) -> np.ndarray:
     return np.sign(p) * np.right_shift(np.abs(p), DECAY_SHIFT)
 
 
-def effective_weights(weights: np.ndarray, sign_mode: str | None, num_weight_bits: int | None) -> np.ndarray:
+def effective_weights(weights: np.ndarray, sign_mode: str | None, num_weight_bits: int | None,
+                      dtype=np.int64) -> np.ndarray:
     """Lava's one-time weight preparation: ``clip_weights`` to 8 bits by sign mode, then ``truncate_weights``.
 
-    Sign mode ``None`` is determined as Lava does: all >= 0 excitatory, all <= 0 inhibitory, else mixed.
-    Clip: excitatory [0, 255], inhibitory [-255, 0], mixed [-256, 255]. Truncate ``k = 8 - bits + (1 if mixed)``
-    least significant bits of the magnitude-signed value (inhibitory weights are negated, truncated, negated back).
+    ``weights`` are integers (or floats holding integers); Lava first casts them to int32 (wrap-around). Sign mode
+    ``None`` is determined as Lava does: all >= 0 excitatory, all <= 0 inhibitory, else mixed. Clip: excitatory
+    [0, 255], inhibitory [-255, 0], mixed [-256, 255]. Truncate ``k = 8 - bits + (1 if mixed)`` least significant
+    bits of the magnitude-signed value (inhibitory weights are negated, truncated, negated back). Returned as
+    ``dtype`` (the values fit int16).
     """
-    w = wrap_int32(np.asarray(weights))  # Lava casts weights to int32
+    w = np.asarray(weights)
+    lo = hi = 0
+    if w.size:
+        lo, hi = w.min(), w.max()
+    if not (w.dtype.kind in "iuf" and -(1 << 31) <= lo and hi < (1 << 31)):  # else the int32 cast is the identity
+        w = wrap_int32(w)
+        lo, hi = (w.min(), w.max()) if w.size else (0, 0)
     if sign_mode is None:
-        if w.size == 0 or w.min() >= 0:
-            sign_mode = "excitatory"
-        elif w.max() <= 0:
-            sign_mode = "inhibitory"
-        else:
-            sign_mode = "mixed"
+        sign_mode = "excitatory" if lo >= 0 else "inhibitory" if hi <= 0 else "mixed"
     bits = 8 if num_weight_bits is None else int(num_weight_bits)
     mixed = int(sign_mode == "mixed")
-    if sign_mode == "inhibitory":
-        w = -w
-    w = np.clip(w, -(1 << 8) * mixed, (1 << 8) - 1)
-    if sign_mode == "inhibitory":
-        w = -w
+    bounds = (-255, 0) if sign_mode == "inhibitory" else (-(1 << 8) * mixed, (1 << 8) - 1)
+    w = np.clip(w, *bounds).astype(np.int16)
     k = 8 - bits + mixed
-    if sign_mode == "inhibitory":
+    if k and sign_mode == "inhibitory":
         w = -(np.right_shift(-w, k) << k)
-    else:
+    elif k:
         w = np.right_shift(w, k) << k
-    return w.astype(np.int64)
+    return w.astype(dtype, copy=False)
 
 
 def effective_bias(bias_mant: np.ndarray, bias_exp: np.ndarray) -> np.ndarray:

@@ -16,10 +16,12 @@ Integer mode runs quantized graphs (every synapse and neuron carries ``quant``);
 (Lava ``PyLifModelFloat`` maths; IF is CubaLIF with du = 1, dv = 0; LI never spikes and its output is v).
 Graphs that still hold linear ops are folded first (:func:`neurodeploy.passes.fold.fold_linear`).
 
-Two engines compute the same integers: ``numpy`` (this module, vectorised over the batch) and ``numba``
-(:mod:`neurodeploy.emulator.kernel`, integer mode only, all steps in one compiled function). ``engine="auto"`` picks
-numba for integer runs when numba is importable and the graph has no graded synapse, else numpy, and records why in
-:attr:`SimResult.engine_note`.
+Two engines compute the same numbers: ``numpy`` (this module, vectorised over the batch) and ``numba``
+(:mod:`neurodeploy.emulator.kernel`, all steps in one compiled function). In integer mode both hold the same integers;
+in float mode both perform the same IEEE operations in the same order (each delay bucket's ``W @ s`` summed row by
+row over the active columns in increasing order, starting from 0; no BLAS), so they agree bit for bit too.
+``engine="auto"`` picks numba when numba is importable, the graph has no graded synapse or PlasticDense and (float
+mode) the stimulus is binary, else numpy, and records why in :attr:`SimResult.engine_note`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import scipy.sparse as sp
 
 from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.emulator.astrocyte import AstrocyteRunner
+from neurodeploy.emulator.columns import column_buckets, entry_arrays
 from neurodeploy.emulator.plasticity import PlasticRunner
 from neurodeploy.errors import InputError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
@@ -79,35 +82,53 @@ def _row_abs_sum_max(m: sp.csr_matrix) -> float:
 
 
 class _SynapseRunner:
-    """A synapse op prepared for execution: per-delay-bucket matrices and its delay line."""
+    """A synapse op prepared for execution: its delay buckets (:mod:`neurodeploy.emulator.columns`) and delay line.
+
+    In integer mode the bucket weights are Lava's effective weights: each summed weight rounded (``rint``), then
+    clipped and truncated once by :func:`~neurodeploy.emulator.arithmetic.effective_weights`. Entries whose effective
+    weight is 0 stay stored (they add nothing). The numpy engine's scipy matrices are built on first use only.
+    """
 
     def __init__(self, name: str, op: _Synapse, in_shape: tuple[int, ...], integer: bool):
         self.name = name
         self.n_in = int(math.prod(in_shape))
-        # every stored entry with its own delay (no duplicate merging across delays)
-        rows, cols, values, delays, shape = synapse_entries(op, in_shape)
-        sign_mode = op.sign_mode
-        if integer and sign_mode is None:  # Lava determines it once, from the whole (summed) matrix
-            sign_mode = inferred_sign_mode(rows, cols, values, shape)
-        self.weight_exp = int(op.weight_exp) if integer else 0
+        rows, cols, values, delays, shape = entry_arrays(op, in_shape)
         self.n_out = shape[0]
+        self.columns = column_buckets(rows, cols, values, delays, shape[0], shape[1])
+        self.integer = integer
+        self.weight_exp = int(op.weight_exp) if integer else 0
         self.graded = op.num_message_bits > 0
-        self.max_delay = int(delays.max()) if delays.size else 0
-        self.buckets = []
-        for d in np.unique(delays) if delays.size else [0]:
-            keep = delays == d
-            m = sp.csr_matrix((values[keep].astype(np.float64), (rows[keep], cols[keep])), shape=shape)
-            m.sum_duplicates()  # as Lava's csr weights; clip and truncate apply to the summed weight
-            if integer:
-                m.data = ar.effective_weights(np.rint(m.data).astype(np.int64), sign_mode,
-                                              op.num_weight_bits).astype(np.float64)
-            m.eliminate_zeros()
-            if integer and not self.graded and _row_abs_sum_max(m) < FLOAT32_EXACT:
-                m = m.astype(np.float32)  # every partial sum is an integer below 2**24: float32 is exact
-            dense = m.nnz > DENSE_DENSITY * max(1, m.shape[0] * m.shape[1])
-            self.buckets.append((int(d), m.toarray() if dense else m, None if dense else m.tocsc()))
-        self.dtype = np.result_type(*[b[1].dtype for b in self.buckets]) if self.buckets else np.float64
-        self.fanout = np.bincount(cols[values != 0], minlength=self.n_in).astype(np.int64)
+        self.max_delay = self.columns.max_delay
+        self.fanout = self.columns.fanout
+        if integer:
+            sign_mode = op.sign_mode
+            if sign_mode is None:  # Lava determines it once, from the whole (summed) matrix
+                sign_mode = inferred_sign_mode(*synapse_entries(op, in_shape)[:3], shape)
+            vals = np.rint(self.columns.vals, out=self.columns.vals)
+            self.columns.vals = ar.effective_weights(vals, sign_mode, op.num_weight_bits, dtype=np.int16)
+        self._buckets = None
+
+    @property
+    def buckets(self) -> list[tuple[int, np.ndarray | sp.csr_matrix, sp.csc_matrix | None]]:
+        """The numpy engine's ``(delay, matrix, csc)`` per bucket: CSR + CSC, or (integer mode) a dense array (csc
+        ``None``) above ``DENSE_DENSITY``; float32 when every partial sum is an integer below 2**24 (exact), else
+        float64."""
+        if self._buckets is None:
+            self._buckets = []
+            for b, d in enumerate(self.columns.delays):
+                csc = self.columns.scipy(b)
+                csc.eliminate_zeros()
+                if self.integer and not self.graded and _row_abs_sum_max(csc) < FLOAT32_EXACT:
+                    csc = csc.astype(np.float32)  # every partial sum is an integer below 2**24: float32 is exact
+                # float mode keeps sparse products (row sums in column order, as the compiled kernel): no BLAS
+                dense = self.integer and csc.nnz > DENSE_DENSITY * max(1, self.n_out * self.n_in)
+                self._buckets.append((int(d), csc.toarray() if dense else csc.tocsr(), None if dense else csc))
+        return self._buckets
+
+    @property
+    def dtype(self):
+        """The dtype spikes are cast to before ``W @ s`` (that of the buckets)."""
+        return np.result_type(*[b[1].dtype for b in self.buckets]) if self.buckets else np.float64
 
     def accumulate(self, s: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """``W_d @ s`` for each delay bucket ``d``; ``s`` is ``[B, n_in]`` float64; result ``[B, n_out]``."""
@@ -272,6 +293,15 @@ class Program:
         if bad:
             raise InputError(f"cannot record {bad}; choose among {RECORDABLE}")
         inputs = self._check_inputs(spikes)
+        if chosen == "numba" and not self.integer:
+            from neurodeploy.emulator import kernel
+
+            if not kernel.binary_inputs(inputs):
+                problem = "float stimuli with values other than 0 and 1 run on the numpy engine only"
+                if engine == "numba":
+                    raise UnsupportedOpError(f"engine='numba' cannot run this stimulus: {problem}",
+                                             fix="use engine='numpy' or 'auto', or binary spike trains")
+                chosen, note = "numpy", problem
         batch, steps = next(iter(inputs.values())).shape[:2]
         rec_nodes = list(self.neurons) if nodes is None else list(nodes)
         for n in rec_nodes:

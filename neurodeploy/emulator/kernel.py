@@ -1,4 +1,4 @@
-"""Compiled integer engine: a prepared :class:`~neurodeploy.emulator.engine.Program` lowered to flat integer arrays
+"""Compiled engine: a prepared :class:`~neurodeploy.emulator.engine.Program` lowered to flat integer arrays
 and run for all T steps in one numba function (``engine="numba"``).
 
 It computes exactly what the numpy engine computes (same step order, same Lava 0.10.0 ``PyLifModelBitAcc``
@@ -33,8 +33,16 @@ integers, same int32 wrap-around); only the execution differs:
      into int64 row sums that are shifted and added for the touched rows only.
 
 The numpy engine's ``acc`` is a float sum that it proves exact and casts to int64, so both engines hold the same
-integers. Not lowered (they stay on the numpy engine; ``engine="auto"`` says so in ``SimResult.engine_note``): float
-arithmetic and graded synapses (``num_message_bits > 0``).
+integers.
+
+**Float mode** (:func:`_float_kernel`) runs the same schedule in float64 with the numpy engine's float operations
+(``u = u (1 - du) + a_in``, ``v = (v (1 - dv) + u) + bias``, ``s = v > vth``) and summation order: every bucket
+is CSC; per bucket the active columns are summed into a zeroed scratch row vector in increasing column order, then
+added to the ring slot -- what scipy's CSR / CSC products compute -- so the two engines agree bit for bit. The
+stimulus must be binary (``w * 1 = w``); graded float stimuli stay on the numpy engine.
+
+Not lowered (they stay on the numpy engine; ``engine="auto"`` says so in ``SimResult.engine_note``): graded
+synapses (``num_message_bits > 0``), PlasticDense and non-binary float stimuli.
 
 numba is imported on first use only; the kernel is compiled with ``cache=True``, so the compile (a few seconds) is paid
 once per machine and later processes load it from the on-disk cache.
@@ -43,11 +51,14 @@ once per machine and later processes load it from the on-disk cache.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
+
+from neurodeploy.errors import InputError
 
 if TYPE_CHECKING:
     from neurodeploy.emulator.engine import Program
@@ -79,8 +90,6 @@ def numba_problem() -> str | None:
 
 def unsupported(program: Program) -> str | None:
     """``None`` when ``program`` can run on the compiled kernel, else why it cannot."""
-    if not program.integer:
-        return "float arithmetic runs on the numpy engine only"
     graded = [n for n, s in program.synapses.items() if s.graded]
     if graded:
         return f"graded synapses (num_message_bits > 0) run on the numpy engine only: {graded}"
@@ -97,6 +106,42 @@ def compiled_kernel():
 
         _NUMBA["kernel"] = numba.njit(cache=True, nogil=True)(_kernel)
     return _NUMBA["kernel"]
+
+
+def compiled_float_kernel():
+    """The numba dispatcher of :func:`_float_kernel` (created on first use, ``cache=True``)."""
+    if "float_kernel" not in _NUMBA:
+        import numba
+
+        _NUMBA["float_kernel"] = numba.njit(cache=True, nogil=True)(_float_kernel)
+    return _NUMBA["float_kernel"]
+
+
+def threads() -> int:
+    """Threads a run may use: ``NEURODEPLOY_THREADS`` if set (>= 1), else the CPUs this process may run on."""
+    value = os.environ.get("NEURODEPLOY_THREADS", "")
+    if value.strip():
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise InputError(f"NEURODEPLOY_THREADS = {value!r} is not a positive integer",
+                             fix="set it to the number of threads, or unset it to use every CPU")
+        return n
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def sample_groups(batch: int) -> list[tuple[int, int]]:
+    """The batch split into at most :func:`threads` contiguous ``[b0, b1)`` groups of near-equal size."""
+    n = max(1, min(batch, threads()))
+    bounds = np.linspace(0, batch, n + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def binary_inputs(inputs: dict[str, np.ndarray]) -> bool:
+    """Whether every stimulus value is 0 or 1 (what the kernel's event lists can carry)."""
+    return all(((x == 0) | (x == 1)).all() for x in inputs.values())
 
 
 @dataclass
@@ -153,14 +198,22 @@ def lower(program: Program) -> Lowered:
     fac_u, fac_v, bias, thr, sub = [], [], [], [], []
     for name in pop_names:
         p = program.neurons[name]
+        sub.append(np.full(p.size, int(p.reset != "zero")))
+        if not program.integer:  # float: u' = u (1 - du) + a_in, v' = v (1 - dv) + u' + bias, s = v' > vth
+            fac_u.append(np.full(p.size, 1.0 - p.du))
+            fac_v.append(np.full(p.size, 1.0 - p.dv))
+            bias.append(np.asarray(p.bias, dtype=np.float64))
+            thr.append(np.full(p.size, float(p.vth)))
+            continue
         fac_u.append(np.full(p.size, ar.DECAY_UNITY - (p.du + 1)))
         fac_v.append(np.full(p.size, ar.DECAY_UNITY - p.dv))
         bias.append(np.asarray(p.bias, dtype=np.int64))
         thr.append(np.full(p.size, int(ar.wrap_int32(np.int64(p.vth) << ar.VTH_SHIFT))))
-        sub.append(np.full(p.size, int(p.reset != "zero")))
 
-    def cat(parts: list) -> np.ndarray:
-        return _i64(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    state = np.int64 if program.integer else np.float64
+
+    def cat(parts: list, dtype=np.int64) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate(parts), dtype=dtype) if parts else np.zeros(0, dtype)
 
     src_index = {name: i for i, name in enumerate(program.inputs)}
     src_off = [input_off[name] for name in program.inputs]
@@ -189,38 +242,40 @@ def lower(program: Program) -> Lowered:
         ring += (s.max_delay + 1) * s.n_out
         syn_exp.append(s.weight_exp)
         syn_b0.append(len(bkt_delay))
-        for d, m, csc in s.buckets:
-            bkt_delay.append(d)
+        cb = s.columns
+        for bucket, d in enumerate(cb.delays):
+            bkt_delay.append(int(d))
             bkt_cp.append(n_cp)
             size = s.n_in * s.n_out
-            c = sp.csc_matrix(m if csc is None else csc)
-            if c.nnz >= DENSE_FRACTION * size and size <= DENSE_MAX:
+            cp = cb.column_pointers(bucket)
+            lo, hi = int(cp[0]), int(cp[-1])
+            if program.integer and hi - lo >= DENSE_FRACTION * size and size <= DENSE_MAX:
                 # dense bucket: full columns in dvals, column-major, zeros kept
-                w = np.rint(c.toarray().astype(np.float64).T).astype(np.int16)
+                w = np.zeros((s.n_in, s.n_out), np.int16)
+                w[np.repeat(np.arange(s.n_in), np.diff(cp)), cb.rows[lo:hi]] = cb.vals[lo:hi]
                 bkt_kind.append(1 if np.abs(w.astype(np.int64)).sum(axis=0).max(initial=0) < INT32_SUMS else 2)
                 ptr = n_dense + np.arange(s.n_in + 1, dtype=np.int64) * s.n_out
                 dvals.append(w.reshape(-1))
                 n_dense += w.size
             else:  # sparse bucket: CSC, row indices in rows, weights in vals
                 bkt_kind.append(0)
-                ptr = n_nz + c.indptr.astype(np.int64)
-                rows.append(c.indices.astype(np.uint32))  # unsigned: no wrap-around check on the scatter index
-                vals.append(np.rint(c.data.astype(np.float64)).astype(np.int16))
-                n_nz += c.nnz
+                ptr = n_nz + (cp - lo)
+                rows.append(cb.rows[lo:hi])
+                vals.append(cb.vals[lo:hi])
+                n_nz += hi - lo
             colptr.append(ptr)
             n_cp += ptr.size
         syn_b1.append(len(bkt_delay))
 
-    def flat(parts: list, dtype) -> np.ndarray:
-        return np.ascontiguousarray(np.concatenate(parts).astype(dtype)) if parts else np.zeros(0, dtype)
     return Lowered(
         n_in=n_in, n_neurons=int(sum(sizes)), input_off=input_off, pop_names=pop_names, pop_off=_i64(pop_off),
-        pop_size=_i64(sizes), fac_u=cat(fac_u), fac_v=cat(fac_v), bias=cat(bias), thr=cat(thr), sub=cat(sub),
+        pop_size=_i64(sizes), fac_u=cat(fac_u, state), fac_v=cat(fac_v, state), bias=cat(bias, state),
+        thr=cat(thr, state), sub=cat(sub),
         src_off=_i64(src_off), src_size=_i64(src_size), dlv_syn=_i64(dlv_syn), dlv_dst=_i64(dlv_dst),
         syn_src=_i64(syn_src), syn_nout=_i64(syn_nout), syn_len=_i64(syn_len), syn_ring=_i64(syn_ring),
         syn_exp=_i64(syn_exp), syn_b0=_i64(syn_b0), syn_b1=_i64(syn_b1), bkt_delay=_i64(bkt_delay),
-        bkt_kind=_i64(bkt_kind), bkt_cp=_i64(bkt_cp), colptr=cat(colptr), rows=flat(rows, np.uint32),
-        vals=flat(vals, np.int16), dvals=flat(dvals, np.int16), ring_size=ring)
+        bkt_kind=_i64(bkt_kind), bkt_cp=_i64(bkt_cp), colptr=cat(colptr), rows=cat(rows, np.uint32),
+        vals=cat(vals, np.int16 if program.integer else np.float64), dvals=cat(dvals, np.int16), ring_size=ring)
 
 
 def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.ndarray],
@@ -234,6 +289,8 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
     if low is None:
         low = program._lowered = lower(program)
     batch, steps = next(iter(inputs.values())).shape[:2]
+    if not program.integer:  # float stimuli: 0/1 (checked by binary_inputs), as uint8 like the integer ones
+        inputs = {name: np.ascontiguousarray(x, dtype=np.uint8) for name, x in inputs.items()}
     if len(inputs) == 1:  # already [B, T, n] uint8 0/1, C order (Program._check_inputs)
         stim = next(iter(inputs.values()))
     else:
@@ -250,14 +307,15 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
             if f"{name}/{fld}" in traces:
                 rec_off[f, p] = widths[f]
                 widths[f] += int(low.pop_size[p])
-    rec_u = np.zeros((batch, steps, widths[0]), np.int32)
-    rec_v = np.zeros((batch, steps, widths[1]), np.int32)
+    rec_dtype, state = (np.int32, np.int64) if program.integer else (np.float64, np.float64)
+    rec_u = np.zeros((batch, steps, widths[0]), rec_dtype)
+    rec_v = np.zeros((batch, steps, widths[1]), rec_dtype)
     rec_s = np.zeros((batch, steps, widths[2]), np.uint8)
-    u = np.zeros((batch, low.n_neurons), np.int64)
-    v = np.zeros((batch, low.n_neurons), np.int64)
-    rings = np.zeros((batch, low.ring_size), np.int64)
+    u = np.zeros((batch, low.n_neurons), state)
+    v = np.zeros((batch, low.n_neurons), state)
+    rings = np.zeros((batch, low.ring_size), state)
     spike_counts = np.zeros(low.n_neurons, np.int64)
-    kernel = compiled_kernel()
+    kernel = compiled_kernel() if program.integer else compiled_float_kernel()
     chunks = [(0, steps)]
     bar = None
     if progress:
@@ -265,13 +323,32 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
 
         chunks = [(k, min(k + PROGRESS_CHUNK, steps)) for k in range(0, steps, PROGRESS_CHUNK)]
         bar = tqdm(total=steps, desc="emulating (numba)", unit="step")
-    for k0, k1 in chunks:
-        kernel(stim, k0, k1, low.src_off, low.src_size, low.pop_off, low.pop_size, low.fac_u, low.fac_v, low.bias,
-               low.thr, low.sub, rec_off, rec_u, rec_v, rec_s, low.dlv_syn, low.dlv_dst, low.syn_src, low.syn_nout,
-               low.syn_len, low.syn_ring, low.syn_exp, low.syn_b0, low.syn_b1, low.bkt_delay, low.bkt_kind,
-               low.bkt_cp, low.colptr, low.rows, low.vals, low.dvals, u, v, rings, spike_counts)
-        if bar is not None:
-            bar.update(k1 - k0)
+    groups = sample_groups(batch)
+    group_counts = [spike_counts] + [np.zeros_like(spike_counts) for _ in groups[1:]]
+    pool = ThreadPoolExecutor(len(groups)) if len(groups) > 1 else None
+
+    def part(k0: int, k1: int, b0: int, b1: int, cnt: np.ndarray) -> None:
+        kernel(stim[b0:b1], k0, k1, low.src_off, low.src_size, low.pop_off, low.pop_size, low.fac_u, low.fac_v,
+               low.bias, low.thr, low.sub, rec_off, rec_u[b0:b1], rec_v[b0:b1], rec_s[b0:b1], low.dlv_syn,
+               low.dlv_dst, low.syn_src, low.syn_nout, low.syn_len, low.syn_ring, low.syn_exp, low.syn_b0,
+               low.syn_b1, low.bkt_delay, low.bkt_kind, low.bkt_cp, low.colptr, low.rows, low.vals, low.dvals,
+               u[b0:b1], v[b0:b1], rings[b0:b1], cnt)
+
+    try:
+        for k0, k1 in chunks:
+            if pool is None:
+                part(k0, k1, 0, batch, spike_counts)
+            else:  # samples never interact: contiguous groups of them run in parallel (the kernel releases the GIL)
+                jobs = [pool.submit(part, k0, k1, b0, b1, cnt) for (b0, b1), cnt in zip(groups, group_counts)]
+                for job in jobs:
+                    job.result()
+            if bar is not None:
+                bar.update(k1 - k0)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for cnt in group_counts[1:]:
+        spike_counts += cnt
     if bar is not None:
         bar.close()
     recs = (rec_u, rec_v, rec_s)
@@ -463,3 +540,122 @@ def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bi
                                 slot[r] += tmp[r] >> -e
                             tmp[r] = 0
                             mark[r] = 0
+
+
+def _float_kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bias, thr, sub, rec_off, rec_u,
+                  rec_v, rec_s, dlv_syn, dlv_dst, syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1,
+                  bkt_delay, bkt_kind, bkt_cp, colptr, rows, vals, dvals, u, v, rings,
+                  counts):  # pragma: no cover - compiled by numba
+    """Float mode, steps ``k0 .. k1 - 1`` of every sample, in the numpy engine's float operations and order.
+
+    Per step: ``a_in`` = 0 + the incoming synapses' delivered slots, in order; ``u = u (1 - du) + a_in``, ``v = (v
+    (1 - dv) + u) + bias``, ``s = v > vth``, reset; per synapse and delay bucket, ``acc[r] = 0 + W[r, j1] + W[r, j2]
+    + ...`` over the active sources ``j1 < j2 < ...`` (every bucket is CSC here), then ``slot[r] += acc[r]``.
+    """
+    n_in = stim.shape[2]
+    n_neurons = u.shape[1]
+    n_src = src_off.shape[0]
+    n_pop = pop_off.shape[0]
+    n_syn = syn_nout.shape[0]
+    n_inputs = n_src - n_pop
+    act = np.zeros(n_in + n_neurons, np.int64)
+    a_start = np.zeros(n_src, np.int64)
+    a_end = np.zeros(n_src, np.int64)
+    a_in = np.zeros(n_neurons, np.float64)
+    fired = np.zeros(n_neurons, np.uint8)
+    width = max(1, syn_nout.max()) if n_syn else 1
+    tmp = np.zeros(width, np.float64)
+    mark = np.zeros(width, np.uint8)
+    touched = np.zeros(width, np.int64)
+    for b in range(stim.shape[0]):
+        ub = u[b]
+        vb = v[b]
+        rb = rings[b]
+        for k in range(k0, k1):
+            a_in[:] = 0.0
+            for q in range(dlv_syn.shape[0]):
+                s = dlv_syn[q]
+                n = syn_nout[s]
+                base = syn_ring[s] + (k % syn_len[s]) * n
+                dst = a_in[dlv_dst[q]:dlv_dst[q] + n]
+                src = rb[base:base + n]
+                for i in range(n):
+                    dst[i] += src[i]
+            n_act = 0
+            for p in range(n_pop):
+                o = pop_off[p]
+                size = pop_size[p]
+                up = ub[o:o + size]
+                vp = vb[o:o + size]
+                ap = a_in[o:o + size]
+                fu = fac_u[o:o + size]
+                fv = fac_v[o:o + size]
+                bp = bias[o:o + size]
+                tp = thr[o:o + size]
+                sp_ = sub[o:o + size]
+                fp = fired[o:o + size]
+                for i in range(size):
+                    x = up[i] * fu[i] + ap[i]
+                    y = vp[i] * fv[i] + x
+                    y = y + bp[i]
+                    s_i = y > tp[i]
+                    up[i] = x
+                    if s_i:
+                        y = y - tp[i] if sp_[i] != 0 else 0.0
+                    vp[i] = y
+                    fp[i] = s_i
+                ru = rec_off[0, p]
+                rv = rec_off[1, p]
+                rs = rec_off[2, p]
+                if ru >= 0:
+                    rec_u[b, k, ru:ru + size] = up
+                if rv >= 0:
+                    rec_v[b, k, rv:rv + size] = vp
+                if rs >= 0:
+                    rec_s[b, k, rs:rs + size] = fp
+                a_start[n_inputs + p] = n_act
+                for i in range(size):
+                    if fp[i] != 0:
+                        act[n_act] = i
+                        n_act += 1
+                        counts[o + i] += 1
+                a_end[n_inputs + p] = n_act
+            sk = stim[b, k]
+            for p in range(n_inputs):
+                a_start[p] = n_act
+                off = src_off[p]
+                for j in range(src_size[p]):
+                    if sk[off + j] != 0:
+                        act[n_act] = j
+                        n_act += 1
+                a_end[p] = n_act
+            for s in range(n_syn):
+                n = syn_nout[s]
+                length = syn_len[s]
+                ring0 = syn_ring[s]
+                head = ring0 + (k % length) * n
+                rb[head:head + n] = 0.0
+                q0 = a_start[syn_src[s]]
+                q1 = a_end[syn_src[s]]
+                if q0 == q1:
+                    continue
+                nxt = (k + 1) % length
+                for bk in range(syn_b0[s], syn_b1[s]):
+                    base = ring0 + ((nxt + bkt_delay[bk]) % length) * n
+                    slot = rb[base:base + n]
+                    cp = bkt_cp[bk]
+                    n_t = 0
+                    for q in range(q0, q1):
+                        j = act[q]
+                        for x in range(colptr[cp + j], colptr[cp + j + 1]):
+                            r = rows[x]
+                            if mark[r] == 0:
+                                mark[r] = 1
+                                touched[n_t] = r
+                                n_t += 1
+                            tmp[r] += vals[x]
+                    for t in range(n_t):
+                        r = touched[t]
+                        slot[r] += tmp[r]
+                        tmp[r] = 0.0
+                        mark[r] = 0

@@ -1,0 +1,188 @@
+"""A synapse op's weights split by delay and stored column by column, built in one ``O(nnz)`` pass.
+
+For an op with stored entries ``(r_k, c_k, w_k, d_k)`` (row = post-synaptic neuron, column = pre-synaptic source,
+weight, delay), the *bucket* of delay ``d`` is the matrix::
+
+    W_d[r, c] = sum of w_k over the entries k with r_k = r, c_k = c, d_k = d      (duplicates summed in float64)
+
+Every delay that occurs gets one bucket, in increasing order. All buckets are held together in compressed-column
+form: column ``c`` of bucket ``b`` is ``rows[ptr[b n_in + c] : ptr[b n_in + c + 1]]`` (strictly increasing) with
+the weights at the same positions of ``vals``. This is what both emulator engines execute: the compiled kernel adds
+the columns of the active pre-synaptic sources (event-driven), the numpy engine turns each bucket into scipy
+matrices (:meth:`ColumnBuckets.scipy`).
+
+Construction is a counting sort by ``(bucket, column)`` (stable: entries keep their stored order inside a column),
+then, column by column, a check that the rows are strictly increasing -- true for ops stored sorted by (row, column)
+or by (column, row), as the quantize pass and the generators leave them -- else a stable sort of that column and
+the summing of repeated rows. It runs in numba (imported on first use, compiled once per machine with
+``cache=True``) on the op's own index arrays, without int64 copies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+_NUMBA: dict = {}
+
+
+@dataclass
+class ColumnBuckets:
+    """The delay buckets of one synapse op (module docstring). ``fanout[c]``: stored entries of column ``c`` with a
+    nonzero weight (duplicates counted separately, as each is a synapse), summed over delays."""
+
+    n_out: int
+    n_in: int
+    delays: np.ndarray  # int64 [n_buckets], increasing
+    ptr: np.ndarray  # int64 [n_buckets * n_in + 1]
+    rows: np.ndarray  # uint32 [nnz]
+    vals: np.ndarray  # float64 [nnz] (integer mode: replaced by the effective int16 weights)
+    fanout: np.ndarray  # int64 [n_in]
+
+    @property
+    def max_delay(self) -> int:
+        return int(self.delays[-1]) if self.delays.size else 0
+
+    def column_pointers(self, bucket: int) -> np.ndarray:
+        """The ``n_in + 1`` column starts of ``bucket``, as offsets into :attr:`rows` / :attr:`vals`."""
+        return self.ptr[bucket * self.n_in:(bucket + 1) * self.n_in + 1]
+
+    def scipy(self, bucket: int, dtype=np.float64) -> sp.csc_matrix:
+        """Bucket ``bucket`` as a scipy CSC matrix ``[n_out, n_in]`` of ``dtype`` (indices rebased to 0)."""
+        cp = self.column_pointers(bucket)
+        lo, hi = int(cp[0]), int(cp[-1])
+        m = sp.csc_matrix((self.vals[lo:hi].astype(dtype), self.rows[lo:hi].astype(np.int32), cp - lo),
+                          shape=(self.n_out, self.n_in))
+        m.has_sorted_indices = True
+        m.has_canonical_format = True
+        return m
+
+
+def _kernels() -> dict:
+    if "count" not in _NUMBA:
+        import numba
+
+        jit = numba.njit(cache=True, nogil=True)
+        _NUMBA.update(histogram=jit(_delay_histogram), count=jit(_count), scatter=jit(_scatter),
+                      canonical=jit(_canonical))
+    return _NUMBA
+
+
+def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, delays: np.ndarray | None,
+                   n_out: int, n_in: int) -> ColumnBuckets:
+    """Build the :class:`ColumnBuckets` of entries ``(rows, cols, values, delays)`` (1-D, equal length; ``delays``
+    ``None`` means all zero, a length-1 array one delay for all). Indices must lie in ``[0, n_out)`` / ``[0, n_in)``
+    and delays be >= 0 (the IR validates both)."""
+    k = _kernels()
+    rows, cols, values = np.ravel(rows), np.ravel(cols), np.ravel(values)
+    nnz = values.size
+    if delays is None or np.size(delays) == 0:
+        delays = np.zeros(1, np.int64)
+    delays = np.ravel(delays)
+    uniform = delays.size == 1 and nnz != 1
+    if nnz == 0:
+        present = np.zeros(1, np.int64)
+    elif uniform:
+        present = np.array([int(delays[0])], np.int64)
+    else:
+        hist = k["histogram"](delays, int(delays.max()))
+        present = np.flatnonzero(hist).astype(np.int64)
+    lut = np.full(int(present[-1]) + 1, -1, np.int64)
+    lut[present] = np.arange(present.size)
+    n_groups = present.size * n_in
+    starts = np.zeros(n_groups + 1, np.int64)
+    fanout = np.zeros(n_in, np.int64)
+    k["count"](cols, delays, uniform, values, lut, n_in, starts, fanout)
+    np.cumsum(starts, out=starts)
+    out_rows = np.empty(nnz, np.uint32)
+    out_vals = np.empty(nnz, np.float64)
+    k["scatter"](rows, cols, values, delays, uniform, lut, n_in, starts[:-1].copy(), out_rows, out_vals)
+    ptr = np.empty_like(starts)
+    kept = k["canonical"](starts, out_rows, out_vals, ptr)
+    if kept < nnz:  # repeated (row, column, delay) entries were summed
+        out_rows, out_vals = out_rows[:kept].copy(), out_vals[:kept].copy()
+    return ColumnBuckets(int(n_out), int(n_in), present, ptr, out_rows, out_vals, fanout)
+
+
+def entry_arrays(op, in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None,
+                                                         tuple[int, int]]:
+    """``(rows, cols, values, delays, shape)`` of a synapse op for :func:`column_buckets`: a Sparse op's own arrays
+    (no copies; ``delays`` ``None`` or length 1 when not per entry), other ops through
+    :func:`neurodeploy.ir.linear.synapse_entries`."""
+    from neurodeploy.ir.linear import synapse_entries
+    from neurodeploy.ir.ops import Sparse
+
+    if isinstance(op, Sparse):
+        delays = None if op.delays is None else np.asarray(op.delays)
+        return (np.asarray(op.row), np.asarray(op.col), np.asarray(op.value), delays,
+                (int(math.prod(op.out_shape)), int(op.in_size)))
+    rows, cols, values, delays, shape = synapse_entries(op, in_shape)
+    return rows, cols, values, delays, shape
+
+
+# --- numba kernels (compiled by _kernels) ------------------------------------------------------------------------
+
+def _delay_histogram(delays, max_delay):  # pragma: no cover - compiled by numba
+    hist = np.zeros(max_delay + 1, np.int64)
+    for x in range(delays.shape[0]):
+        hist[delays[x]] += 1
+    return hist
+
+
+def _count(cols, delays, uniform, values, lut, n_in, starts, fanout):  # pragma: no cover - compiled by numba
+    """``starts[g + 1]`` = entries of group ``g = bucket * n_in + column``; ``fanout`` per column."""
+    for x in range(cols.shape[0]):
+        b = lut[delays[0]] if uniform else lut[delays[x]]
+        c = cols[x]
+        starts[b * n_in + c + 1] += 1
+        if values[x] != 0:
+            fanout[c] += 1
+
+
+def _scatter(rows, cols, values, delays, uniform, lut, n_in, pos, out_rows, out_vals):  # pragma: no cover
+    """Stable counting-sort placement of every entry at its group's next free position."""
+    for x in range(cols.shape[0]):
+        b = lut[delays[0]] if uniform else lut[delays[x]]
+        g = b * n_in + cols[x]
+        p = pos[g]
+        out_rows[p] = rows[x]
+        out_vals[p] = values[x]
+        pos[g] = p + 1
+
+
+def _canonical(starts, out_rows, out_vals, ptr):  # pragma: no cover - compiled by numba
+    """Per group: sort the rows (stable) unless already strictly increasing, sum repeated rows, compact in place
+    into ``ptr``; returns the number of entries kept."""
+    w = 0
+    n_groups = starts.shape[0] - 1
+    for g in range(n_groups):
+        a = starts[g]
+        b = starts[g + 1]
+        ordered = True
+        for x in range(a + 1, b):
+            if out_rows[x] <= out_rows[x - 1]:
+                ordered = False
+                break
+        if not ordered:
+            order = np.argsort(out_rows[a:b], kind="mergesort")
+            r = out_rows[a:b][order]
+            v = out_vals[a:b][order]
+            out_rows[a:b] = r
+            out_vals[a:b] = v
+        ptr[g] = w
+        x = a
+        while x < b:
+            r0 = out_rows[x]
+            acc = out_vals[x]
+            x += 1
+            while x < b and out_rows[x] == r0:
+                acc += out_vals[x]
+                x += 1
+            out_rows[w] = r0
+            out_vals[w] = acc
+            w += 1
+    ptr[n_groups] = w
+    return w
