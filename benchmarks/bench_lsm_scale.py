@@ -118,8 +118,24 @@ def child_compile(args) -> None:
     _emit("compiled", **out)
 
 
+def _rss_now_gb() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            kib = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return round(kib / 1024 ** 2, 3)
+
+
 def _reset_peak() -> bool:
-    """Reset the kernel's RSS high-water mark (``ru_maxrss``, VmHWM) to the current RSS (Linux >= 4.0)."""
+    """Return freed heap pages to the system (glibc ``malloc_trim``), then reset the kernel's RSS high-water mark
+    (``ru_maxrss``, VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -141,6 +157,7 @@ def _spinnaker(qgraph, args, n: int) -> None:
     variants.append(("split", args.spinnaker_split))
     for name, size in variants:
         reset = _reset_peak()
+        start_rss = _rss_now_gb()
         stages: dict[str, dict] = {}
 
         def on_stage(stage: str, seconds: float, stages=stages) -> None:
@@ -151,11 +168,12 @@ def _spinnaker(qgraph, args, n: int) -> None:
             dep = deploy(qgraph, machine="spinnaker1", population_size=size, on_stage=on_stage)
         except Exception as err:
             _emit(f"spinnaker_{name}", error=f"{type(err).__name__}: {err}", stack=_stack_of(err), stages=stages,
-                  population_size=size, peak_reset=reset, seconds=round(time.perf_counter() - start, 2))
+                  population_size=size, peak_reset=reset, rss_start_gb=start_rss,
+                  seconds=round(time.perf_counter() - start, 2))
             continue
         report = dep.mapping
         _emit(f"spinnaker_{name}", seconds=round(time.perf_counter() - start, 2), population_size=size,
-              peak_reset=reset, stages=stages, populations=report["pynn"]["populations"],
+              peak_reset=reset, rss_start_gb=start_rss, stages=stages, populations=report["pynn"]["populations"],
               projections=report["pynn"]["projections"], synapses=report["pynn"]["synapses"],
               max_sdram_mb_per_core=round(max(c["sdram_bytes"] for c in report["per_core"]) / 2 ** 20, 2),
               **{k: report.get(k) for k in keys})

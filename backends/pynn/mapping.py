@@ -543,6 +543,12 @@ def routing_entries(vertices: list[_Vertex], targets: dict[int, set[int]], spec:
     return dict(entries)
 
 
+def _node_range(net: Netlist, core: Core) -> dict[str, Any]:
+    """The IR node of a core and its neurons there (a split population holds the node's neurons from ``offset``)."""
+    pop = net.populations[core.population[: -len("_delayed")] if core.kind == "delay" else core.population]
+    return {"node": pop.node, "node_start": pop.offset + core.start, "node_stop": pop.offset + core.stop}
+
+
 def mapping_report(net: Netlist, spec: SpiNNakerSpec, delay_plan: dict[str, Any],
                    neurons_per_core: Any = None) -> dict[str, Any]:
     """The mapping report (JSON-able): per core, per chip, totals, and board overhead cores separately."""
@@ -598,7 +604,7 @@ def mapping_report(net: Netlist, spec: SpiNNakerSpec, delay_plan: dict[str, Any]
         "routing_limit": spec.router_entries_per_chip,
         "sdram_bytes": int(sum(c.sdram_bytes for c in all_cores)),
         "populations": populations,
-        "per_core": [asdict(c) | {"sdram_bytes": c.sdram_bytes} for c in all_cores],
+        "per_core": [asdict(c) | {"sdram_bytes": c.sdram_bytes} | _node_range(net, c) for c in all_cores],
         "per_chip": chips,
         "delays": delay_plan,
         "excluded": ["recording buffers (depend on the run length and what is recorded)",

@@ -166,21 +166,30 @@ def encode_weights(net: Netlist, spec: SpiNNakerSpec, shift: Any = "worst_case")
                     fix="reduce the weights or fan-in into this population, or scale voltages down (mv_per_unit)")
             lsb = 2.0 ** (s - 15)
             q_sums = np.zeros(pop.size)
-            for p in projs:
-                q = np.rint(np.abs(p.weight_exact) / lsb)
+            for p in projs:  # in place where possible: at 100M synapses each temporary is 0.8 GB
+                q = np.abs(p.weight_exact)
+                q /= lsb
+                np.rint(q, out=q)
                 saturated = q > MAX_WORD
                 zeroed = (q == 0) & (p.weight_exact != 0)
-                sign = np.sign(p.weight_exact)
-                w_q = sign * np.minimum(q, MAX_WORD) * lsb
+                np.minimum(q, MAX_WORD, out=q)
+                np.add.at(q_sums, p.post_idx, q)
+                w_q = q
+                w_q *= lsb  # |w| rounded to the grid (a power of two: exact), then the sign of the exact weight
+                np.negative(w_q, out=w_q, where=p.weight_exact < 0)
+                del q
                 err = w_q - p.weight_exact
-                rms = float(np.sqrt(np.mean(p.weight_exact ** 2))) if p.size else 0.0
+                rms = float(np.sqrt(np.mean(np.square(p.weight_exact)))) if p.size else 0.0
+                max_err = float(np.max(np.abs(err))) if p.size else 0.0
+                np.square(err, out=err)
+                rel_rms = float(np.sqrt(np.mean(err)) / rms) if rms else 0.0
+                del err
                 per_projection[p.label] = {
                     "synapse": p.synapse, "pre": p.pre, "post": p.post, "receptor": receptor, "layer": p.layer,
                     "synapses": p.size, "shift": s, "lsb_nA": lsb, "zeroed": int(zeroed.sum()),
                     "saturated": int(saturated.sum()),
-                    "rel_rms_error": float(np.sqrt(np.mean(err ** 2)) / rms) if rms else 0.0,
-                    "max_abs_error_units": float(np.max(np.abs(err)) / abs(net.populations[post].conversion
-                                                                        .nA_per_unit)) if p.size else 0.0,
+                    "rel_rms_error": rel_rms,
+                    "max_abs_error_units": max_err / abs(net.populations[post].conversion.nA_per_unit),
                     "zeroed_list": [[int(a), int(b), float(u)] for a, b, u in
                                     zip(p.pre_idx[zeroed][:MAX_LISTED], p.post_idx[zeroed][:MAX_LISTED],
                                         p.units[zeroed][:MAX_LISTED])],
@@ -197,7 +206,6 @@ def encode_weights(net: Netlist, spec: SpiNNakerSpec, shift: Any = "worst_case")
                         f"projection {p.label}: {int(saturated.sum())} weights exceed sPyNNaker's 16-bit word at "
                         f"shift {s} (sPyNNaker would wrap them modulo 2**16)", node=post,
                         fix="use shift='worst_case' or a larger shift for this population")
-                np.add.at(q_sums, p.post_idx, np.minimum(q, MAX_WORD))
                 p.weight = w_q
             overload = q_sums / MAX_WORD
             entry[receptor] = {

@@ -94,6 +94,9 @@ def test_mapping_report_counts_what_the_script_built(runs):
     neuron_pops = {n for n, p in dep.mapping["populations"].items() if p["kind"] == "neuron"}
     assert neuron_pops == set(pynn["split"]["res"]) | {"o"}
     assert dep.mapping["neuron_cores"] == 6  # a core per block (64 <= 256) and one for the readout
+    res_cores = [c for c in dep.mapping["per_core"] if c["node"] == "res"]  # each core names its IR node's neurons
+    assert sorted((c["node_start"], c["node_stop"]) for c in res_cores) == [(a, min(a + 64, N)) for a in
+                                                                           range(0, N, 64)]
     whole = deploy(art)
     assert whole.mapping["pynn"]["populations"] == 3 and whole.mapping["neuron_cores"] == 3  # 256 + 44, and o
     assert pynn["synapses"] == whole.mapping["pynn"]["synapses"]  # the same synapses, regrouped
