@@ -150,3 +150,24 @@ def test_a_rule_with_y2_without_its_astrocyte_is_an_error():
                             quant=Q))
     with pytest.raises(UnsupportedOpError, match="nowhere"):
         simulate(g, _stim(0))
+
+
+def test_compile_keeps_delays_mask_third_factor_and_the_astrocyte():
+    from neurodeploy.compiler import compile_graph
+
+    rng = np.random.default_rng(0)
+    w, delays, mask = _weights(6)
+    w = w / 100.0
+    syn = PlasticDense(weight=w, delays=delays, mask=mask, dw="2^-4*y0*x1 - 2^-5*x0*y1*y2", x1_impulse=10,
+                       x1_tau=5, y1_impulse=10, y1_tau=5, third_factor="astro", sign_mode="excitatory")
+    g = Graph({"in": Input(shape=(N_IN,)), "syn": syn, "post": CubaLIF(shape=(N_OUT,), du=0.5, dv=0.1, vth=1.0),
+               "out": Output(), "astro": astrocyte_op(np.ones(N_OUT, bool), "in", 1.0, 1.0, 5.0, 1.0, 1.0)},
+              [("in", "syn"), ("syn", "post"), ("post", "out"), ("post", "astro")])
+    x = (rng.random((4, 30, N_IN)) < 0.3).astype(np.uint8)
+    art = compile_graph(g, "loihi2", calibration=x)
+    q = art.graph.nodes["syn"]
+    assert isinstance(q, PlasticDense) and q.quant is not None and q.third_factor == "astro"
+    assert np.array_equal(q.delays, delays) and np.array_equal(q.mask, mask)
+    assert art.graph.nodes["astro"] is g.nodes["astro"]
+    learned = simulate(art.graph, x).weights["syn"]
+    assert np.all(learned[:, ~mask] == 0) and (learned != np.asarray(q.weight)).mean() > 0.1

@@ -221,7 +221,7 @@ class Program:
                             if isinstance(op, Astrocyte) and self.integer}
         for name, syn in self.synapses.items():
             factor = syn.op.third_factor if isinstance(syn, PlasticRunner) else None
-            if factor is not None and factor not in self.controllers:
+            if factor is not None and self.integer and factor not in self.controllers:
                 raise UnsupportedOpError(f"third_factor '{factor}' is not an Astrocyte node of the graph", node=name,
                                          fix="add the Astrocyte node or clear third_factor")
         for name, ctl in self.controllers.items():

@@ -57,7 +57,7 @@ def _paths(graph: Graph, source: str) -> list[list[str]]:
     while stack:
         path = stack.pop()
         op = graph.nodes[path[-1]]
-        if op.role in ("neuron",) or isinstance(op, Output):
+        if op.role in ("neuron", "controller") or isinstance(op, Output):  # controller: an Astrocyte reading spikes
             paths.append(path)
             continue
         if op.role not in ("linear", "synapse"):
@@ -129,7 +129,7 @@ def _fold_chain(graph: Graph, shapes: dict, source: str, chain: list[str]) -> tu
 def fold_linear(graph: Graph) -> tuple[Graph, bool]:
     """Replace every source -> (linear ops) -> sink chain by one synapse op. See the module docstring."""
     already_folded = all(
-        op.role == "neuron" or op.op_type in ("Input", "Output")
+        op.role in ("neuron", "controller") or op.op_type in ("Input", "Output")
         or (op.role == "synapse" and all(_is_source(graph.nodes[p]) for p in graph.predecessors(n))
             and all(graph.nodes[s].role == "neuron" for s in graph.successors(n)))
         for n, op in graph.nodes.items())
@@ -145,7 +145,7 @@ def fold_linear(graph: Graph) -> tuple[Graph, bool]:
             *chain, sink = path
             sink_op = graph.nodes[sink]
             if not chain:
-                if isinstance(sink_op, Output):
+                if isinstance(sink_op, Output) or sink_op.role == "controller":
                     edges.append((source, sink))
                     continue
                 chain_op, bias = Sparse(out_shape=tuple(shapes[source]), in_size=int(math.prod(shapes[source])),

@@ -214,7 +214,7 @@ def _finite(name: str, op: Op, fld: str, value) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ checking
 def _check_graph(graph: Graph, profile: Profile) -> None:
     for name, op in graph.nodes.items():
-        if isinstance(op, Input | Output):
+        if isinstance(op, Input | Output) or op.op_type == "Astrocyte":  # an Astrocyte holds integers already
             continue
         if not isinstance(op, Dense | Sparse | Conv2d | CubaLIF | IF | LI):
             raise UnsupportedOpError(f"the quantizer cannot lower {op.op_type}", node=name,
@@ -453,6 +453,16 @@ def _candidates(lam_hi: float, syns: list[_Synapse], bits: int, count: int, a) -
     return sorted({float(f"{v:.12g}") for v in values if 0 < v <= lam_hi * (1 + 1e-12)}, reverse=True)
 
 
+def _without_third_factor(op: Op) -> Op:
+    """A PlasticDense whose rule reads a third factor needs the whole network (its Astrocyte reads other nodes), so
+    a population scored alone sees that synapse frozen: a Dense with its initial weights (0 outside its mask)."""
+    if not isinstance(op, PlasticDense) or op.third_factor is None:
+        return op
+    weight = op.weight if op.mask is None else np.where(np.asarray(op.mask, bool), op.weight, 0)
+    return Dense(weight=weight, delays=op.delays, weight_exp=op.weight_exp, num_weight_bits=op.num_weight_bits,
+                 sign_mode=op.sign_mode, quant=op.quant, origin=op.origin)
+
+
 def _local_graph(pop: _Population, syn_ops: Mapping[str, Op], syns: list[_Synapse], neuron: Op,
                  shapes) -> tuple[Graph, dict[str, tuple[str, np.ndarray | None]]]:
     """``pop`` alone, each source replaced by an Input (one per restricted synapse, holding its ``source_cols``):
@@ -466,7 +476,7 @@ def _local_graph(pop: _Population, syn_ops: Mapping[str, Op], syns: list[_Synaps
             shape = shapes[syn.source] if syn.source_cols is None else (syn.source_cols.size,)
             nodes[inp] = Input(shape=tuple(shape))
             feeds[inp] = (syn.source, syn.source_cols)
-        nodes[syn.name] = syn_ops[syn.name]
+        nodes[syn.name] = _without_third_factor(syn_ops[syn.name])
         edges += [(inp, syn.name), (syn.name, pop.name)]
     if not syns:
         nodes["calibration:none"] = Input(shape=(1,))
