@@ -13,7 +13,9 @@ Conv2d         lowered to its exact sparse matrix (:func:`neurodeploy.ir.linear.
 PlasticDense   ``LearningDense(weights, weight_exp, num_weight_bits, sign_mode, learning_rule=Loihi2FLearningRule(
                dw, x1_impulse, x1_tau, y1_impulse, y1_tau, t_epoch, rng_seed))``; the post-synaptic LIF's ``s_out``
                also feeds ``s_in_bap`` (Lava 0.10's ``LearningLIF`` fixed-point model never sends ``s_out_bap``, so
-               the plain bit-accurate LIF's spikes are the back-propagating action potentials)
+               the plain bit-accurate LIF's spikes are the back-propagating action potentials). With ``delays``,
+               a ``mask`` or a ``third_factor``: BackendError (Lava 0.10 has no learning process with delays;
+               a Loihi3F rule would take y1 from a port too; the Astrocyte has no Lava process)
 CubaLIF        ``LIF(shape=(n,), du, dv, vth, bias_mant, bias_exp)`` (flat; reset to zero only)
 Output         nothing: it names what to read (the source neuron's spikes, a readout neuron's v, or the input)
 =============  ======================================================================================
