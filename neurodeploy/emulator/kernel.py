@@ -90,10 +90,12 @@ def numba_problem() -> str | None:
 
 def unsupported(program: Program) -> str | None:
     """``None`` when ``program`` can run on the compiled kernel, else why it cannot."""
+    from neurodeploy.emulator.plasticity import PlasticRunner
+
     graded = [n for n, s in program.synapses.items() if s.graded]
     if graded:
         return f"graded synapses (num_message_bits > 0) run on the numpy engine only: {graded}"
-    plastic = [n for n, s in program.synapses.items() if hasattr(s, "observe")]
+    plastic = [n for n, s in program.synapses.items() if isinstance(s, PlasticRunner)]
     if plastic:
         return f"PlasticDense (on-chip learning) runs on the numpy engine only: {plastic}"
     return None

@@ -48,20 +48,21 @@ def _subject(op: Op, fld: str) -> str:
 
 
 def _integers(name: str, op: Op, fld: str, value, lo: int, hi: int, fix: str) -> np.ndarray:
-    """``value`` as int64 after checking it is integral and inside ``[lo, hi]``; else QuantizationError."""
+    """``value`` as an array (its own dtype: no int64 copy of large weight arrays) after checking it is integral and
+    inside ``[lo, hi]``; else QuantizationError."""
     arr = np.asarray(value)
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        as_float = arr.astype(np.float64)
-        if not np.all(np.isfinite(as_float)) or np.any(as_float != np.rint(as_float)):
-            bad = as_float.ravel()[np.flatnonzero(~np.isfinite(as_float.ravel()) |
-                                                  (as_float.ravel() != np.rint(as_float.ravel())))[0]]
+        if not np.issubdtype(arr.dtype, np.floating):
+            arr = arr.astype(np.float64)
+        flat = arr.ravel()
+        if not (np.isfinite(flat).all() and (flat == np.rint(flat)).all()):
+            bad = flat[np.flatnonzero(~np.isfinite(flat) | (flat != np.rint(flat)))[0]]
             raise QuantizationError(f"{_subject(op, fld)} holds the non-integer value {bad}", node=name,
                                     fix="run the quantize pass on the float model instead of editing integers")
-    ints = arr.astype(np.int64)
-    if ints.size and (ints.min() < lo or ints.max() > hi):
-        bad = int(ints.max()) if ints.max() > hi else int(ints.min())
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        bad = int(arr.max()) if arr.max() > hi else int(arr.min())
         raise QuantizationError(f"{_subject(op, fld)} value {bad} is outside [{lo}, {hi}]", node=name, fix=fix)
-    return ints
+    return arr
 
 
 def _check_synapse(name: str, op, profile: Profile) -> None:

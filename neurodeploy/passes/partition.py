@@ -220,21 +220,47 @@ class _Population:
 
 def _count(synapses: list[_Synapses], core_of: dict[str, np.ndarray], sizes: dict[str, int], n_cores: int
            ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per neuron node, each neuron's fan-out (distinct (op, core) pairs it reaches); per core, its fan-in."""
+    """Per neuron node, each neuron's fan-out (distinct (op, core) pairs it reaches); per core, its fan-in.
+
+    One compiled pass per synapse op (:func:`_count_pairs`): ``core_of`` is non-decreasing in the neuron index
+    (slices are contiguous runs in order), so along a column with sorted rows the distinct cores are the positions
+    where the core changes."""
+    count_pairs = _compiled("count_pairs", _count_pairs)
     fan_out = {node: np.zeros(n, np.int64) for node, n in sizes.items()}
     fan_in = np.zeros(n_cores, np.int64)
     for s in synapses:
         if s.target not in core_of or s.col_rows.size == 0:
             continue
-        core = core_of[s.target][s.col_rows]
-        new = np.ones(core.size, bool)
-        new[1:] = core[1:] != core[:-1]
-        new[s.col_ptr[:-1][np.diff(s.col_ptr) > 0]] = True  # a column's first entry is a new pair
-        fan_in += np.bincount(core[new], minlength=n_cores)
-        if s.source in fan_out:
-            cum = np.concatenate([[0], np.cumsum(new, dtype=np.int64)])
-            fan_out[s.source] += cum[s.col_ptr[1:]] - cum[s.col_ptr[:-1]]
+        scratch = fan_out.get(s.source)
+        out = scratch if scratch is not None else np.zeros(len(s.col_ptr) - 1, np.int64)
+        count_pairs(s.col_ptr, s.col_rows, core_of[s.target], out, fan_in)
     return fan_out, fan_in
+
+
+def _count_pairs(col_ptr, col_rows, core_of, fan_out, fan_in):  # pragma: no cover - compiled by numba
+    """``fan_out[j] +=`` distinct cores of column ``j``; ``fan_in[c] +=`` columns reaching core ``c``."""
+    for j in range(col_ptr.shape[0] - 1):
+        last = -1
+        distinct = 0
+        for x in range(col_ptr[j], col_ptr[j + 1]):
+            c = core_of[col_rows[x]]
+            if c != last:
+                distinct += 1
+                fan_in[c] += 1
+                last = c
+        fan_out[j] += distinct
+
+
+_NUMBA: dict = {}
+
+
+def _compiled(name: str, fn):
+    """``fn`` compiled by numba (imported on first use; ``cache=True``: compiled once per machine)."""
+    if name not in _NUMBA:
+        import numba
+
+        _NUMBA[name] = numba.njit(cache=True, nogil=True)(fn)
+    return _NUMBA[name]
 
 
 class _Mapping:

@@ -51,9 +51,14 @@ def quantize_weights(scaled: np.ndarray, weight_exp: int, sign_mode: str, num_we
                      ) -> tuple[np.ndarray, int]:
     """Mantissas for ``scaled = lam * w`` at ``weight_exp``; returns ``(mantissas int64, #clipped)``."""
     lo, hi, step = weight_grid(sign_mode, num_weight_bits)
-    q = rint(np.asarray(scaled, dtype=np.float64) / (2.0 ** weight_exp) / step)
-    clipped = np.clip(q, lo // step, hi // step)
-    return clipped * step, int(np.count_nonzero(clipped != q))
+    # one float64 temporary, updated in place: / 2**weight_exp / step are exact (powers of two), so is their product
+    q = np.multiply(np.asarray(scaled, dtype=np.float64), 1.0 / (2.0 ** weight_exp * step))
+    np.rint(q, out=q)
+    q_lo, q_hi = lo // step, hi // step
+    n_clipped = int(np.count_nonzero(q < q_lo)) + int(np.count_nonzero(q > q_hi))
+    np.clip(q, q_lo, q_hi, out=q)
+    q *= step
+    return q.astype(np.int64), n_clipped
 
 
 def fitting_exponent(scaled: np.ndarray, sign_mode: str, num_weight_bits: int, exp_min: int, exp_max: int) -> int:
@@ -110,11 +115,13 @@ def quantize_dv(dv: float, dv_bits: int = 12) -> tuple[int, int]:
 def relative_error(quantized, reference) -> float:
     """RMS error over RMS value: ``sqrt(sum (q - x)**2 / sum x**2)``; the absolute RMS error when ``x`` is 0."""
     q = np.asarray(quantized, dtype=np.float64).ravel()
-    x = np.asarray(reference, dtype=np.float64).ravel()
+    x = np.asarray(reference).ravel()
     if q.size == 0:
         return 0.0
-    err = float(np.sum((q - x) ** 2))
-    norm = float(np.sum(x ** 2))
+    diff = np.subtract(q, x, dtype=np.float64)
+    err = float(np.dot(diff, diff))
+    del diff
+    norm = float(np.dot(x, x)) if x.dtype == np.float64 else float(np.sum(np.square(x, dtype=np.float64)))
     return float(np.sqrt(err / norm)) if norm > 0 else float(np.sqrt(err / q.size))
 
 
