@@ -104,7 +104,7 @@ def test_mapping_report_counts_what_the_script_built(runs):
 
 
 def test_cli_compile_with_population_size_and_the_script_as_a_subprocess(runs, tmp_path):
-    art, x, _, split, _ = runs
+    art, x, whole, split, _ = runs
     g = tmp_path / "reservoir.ndg"
     save_graph(art.graph, g)
     out = tmp_path / "art"
@@ -123,6 +123,13 @@ def test_cli_compile_with_population_size_and_the_script_as_a_subprocess(runs, t
     with np.load(tmp_path / "out.npz") as res:
         for key in ("out", "res_spikes", "res/spikes", "o/spikes"):
             np.testing.assert_array_equal(res[key], split[key], err_msg=key)
+    # neurodeploy run on the compiled artifact runs that split script and returns the unsplit network's spikes
+    main(["run", str(out), "--backend", "pynn", "--input", str(tmp_path / "in.npz"), "--output",
+          str(tmp_path / "run.npz"), "--record", "spikes", "--no-progress"])
+    with np.load(tmp_path / "run.npz") as res:
+        assert sorted(res.files) == ["o/spikes", "out", "res/spikes", "res_spikes"]
+        for key in res.files:
+            np.testing.assert_array_equal(res[key], whole[key], err_msg=key)
 
 
 def test_bad_population_sizes_are_refused(tmp_path):
