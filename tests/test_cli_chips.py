@@ -54,3 +54,14 @@ def test_bad_chip_counts_and_misplaced_population_size(capsys, tmp_path, two_chi
     assert code == 2 and "--population-size applies to --target spinnaker, not loihi2" in err
     code, out, _ = cli(capsys, "compile", "--help")
     assert code == 0 and "--chips" in out and "--population-size" in out and "system size in chips" in out
+
+
+def test_backend_options_reach_only_a_backend_that_takes_them(tmp_path, two_chip_model):
+    from neurodeploy.compiler import compile_graph, write_artifact
+    from neurodeploy.errors import InputError
+    from neurodeploy.ir import load_graph
+
+    art = compile_graph(load_graph(two_chip_model), "loihi2", chips=2)
+    with pytest.raises(InputError, match=r"backend options \['population_size'\].*lava backend does not take them"):
+        write_artifact(art, tmp_path / "lava", backend_options={"population_size": 64})
+    assert not (tmp_path / "lava").exists()

@@ -118,6 +118,8 @@ def split_populations(net: Netlist, max_neurons: int, consume: bool = False) -> 
         raise InputError(f"a population split needs at least 1 neuron per population, got {max_neurons}",
                          fix="give a positive number of neurons per population (a multiple of neurons per core)")
     max_neurons = int(max_neurons)
+    shapes = dict(net.node_shapes)  # the nodes' shapes, for putting their recordings back together
+    shapes.update({name: pop.shape for name, pop in net.populations.items() if pop.node == name and name not in shapes})
     blocks: dict[str, list[tuple[str, int, int]]] = {}
     pops = {}
     for name, pop in net.populations.items():
@@ -146,7 +148,7 @@ def split_populations(net: Netlist, max_neurons: int, consume: bool = False) -> 
     split = Netlist(pops, projections, dict(net.outputs), list(net.notes) + [
         f"populations over {max_neurons} neurons are built as PyNN populations of {max_neurons} contiguous neurons "
         "(population_size), one projection per connected block pair"],
-        report_arrays=net.report_arrays, node_shapes=dict(net.node_shapes))
+        report_arrays=net.report_arrays, node_shapes=shapes)
     return split, {name: [b[0] for b in parts] for name, parts in blocks.items() if len(parts) > 1}
 
 
