@@ -17,7 +17,7 @@ from neurodeploy.passes.partition import CoreLimits, partition
 from neurodeploy.profiles import load_profile
 from neurodeploy.reports import count_run, default_profiles, energy_report, neurobench, node_counts
 from neurodeploy.reports.counts import core_counts
-from neurodeploy.reports.report import output_paths, write_report
+from neurodeploy.reports.report import load_profile_run, output_paths, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 QS = QuantInfo(scale=1.0, bits={"weight": 8, "weight_exp": 4, "delays": 6})
@@ -380,7 +380,12 @@ def test_report_energy_command_on_the_digits_example(capsys, tmp_path, digits_ar
     assert page.count('<svg class="plot"') >= 5
     for forbidden in ("src=", "href=", "@import", "url("):  # self-contained: nothing to fetch
         assert forbidden not in page
-    assert (tmp_path / "rep" / "energy.txt").read_text().startswith("energy report:")
+    text = (tmp_path / "rep" / "energy.txt").read_text()
+    assert text.startswith("energy report:")
+    # the profiled backend is the emulator itself: one run, so one wall time, named once
+    (run_line,) = [ln for ln in text.splitlines() if ln.startswith("profile run (")]
+    assert run_line.count("(emulator)") == 1 and "(backend)" not in run_line, run_line
+    assert page.count("wall time per step") == 1 and "emulator wall time per step" in page
     # the JSON is the same data the text rendered: totals agree
     assert rep["counts"]["totals_per_inference"]["neuron_updates"] == 74 * 20
 
@@ -395,6 +400,16 @@ def test_report_energy_command_errors(capsys, tmp_path, digits_artifact):
                        str(tmp_path / "nope.json"), "--out", str(tmp_path / "r"))
     assert code == 2 and "nope.json" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_profile_json_without_wall_times_names_what_it_lacks(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"backend": "lava", "steps": 20, "emulator_seconds_per_step": 0.001}))
+    with pytest.raises(SerializationError, match=r"old.json' lacks \['backend_seconds_per_step'\]"):
+        load_profile_run(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(SerializationError, match="lacks"):
+        load_profile_run(path)
 
 
 def test_write_report_is_atomic_and_complete(tmp_path, stim):

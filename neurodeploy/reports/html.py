@@ -16,6 +16,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from neurodeploy.profiling import wall_times
+
 from .svg import bar_chart, grouped_bars, line_chart, si, stacked_bars
 
 MAX_CORES = 64
@@ -228,10 +230,8 @@ def _sources_section(report: dict[str, Any]) -> list[str]:
         rows = [["path", escape(str(run.get("path")))], ["backend", escape(str(run.get("backend")))],
                 ["equal to the emulator", escape(str(run.get("equal")))],
                 ["batch × steps", f"{run.get('batch')} × {run.get('steps')}"],
-                ["backend wall time per step", si(run.get("backend_seconds_per_step", 0.0), "s") + " "
-                 + _flag("measured")],
-                ["emulator wall time per step", si(run.get("emulator_seconds_per_step", 0.0), "s") + " "
-                 + _flag("measured")],
+                *[[f"{escape(name)} wall time per step", si(seconds, "s") + " " + _flag("measured")]
+                  for name, seconds in wall_times(run)],
                 ["total synaptic ops", _n(run.get("total_synaptic_ops", 0))]]
         out.append(_table(["field", "value"], rows, cls="profile-run"))
         out.append(f'<p class="note">{escape(run.get("note", ""))}</p>')

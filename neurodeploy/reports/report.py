@@ -58,9 +58,11 @@ def load_profile_run(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SerializationError(f"profile JSON '{p}' is not readable JSON ({err})",
                                  fix=_PROFILE_FIX) from None
-    if not isinstance(data, dict) or "backend" not in data or "steps" not in data:
-        raise SerializationError(f"profile JSON '{p}' lacks 'backend' and 'steps'; it is not a neurodeploy profile "
-                                 "report", fix="pass the file written by `neurodeploy profile --output`")
+    required = ("backend", "steps", "emulator_seconds_per_step", "backend_seconds_per_step")
+    missing = [k for k in required if k not in data] if isinstance(data, dict) else list(required)
+    if missing:
+        raise SerializationError(f"profile JSON '{p}' lacks {missing}; it is not a neurodeploy profile report",
+                                 fix="pass the file written by `neurodeploy profile --output`")
     data = dict(data)
     data["path"] = str(p)
     data["flag"] = "measured"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from neurodeploy.profiling import wall_times
+
 from .svg import si
 
 
@@ -86,9 +88,9 @@ def render_text(report: dict[str, Any]) -> str:
     if run:
         equal = {True: "equal to the emulator", False: "DIFFERENT from the emulator", None: "statistical"}.get(
             run.get("equal"), "?")
+        times = ", ".join(f"{si(seconds, 's')} ({name})" for name, seconds in wall_times(run))
         lines += ["", f"profile run ({run['path']}): backend {run['backend']} {equal}; host wall time per step "
-                  f"{si(run.get('backend_seconds_per_step', 0.0), 's')} (backend), "
-                  f"{si(run.get('emulator_seconds_per_step', 0.0), 's')} (emulator) [measured on the host]"]
+                  f"{times} [measured on the host]"]
     lines += ["", "figures (flag: measured < simulated < estimate < proxy)"]
     for fig in report["figures"]:
         lines.append(f"  [{fig['flag']}] {fig['name']} = {si(fig['value'], fig['unit'])}: {fig['source']}")
