@@ -101,21 +101,29 @@ def unsupported(program: Program) -> str | None:
     return None
 
 
-def compiled_kernel():
-    """The numba dispatcher of :func:`_kernel` (created on first use, ``cache=True``)."""
-    if "kernel" not in _NUMBA:
-        import numba
+def _jit() -> None:
+    """Compile (or load from numba's on-disk cache) the kernels and the helpers they call, once per process: each
+    module-level function below is replaced by its numba dispatcher under the same name."""
+    if "kernel" in _NUMBA:
+        return
+    import numba
 
-        _NUMBA["kernel"] = numba.njit(cache=True, nogil=True)(_kernel)
+    namespace = globals()
+    for name in ("_deliver", "_lif_int", "_lif_float", "_emit_population", "_emit_inputs", "_gather_rows"):
+        namespace[name] = numba.njit(cache=True, nogil=True)(namespace[name])
+    _NUMBA["kernel"] = numba.njit(cache=True, nogil=True)(_kernel)
+    _NUMBA["float_kernel"] = numba.njit(cache=True, nogil=True)(_float_kernel)
+
+
+def compiled_kernel():
+    """The numba dispatcher of :func:`_kernel` (integer mode; created on first use, ``cache=True``)."""
+    _jit()
     return _NUMBA["kernel"]
 
 
 def compiled_float_kernel():
-    """The numba dispatcher of :func:`_float_kernel` (created on first use, ``cache=True``)."""
-    if "float_kernel" not in _NUMBA:
-        import numba
-
-        _NUMBA["float_kernel"] = numba.njit(cache=True, nogil=True)(_float_kernel)
+    """The numba dispatcher of :func:`_float_kernel` (float mode; created on first use, ``cache=True``)."""
+    _jit()
     return _NUMBA["float_kernel"]
 
 
@@ -363,14 +371,122 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
                 traces[f"{name}/{fld}"][...] = recs[f][:, :, col:col + size]
 
 
-def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bias, thr, sub, rec_off, rec_u, rec_v,
-            rec_s, dlv_syn, dlv_dst, syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1, bkt_delay,
-            bkt_kind, bkt_cp, colptr, rows, vals, dvals, u, v, rings, counts):  # pragma: no cover - compiled by numba
-    """Steps ``k0 .. k1 - 1`` of every sample (module docstring); updates u, v, rings, counts, rec_* in place."""
+# --- the compiled functions ----------------------------------------------------------------------------------
+# Plain Python until :func:`_jit` replaces them in this module's namespace with numba dispatchers (the kernels call
+# the helpers by their global names, which numba resolves when it compiles or loads a kernel).
+
+def _deliver(k, a_in, rb, dlv_syn, dlv_dst, syn_nout, syn_ring, syn_len):  # pragma: no cover - compiled by numba
+    """Step 1: ``a_in`` = 0 + every synapse's slot ``k mod L``, added to its population's range, in order."""
+    a_in[:] = 0
+    for q in range(dlv_syn.shape[0]):
+        s = dlv_syn[q]
+        n = syn_nout[s]
+        base = syn_ring[s] + (k % syn_len[s]) * n
+        dst = a_in[dlv_dst[q]:dlv_dst[q] + n]
+        src = rb[base:base + n]
+        for i in range(n):
+            dst[i] += src[i]
+
+
+def _emit_population(p, b, k, o, size, up, vp, fp, rec_off, rec_u, rec_v, rec_s, act, n_act, a_start, a_end,
+                     n_inputs, counts):  # pragma: no cover - compiled by numba
+    """Steps 2-3 after a population's update: record u, v, spikes; list its active neurons; count spikes."""
+    ru = rec_off[0, p]
+    rv = rec_off[1, p]
+    rs = rec_off[2, p]
+    if ru >= 0:
+        rec_u[b, k, ru:ru + size] = up
+    if rv >= 0:
+        rec_v[b, k, rv:rv + size] = vp
+    if rs >= 0:
+        rec_s[b, k, rs:rs + size] = fp
+    a_start[n_inputs + p] = n_act
+    for i in range(size):
+        if fp[i] != 0:
+            act[n_act] = i
+            n_act += 1
+            counts[o + i] += 1
+    a_end[n_inputs + p] = n_act
+    return n_act
+
+
+def _emit_inputs(sk, src_off, src_size, n_inputs, act, n_act, a_start, a_end):  # pragma: no cover - numba
+    """Step 3 for the Input nodes: the active indices of stimulus column ``k`` (``sk``)."""
+    for p in range(n_inputs):
+        a_start[p] = n_act
+        off = src_off[p]
+        for j in range(src_size[p]):
+            if sk[off + j] != 0:
+                act[n_act] = j
+                n_act += 1
+        a_end[p] = n_act
+    return n_act
+
+
+def _gather_rows(q0, q1, act, colptr, cp, rows, vals, tmp, mark, touched):  # pragma: no cover - numba
+    """``tmp[r] += W[r, j]`` over the active columns ``j`` (in order) of a CSC bucket; returns how many rows it
+    touched (listed in ``touched``, flagged in ``mark``)."""
+    n_t = 0
+    for q in range(q0, q1):
+        j = act[q]
+        for x in range(colptr[cp + j], colptr[cp + j + 1]):
+            r = rows[x]
+            if mark[r] == 0:
+                mark[r] = 1
+                touched[n_t] = r
+                n_t += 1
+            tmp[r] += vals[x]
+    return n_t
+
+
+def _lif_int(up, vp, ap, fu, fv, bp, tp, sp_, fp):  # pragma: no cover - compiled by numba
+    """Step 2, integer mode: Lava ``PyLifModelBitAcc`` in int64 with explicit int32 wraps (module docstring;
+    branch-free, so it vectorises)."""
     two31 = 2147483648
     mask32 = 4294967295
     max_uv = 8388608
     two24 = 16777216
+    for i in range(up.shape[0]):
+        x = up[i] * fu[i]
+        x = (x + ((x >> 63) & 4095)) >> 12
+        x = ((x + two31) & mask32) - two31
+        ain = ((ap[i] + two31) & mask32) - two31
+        ain = (((ain << 6) + two31) & mask32) - two31
+        x = ((x + ain + two31) & mask32) - two31
+        x = x - two24 * (x > max_uv) + two24 * (x <= -max_uv)
+        y = vp[i] * fv[i]
+        y = (y + ((y >> 63) & 4095)) >> 12
+        y = ((y + two31) & mask32) - two31
+        y = ((y + x + two31) & mask32) - two31
+        y = ((y + bp[i] + two31) & mask32) - two31
+        y = min(max(y, 1 - max_uv), max_uv - 1)
+        s_i = y > tp[i]
+        reset = ((y - tp[i] + two31) & mask32) - two31 if sp_[i] != 0 else 0
+        up[i] = x
+        vp[i] = reset if s_i else y
+        fp[i] = s_i
+
+
+def _lif_float(up, vp, ap, fu, fv, bp, tp, sp_, fp):  # pragma: no cover - compiled by numba
+    """Step 2, float mode: ``u = u (1 - du) + a_in``, ``v = (v (1 - dv) + u) + bias``, ``s = v > vth``, reset
+    to 0 or by subtracting vth (the numpy engine's operations, in its order)."""
+    for i in range(up.shape[0]):
+        x = up[i] * fu[i] + ap[i]
+        y = vp[i] * fv[i] + x
+        y = y + bp[i]
+        s_i = y > tp[i]
+        up[i] = x
+        if s_i:
+            y = y - tp[i] if sp_[i] != 0 else 0.0
+        vp[i] = y
+        fp[i] = s_i
+
+
+def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bias, thr, sub, rec_off, rec_u, rec_v,
+            rec_s, dlv_syn, dlv_dst, syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1, bkt_delay,
+            bkt_kind, bkt_cp, colptr, rows, vals, dvals, u, v, rings, counts):  # pragma: no cover - compiled by numba
+    """Integer mode, steps ``k0 .. k1 - 1`` of every sample (module docstring); updates u, v, rings, counts,
+    rec_* in place."""
     n_in = stim.shape[2]
     n_neurons = u.shape[1]
     n_src = src_off.shape[0]
@@ -392,77 +508,17 @@ def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bi
         vb = v[b]
         rb = rings[b]
         for k in range(k0, k1):
-            # 1. deliver: each synapse's slot k mod L into its population's a_in
-            a_in[:] = 0
-            for q in range(dlv_syn.shape[0]):
-                s = dlv_syn[q]
-                n = syn_nout[s]
-                base = syn_ring[s] + (k % syn_len[s]) * n
-                dst = a_in[dlv_dst[q]:dlv_dst[q] + n]
-                src = rb[base:base + n]
-                for i in range(n):
-                    dst[i] += src[i]
+            _deliver(k, a_in, rb, dlv_syn, dlv_dst, syn_nout, syn_ring, syn_len)
             n_act = 0
-            # 2. neurons: Lava PyLifModelBitAcc in int64 with explicit int32 wraps (branch-free: it vectorises)
-            for p in range(n_pop):
+            for p in range(n_pop):  # 2. neurons, then 3. their spikes
                 o = pop_off[p]
                 size = pop_size[p]
-                up = ub[o:o + size]
-                vp = vb[o:o + size]
-                ap = a_in[o:o + size]
-                fu = fac_u[o:o + size]
-                fv = fac_v[o:o + size]
-                bp = bias[o:o + size]
-                tp = thr[o:o + size]
-                sp_ = sub[o:o + size]
-                fp = fired[o:o + size]
-                for i in range(size):
-                    x = up[i] * fu[i]
-                    x = (x + ((x >> 63) & 4095)) >> 12
-                    x = ((x + two31) & mask32) - two31
-                    ain = ((ap[i] + two31) & mask32) - two31
-                    ain = (((ain << 6) + two31) & mask32) - two31
-                    x = ((x + ain + two31) & mask32) - two31
-                    x = x - two24 * (x > max_uv) + two24 * (x <= -max_uv)
-                    y = vp[i] * fv[i]
-                    y = (y + ((y >> 63) & 4095)) >> 12
-                    y = ((y + two31) & mask32) - two31
-                    y = ((y + x + two31) & mask32) - two31
-                    y = ((y + bp[i] + two31) & mask32) - two31
-                    y = min(max(y, 1 - max_uv), max_uv - 1)
-                    s_i = y > tp[i]
-                    reset = ((y - tp[i] + two31) & mask32) - two31 if sp_[i] != 0 else 0
-                    up[i] = x
-                    vp[i] = reset if s_i else y
-                    fp[i] = s_i
-                ru = rec_off[0, p]
-                rv = rec_off[1, p]
-                rs = rec_off[2, p]
-                if ru >= 0:
-                    rec_u[b, k, ru:ru + size] = up
-                if rv >= 0:
-                    rec_v[b, k, rv:rv + size] = vp
-                if rs >= 0:
-                    rec_s[b, k, rs:rs + size] = fp
-                # 3. the population emits its spikes: active indices of source n_inputs + p, spike counts
-                a_start[n_inputs + p] = n_act
-                for i in range(size):
-                    if fp[i] != 0:
-                        act[n_act] = i
-                        n_act += 1
-                        counts[o + i] += 1
-                a_end[n_inputs + p] = n_act
-            # 3. the inputs emit stimulus column k
-            sk = stim[b, k]
-            for p in range(n_inputs):
-                a_start[p] = n_act
-                off = src_off[p]
-                for j in range(src_size[p]):
-                    if sk[off + j] != 0:
-                        act[n_act] = j
-                        n_act += 1
-                a_end[p] = n_act
-            # 4b. synapses: clear the delivered slot, add the active columns per delay bucket
+                _lif_int(ub[o:o + size], vb[o:o + size], a_in[o:o + size], fac_u[o:o + size], fac_v[o:o + size],
+                         bias[o:o + size], thr[o:o + size], sub[o:o + size], fired[o:o + size])
+                n_act = _emit_population(p, b, k, o, size, ub[o:o + size], vb[o:o + size], fired[o:o + size],
+                                         rec_off, rec_u, rec_v, rec_s, act, n_act, a_start, a_end, n_inputs, counts)
+            n_act = _emit_inputs(stim[b, k], src_off, src_size, n_inputs, act, n_act, a_start, a_end)
+            # 4. synapses: clear the delivered slot, add the active columns per delay bucket
             for s in range(n_syn):
                 n = syn_nout[s]
                 length = syn_len[s]
@@ -524,16 +580,7 @@ def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bi
                             for x in range(colptr[cp + j], colptr[cp + j + 1]):
                                 slot[rows[x]] += vals[x]
                     else:  # sparse, shifted: int64 sums of the touched rows, then the shift
-                        n_t = 0
-                        for q in range(q0, q1):
-                            j = act[q]
-                            for x in range(colptr[cp + j], colptr[cp + j + 1]):
-                                r = rows[x]
-                                if mark[r] == 0:
-                                    mark[r] = 1
-                                    touched[n_t] = r
-                                    n_t += 1
-                                tmp[r] += vals[x]
+                        n_t = _gather_rows(q0, q1, act, colptr, cp, rows, vals, tmp, mark, touched)
                         for t in range(n_t):
                             r = touched[t]
                             if e > 0:
@@ -574,63 +621,16 @@ def _float_kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac
         vb = v[b]
         rb = rings[b]
         for k in range(k0, k1):
-            a_in[:] = 0.0
-            for q in range(dlv_syn.shape[0]):
-                s = dlv_syn[q]
-                n = syn_nout[s]
-                base = syn_ring[s] + (k % syn_len[s]) * n
-                dst = a_in[dlv_dst[q]:dlv_dst[q] + n]
-                src = rb[base:base + n]
-                for i in range(n):
-                    dst[i] += src[i]
+            _deliver(k, a_in, rb, dlv_syn, dlv_dst, syn_nout, syn_ring, syn_len)
             n_act = 0
             for p in range(n_pop):
                 o = pop_off[p]
                 size = pop_size[p]
-                up = ub[o:o + size]
-                vp = vb[o:o + size]
-                ap = a_in[o:o + size]
-                fu = fac_u[o:o + size]
-                fv = fac_v[o:o + size]
-                bp = bias[o:o + size]
-                tp = thr[o:o + size]
-                sp_ = sub[o:o + size]
-                fp = fired[o:o + size]
-                for i in range(size):
-                    x = up[i] * fu[i] + ap[i]
-                    y = vp[i] * fv[i] + x
-                    y = y + bp[i]
-                    s_i = y > tp[i]
-                    up[i] = x
-                    if s_i:
-                        y = y - tp[i] if sp_[i] != 0 else 0.0
-                    vp[i] = y
-                    fp[i] = s_i
-                ru = rec_off[0, p]
-                rv = rec_off[1, p]
-                rs = rec_off[2, p]
-                if ru >= 0:
-                    rec_u[b, k, ru:ru + size] = up
-                if rv >= 0:
-                    rec_v[b, k, rv:rv + size] = vp
-                if rs >= 0:
-                    rec_s[b, k, rs:rs + size] = fp
-                a_start[n_inputs + p] = n_act
-                for i in range(size):
-                    if fp[i] != 0:
-                        act[n_act] = i
-                        n_act += 1
-                        counts[o + i] += 1
-                a_end[n_inputs + p] = n_act
-            sk = stim[b, k]
-            for p in range(n_inputs):
-                a_start[p] = n_act
-                off = src_off[p]
-                for j in range(src_size[p]):
-                    if sk[off + j] != 0:
-                        act[n_act] = j
-                        n_act += 1
-                a_end[p] = n_act
+                _lif_float(ub[o:o + size], vb[o:o + size], a_in[o:o + size], fac_u[o:o + size], fac_v[o:o + size],
+                           bias[o:o + size], thr[o:o + size], sub[o:o + size], fired[o:o + size])
+                n_act = _emit_population(p, b, k, o, size, ub[o:o + size], vb[o:o + size], fired[o:o + size],
+                                         rec_off, rec_u, rec_v, rec_s, act, n_act, a_start, a_end, n_inputs, counts)
+            n_act = _emit_inputs(stim[b, k], src_off, src_size, n_inputs, act, n_act, a_start, a_end)
             for s in range(n_syn):
                 n = syn_nout[s]
                 length = syn_len[s]
@@ -645,17 +645,7 @@ def _float_kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac
                 for bk in range(syn_b0[s], syn_b1[s]):
                     base = ring0 + ((nxt + bkt_delay[bk]) % length) * n
                     slot = rb[base:base + n]
-                    cp = bkt_cp[bk]
-                    n_t = 0
-                    for q in range(q0, q1):
-                        j = act[q]
-                        for x in range(colptr[cp + j], colptr[cp + j + 1]):
-                            r = rows[x]
-                            if mark[r] == 0:
-                                mark[r] = 1
-                                touched[n_t] = r
-                                n_t += 1
-                            tmp[r] += vals[x]
+                    n_t = _gather_rows(q0, q1, act, colptr, bkt_cp[bk], rows, vals, tmp, mark, touched)
                     for t in range(n_t):
                         r = touched[t]
                         slot[r] += tmp[r]
