@@ -1,12 +1,10 @@
 """`neurodeploy profile`'s terminal table: each backend's wall time per step is named once, with its own figure."""
 
 import numpy as np
+from graphs import random_net
 
 from neurodeploy.compiler import compile_graph
-from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo
 from neurodeploy.profiling import profile, render_profile, wall_times
-
-Q = QuantInfo(scale=1.0)
 
 
 def wall_line(text: str) -> str:
@@ -14,17 +12,9 @@ def wall_line(text: str) -> str:
     return line
 
 
-def small_artifact():
-    w = 2 * np.random.default_rng(0).integers(-10, 30, (6, 8))
-    g = Graph({"in": Input(shape=(8,)), "fc": Dense(weight=w, num_weight_bits=8, quant=Q),
-               "n": CubaLIF(shape=(6,), du=1024, dv=256, vth=100, quant=Q), "out": Output()},
-              [("in", "fc"), ("fc", "n"), ("n", "out")])
-    return compile_graph(g, "emulator")
-
-
 def test_profiling_the_emulator_names_it_once():
     x = (np.random.default_rng(1).random((2, 10, 8)) < 0.3).astype(np.uint8)
-    report = profile(small_artifact(), x, "emulator")
+    report = profile(compile_graph(random_net(8, 6), "emulator"), x, "emulator")
     assert report["equal"] is True
     assert wall_times(report) == [("emulator", report["emulator_seconds_per_step"])]
     line = wall_line(render_profile(report))

@@ -2,22 +2,19 @@
 float IR, float accuracy >= 90 %, resources with the attention share, SpiNNaker compile-or-clear-error, and Lava
 (Loihi 2 bit-accurate models, through the .venv-lava worker) equal to the integer emulator."""
 
-import os
-from pathlib import Path
-
 import pytest
+from lava_env import lava_python_or_skip
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
+from neurodeploy.families import targets  # noqa: E402
 from neurodeploy.families.sdt import deploy  # noqa: E402
 from neurodeploy.families.sdt.lower import lower  # noqa: E402
 from neurodeploy.families.sdt.model import encode, load  # noqa: E402
 from neurodeploy.families.sdt.run_all import weights_path  # noqa: E402
 from neurodeploy.families.sdt.train import load_digits_split  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-LAVA_PYTHON = os.environ.get("NEURODEPLOY_LAVA_PYTHON", str(ROOT / ".venv-lava" / "bin" / "python"))
 CALIBRATION = 32  # training digits given to the quantizer (as run_all's default)
 
 
@@ -32,8 +29,8 @@ def deployed(request, data):
     cfg = model.cfg
     lowered = lower(model)
     x_test = encode(data.x_test, cfg.steps, cfg.levels)
-    artifacts, info = deploy.compile_targets(lowered, encode(data.x_train[:CALIBRATION], cfg.steps, cfg.levels),
-                                             ("loihi2",))
+    calibration = lowered.stimulus(encode(data.x_train[:CALIBRATION], cfg.steps, cfg.levels))
+    artifacts, info = targets.compile_targets(lowered.graph, calibration, ("loihi2",), errors="capture")
     assert info["loihi2"]["compiled"], info
     art = artifacts["loihi2"]
     # float reference: the torch model in float64, which the float IR reproduces exactly (spikes of every LIF and
@@ -72,20 +69,18 @@ def test_resources_cover_the_graph_and_report_attention(deployed):
 
 def test_spinnaker_compiles_or_names_the_op(deployed, data):
     cfg = deployed["model"].cfg
-    _, info = deploy.compile_targets(deployed["lowered"], encode(data.x_train[:8], cfg.steps, cfg.levels),
-                                     ("spinnaker",))
+    lowered = deployed["lowered"]
+    _, info = targets.compile_targets(lowered.graph, lowered.stimulus(encode(data.x_train[:8], cfg.steps, cfg.levels)),
+                                      ("spinnaker",), errors="capture")
     if not info["spinnaker"]["compiled"]:
         assert "node '" in info["spinnaker"]["error"], info
 
 
 def test_lava_equals_emulator(deployed):
-    if not Path(LAVA_PYTHON).exists():
-        if os.environ.get("NEURODEPLOY_REQUIRE_LAVA") == "1":
-            raise RuntimeError(f"NEURODEPLOY_REQUIRE_LAVA=1 but no Lava Python at {LAVA_PYTHON}; run `make envs`")
-        pytest.skip(f"no Lava environment at {LAVA_PYTHON} (run `make envs`)")
+    lava_python_or_skip()
     lowered = deployed["lowered"]
     last = list(lowered.attention.values())[-1].spikes
-    res = deploy.lava_check(deployed["artifact"], lowered, deployed["x_test"][:2], nodes=(last, "head_lif"))
+    res = targets.lava_check(deployed["artifact"], lowered.stimulus(deployed["x_test"][:2]), nodes=(last, "head_lif"))
     assert res["identical"], res["equal"]
     assert res["emulator_spikes"][f"{last}/spikes"] > 0 and res["emulator_spikes"]["head_lif/spikes"] > 0
 

@@ -1,6 +1,6 @@
 """Compile an LSM graph for the three targets, run it there, and collect the figures the summary reports.
 
-:func:`compile_targets`, :func:`run_emulator` and :func:`lava_check` are the shared
+:func:`compile_targets`, :func:`compile_seconds`, :func:`run_emulator` and :func:`lava_check` are the shared
 :mod:`neurodeploy.families.targets` helpers (re-exported here); :func:`pynn_check` wraps the shared one for the
 reservoir population.
 
@@ -23,23 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from neurodeploy.emulator import Program
 from neurodeploy.families import targets
-from neurodeploy.families.targets import compile_targets, lava_check, run_emulator
+from neurodeploy.families.targets import compile_seconds, compile_targets, lava_check, run_emulator
 from neurodeploy.ir import Graph
 
-__all__ = ["compile_targets", "reservoir_spikes", "run_emulator", "lava_check", "pynn_check", "loihi_mapping",
-           "spinnaker_mapping", "same_reservoir"]
+__all__ = ["compile_targets", "compile_seconds", "reservoir_spikes", "run_emulator", "lava_check", "pynn_check",
+           "loihi_mapping", "spinnaker_mapping", "same_reservoir"]
 
 RESERVOIR = "reservoir"
 
 
 def reservoir_spikes(graph: Graph, x: np.ndarray, batch: int = 512) -> np.ndarray:
     """Reservoir spikes ``[B, T, N]`` (uint8) of ``graph`` on the emulator, in batches of ``batch`` samples."""
-    program = Program(graph)
-    out = [program.run(x[i:i + batch], record=("spikes",), nodes=[RESERVOIR]).recorded[f"{RESERVOIR}/spikes"]
-           for i in range(0, x.shape[0], batch)]
-    return np.concatenate(out).reshape(x.shape[0], x.shape[1], -1)
+    spikes = run_emulator(graph, x, batch, nodes=(RESERVOIR,))[f"{RESERVOIR}/spikes"]
+    return spikes.reshape(x.shape[0], x.shape[1], -1)
 
 
 def pynn_check(artifact, x: np.ndarray) -> dict[str, Any]:

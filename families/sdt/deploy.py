@@ -2,13 +2,11 @@
 
 * :func:`float_logits` / :func:`int_logits` -- the float IR (float64 emulator) and a compiled artifact (integer
   emulator) on encoded digits: logits read from the readout at :attr:`Lowered.read_index`.
-* :func:`compile_targets` -- ``compile_graph`` for ``loihi2`` (the emulator runs that same integer graph: the
-  emulator profile has Loihi 2's arithmetic, so "Lava equals the emulator" is about one graph) and ``spinnaker``.
-  A target that cannot map the model is reported with its error message (the compile raises a NeurodeployError that
-  names the op and the reason), not hidden.
-* :func:`lava_check` -- Lava (Loihi 2 bit-accurate CPU models, through the ``.venv-lava`` worker when this
-  interpreter has no lava-nc) on a few samples: the readout's v and the spikes of chosen neurons, compared
-  integer for integer with the emulator.
+* targets: the shared :mod:`neurodeploy.families.targets` helpers run the lowered graph --
+  ``compile_targets(lowered.graph, lowered.stimulus(calibration), errors="capture")`` (a target that cannot map
+  the model is reported with its error message, which names the op and the reason, not hidden) and
+  ``lava_check(artifact, lowered.stimulus(x), nodes)`` (the readout's v and the spikes of chosen neurons, Lava
+  against the integer emulator, integer for integer).
 * :func:`costs` -- neurons, synapses and Loihi 2 cores per model part (stem, attention per block and sub-part,
   MLP, head, clock), the attention share, chips.
 * :func:`energy` -- neurodeploy's energy report (``neurodeploy.reports.report.energy_report``) on a few samples,
@@ -17,79 +15,41 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
-from neurodeploy.compiler import compile_graph
 from neurodeploy.emulator import Program
-from neurodeploy.errors import NeurodeployError
 from neurodeploy.families.sdt.lower import CLOCK, INPUT, OUTPUT, READOUT, Lowered
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import synapse_entries
 
 
-def _run(graph: Graph, lowered: Lowered, x: np.ndarray, batch: int, record_nodes=()) -> dict[str, np.ndarray]:
+def _readout(graph: Graph, lowered: Lowered, x: np.ndarray, batch: int) -> np.ndarray:
+    """The readout output on encoded digits ``x``, encoded to stimuli batch by batch (float64 for a float graph)."""
     program = Program(graph)
-    parts: list[dict[str, np.ndarray]] = []
+    parts = []
     for i in range(0, x.shape[0], batch):
         stim = lowered.stimulus(x[i:i + batch])
         if not graph.quantized:
             stim = stim.astype(np.float64)
-        res = program.run(stim, record=("spikes",) if record_nodes else (), nodes=list(record_nodes) or None)
-        part = {OUTPUT: res.outputs[OUTPUT]}
-        part.update({k: v for k, v in res.recorded.items()})
-        parts.append(part)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        parts.append(program.run(stim).outputs[OUTPUT])
+    return np.concatenate(parts)
 
 
 def float_logits(lowered: Lowered, x: np.ndarray, batch: int = 128) -> np.ndarray:
     """Logits ``[B, classes]`` of the float IR on encoded digits ``x [B, T, levels, 8, 8]``."""
-    return lowered.logits(_run(lowered.graph, lowered, x, batch)[OUTPUT])
+    return lowered.logits(_readout(lowered.graph, lowered, x, batch))
 
 
 def int_logits(artifact, lowered: Lowered, x: np.ndarray, batch: int = 128) -> np.ndarray:
     """Logits of a compiled (integer) graph: readout ``v / (64 lambda T)`` at the read index."""
     scale = 64.0 * artifact.graph.nodes[READOUT].quant.scale
-    return lowered.logits(_run(artifact.graph, lowered, x, batch)[OUTPUT], scale)
+    return lowered.logits(_readout(artifact.graph, lowered, x, batch), scale)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((np.asarray(logits).argmax(1) == np.asarray(labels)).mean())
-
-
-def compile_targets(lowered: Lowered, calibration: np.ndarray, targets: tuple[str, ...] = ("loihi2", "spinnaker")
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(artifacts, info)``: per target the artifact, or in ``info[target]['error']`` why it cannot map."""
-    stim = lowered.stimulus(calibration)
-    artifacts, info = {}, {}
-    for target in targets:
-        start = time.perf_counter()
-        try:
-            artifacts[target] = compile_graph(lowered.graph, target, calibration=stim)
-            info[target] = {"compiled": True, "seconds": round(time.perf_counter() - start, 2)}
-        except NeurodeployError as err:
-            info[target] = {"compiled": False, "error": f"{type(err).__name__}: {err}"}
-    return artifacts, info
-
-
-def lava_check(artifact, lowered: Lowered, x: np.ndarray, nodes: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run encoded samples ``x`` on Lava and on the integer emulator; compare the readout v (every step) and the
-    spikes of ``nodes`` integer for integer."""
-    from neurodeploy.backends import lava
-
-    stim = lowered.stimulus(x)
-    start = time.perf_counter()
-    arrays, _ = lava.run(artifact, stim, record=("spikes",) if nodes else (), nodes=list(nodes) or None)
-    seconds = time.perf_counter() - start
-    emu = Program(artifact.graph).run(stim, record=("spikes",) if nodes else (), nodes=list(nodes) or None)
-    pairs = {OUTPUT: (arrays[OUTPUT], emu.outputs[OUTPUT])}
-    pairs.update({f"{n}/spikes": (arrays[f"{n}/spikes"], emu.recorded[f"{n}/spikes"]) for n in nodes})
-    equal = {k: bool(np.array_equal(np.asarray(a), np.asarray(b))) for k, (a, b) in pairs.items()}
-    spikes = {k: int(np.asarray(b).sum()) for k, (a, b) in pairs.items() if k != OUTPUT}
-    return {"samples": int(x.shape[0]), "steps": int(stim.shape[1]), "equal": equal,
-            "identical": all(equal.values()), "emulator_spikes": spikes, "seconds": round(seconds, 1)}
 
 
 # ----------------------------------------------------------------------------------------------- costs

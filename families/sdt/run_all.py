@@ -39,6 +39,7 @@ def weights_path(form: str, directory: Path = EXAMPLE_DIR) -> Path:
 def run_form(form: str, args: argparse.Namespace, log) -> dict[str, Any]:
     import torch
 
+    from neurodeploy.families import targets as shared
     from neurodeploy.families.sdt import deploy
     from neurodeploy.families.sdt.lower import lower
     from neurodeploy.families.sdt.model import SDTConfig, encode, load, n_parameters, save
@@ -79,7 +80,8 @@ def run_form(form: str, args: argparse.Namespace, log) -> dict[str, Any]:
 
     calibration = encode(data.x_train[:args.calibration], cfg.steps, cfg.levels)
     targets = ("loihi2",) if args.no_spinnaker else ("loihi2", "spinnaker")
-    artifacts, compile_info = deploy.compile_targets(lowered, calibration, targets)
+    artifacts, compile_info = shared.compile_targets(lowered.graph, lowered.stimulus(calibration), targets,
+                                                     errors="capture")
     summary["compile"] = compile_info
     loihi = artifacts.get("loihi2")
     if loihi is None:
@@ -94,7 +96,9 @@ def run_form(form: str, args: argparse.Namespace, log) -> dict[str, Any]:
 
     if args.lava_samples > 0:
         last = list(lowered.attention.values())[-1].spikes
-        lava = deploy.lava_check(loihi, lowered, x_test[:args.lava_samples], nodes=(last,))
+        res = shared.lava_check(loihi, lowered.stimulus(x_test[:args.lava_samples]), nodes=(last,))
+        lava = {k: res[k] for k in ("samples", "steps", "equal", "identical", "emulator_spikes")}
+        lava["seconds"] = round(res["seconds"], 1)
         summary["lava"] = lava
         log(f"[{form}] Lava equals the emulator: {lava['identical']} ({lava['seconds']} s)")
 

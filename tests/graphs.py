@@ -1,0 +1,44 @@
+"""Shared test helper: small hand-built graphs used by several test files."""
+
+import numpy as np
+
+from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
+
+
+def two_chip_graph(quant: QuantInfo) -> Graph:
+    """130 neurons reading overlapping windows of 4096 inputs: any two exceed a core's 4096 input axons, so one core
+    each, 130 cores on 2 Loihi 2 chips of 128 cores (a quantized graph: compile skips the quantize pass)."""
+    n, width, step = 130, 4096, 32
+    rows = np.repeat(np.arange(n), width)
+    cols = (np.arange(n)[:, None] * step + np.arange(width)[None, :]).ravel()
+    return Graph({"in": Input(shape=(n * step + width,)),
+                  "syn": Sparse(out_shape=(n,), in_size=n * step + width, row=rows, col=cols,
+                                value=np.ones(rows.size, np.int64), num_weight_bits=8, sign_mode="excitatory",
+                                quant=quant),
+                  "n": CubaLIF(shape=(n,), du=4095, dv=0, vth=100, quant=quant), "out": Output()},
+                 [("in", "syn"), ("syn", "n"), ("n", "out")])
+
+
+def random_net(n_in: int, n_hidden: int, n_out: int | None = None, seed: int = 0) -> Graph:
+    """A quantized net ``in -> fc1 -> h [-> fc2 -> o] -> out`` (compile skips the quantize pass) with random even
+    8-bit weights (Lava stores mixed-sign 8-bit weights in steps of 2) that make the neurons spike on 30 % input
+    spike rates."""
+    rng = np.random.default_rng(seed)
+    q = QuantInfo(scale=1.0)
+
+    def lif(n: int) -> CubaLIF:
+        return CubaLIF(shape=(n,), du=1024, dv=256, vth=100, quant=q)
+
+    nodes = {"in": Input(shape=(n_in,)),
+             "fc1": Dense(weight=2 * rng.integers(-10, 30, (n_hidden, n_in)), num_weight_bits=8, quant=q),
+             "h": lif(n_hidden)}
+    edges = [("in", "fc1"), ("fc1", "h")]
+    last = "h"
+    if n_out is not None:
+        nodes.update({"fc2": Dense(weight=2 * rng.integers(-10, 30, (n_out, n_hidden)), num_weight_bits=8, quant=q),
+                      "o": lif(n_out)})
+        edges += [("h", "fc2"), ("fc2", "o")]
+        last = "o"
+    nodes["out"] = Output()
+    edges.append((last, "out"))
+    return Graph(nodes, edges)
