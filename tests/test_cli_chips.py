@@ -4,29 +4,20 @@ refusal of misplaced --population-size (spinnaker only)."""
 
 import json
 
-import numpy as np
 import pytest
 from cli_runner import run_cli as cli
+from graphs import two_chip_graph
 
-from neurodeploy.ir import CubaLIF, Graph, Input, Output, QuantInfo, Sparse, save_graph
+from neurodeploy.ir import QuantInfo, save_graph
 
 Q = QuantInfo(scale=100.0)
 
 
 @pytest.fixture
 def two_chip_model(tmp_path):
-    """130 neurons reading overlapping windows of 4096 inputs: any two exceed a core's 4096 input axons, so one
-    core each, 130 cores on 2 Loihi 2 chips of 128 cores (quantized: compile skips the quantize pass)."""
-    n, width, step = 130, 4096, 32
-    rows = np.repeat(np.arange(n), width)
-    cols = (np.arange(n)[:, None] * step + np.arange(width)[None, :]).ravel()
-    g = Graph({"in": Input(shape=(n * step + width,)),
-               "syn": Sparse(out_shape=(n,), in_size=n * step + width, row=rows, col=cols,
-                             value=np.ones(rows.size, np.int64), num_weight_bits=8, sign_mode="excitatory", quant=Q),
-               "n": CubaLIF(shape=(n,), du=4095, dv=0, vth=100, quant=Q), "out": Output()},
-              [("in", "syn"), ("syn", "n"), ("n", "out")])
+    """The 130-core graph of :func:`graphs.two_chip_graph`, saved: 2 Loihi 2 chips of 128 cores."""
     path = tmp_path / "wide.ndg"
-    save_graph(g, path)
+    save_graph(two_chip_graph(Q), path)
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lava_env import lava_python_or_skip
 
 from neurodeploy.families.hlop.learner import (
     HLOPConfig,
@@ -59,19 +60,6 @@ def test_short_sequence_hlop_forgets_less_than_finetuning():
 
 
 # ------------------------------------------------------------------ items 2-4: targets, on-chip learning, forgetting
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
-
-
-def _lava_python_or_skip() -> None:
-    import os
-
-    python = os.environ.get("NEURODEPLOY_LAVA_PYTHON", str(ROOT / ".venv-lava" / "bin" / "python"))
-    if not __import__("pathlib").Path(python).exists():
-        if os.environ.get("NEURODEPLOY_REQUIRE_LAVA") == "1":
-            pytest.fail(f"NEURODEPLOY_REQUIRE_LAVA=1 but no Lava Python at {python}", pytrace=False)
-        pytest.skip(f"no Lava environment at {python} (run `make envs`)")
-
-
 @pytest.fixture(scope="module")
 def short_hlop():
     cfg = HLOPConfig(setting="class", epochs=3, hebb_epochs=300)
@@ -119,7 +107,7 @@ def test_projected_update_leaves_old_subspace_outputs_unchanged(short_hlop):
 def test_deploy_to_three_targets(short_hlop):
     from neurodeploy.families.hlop.deploy import deploy_targets
 
-    _lava_python_or_skip()
+    lava_python_or_skip()
     cfg, out = short_hlop
     rep = deploy_targets(out["net"], out["data"], cfg, lava_per_task=1, pynn_per_task=1)
     assert rep["lava"]["identical_to_emulator"] is True                 # loihi2 artifact: Lava == emulator
@@ -133,7 +121,7 @@ def test_deploy_to_three_targets(short_hlop):
 def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(short_hlop):
     from neurodeploy.families.hlop.onchip import run_continual
 
-    _lava_python_or_skip()
+    lava_python_or_skip()
     cfg, out = short_hlop
     rep = run_continual(out["net"], out["data"], cfg, out["subspaces"], passes=1, further_epochs=3, lava_digits=4)
     agreement = rep["lava_agreement"]

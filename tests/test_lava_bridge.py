@@ -5,20 +5,14 @@ emulator integer for integer. CI sets NEURODEPLOY_REQUIRE_LAVA=1 so a missing La
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 from cli_runner import run_cli as cli
+from lava_env import lava_python_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
-LAVA_PYTHON = os.environ.get("NEURODEPLOY_LAVA_PYTHON", str(ROOT / ".venv-lava" / "bin" / "python"))
-
-if not Path(LAVA_PYTHON).exists():
-    if os.environ.get("NEURODEPLOY_REQUIRE_LAVA") == "1":
-        raise RuntimeError(f"NEURODEPLOY_REQUIRE_LAVA=1 but no Lava Python at {LAVA_PYTHON}; run `make envs`")
-    pytest.skip(f"no Lava environment at {LAVA_PYTHON} (run `make envs`)", allow_module_level=True)
+LAVA_PYTHON = lava_python_or_skip(module_level=True)
 
 
 

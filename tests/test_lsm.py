@@ -252,15 +252,9 @@ def test_snntorch_rleaky_reservoir_imports_and_compiles():
 def test_lava_equals_emulator_on_the_delayed_recurrent_reservoir_with_chip_readout():
     """Loihi 2 bit-accurate Lava models (through the .venv-lava worker): DelaySparse recurrence, two sign-split
     recurrent ops and the on-chip LI readout, integer for integer equal to the emulator."""
-    import os
-    from pathlib import Path
+    from lava_env import lava_python_or_skip
 
-    lava_python = os.environ.get("NEURODEPLOY_LAVA_PYTHON",
-                                 str(Path(__file__).resolve().parents[1] / ".venv-lava" / "bin" / "python"))
-    if not Path(lava_python).exists():
-        if os.environ.get("NEURODEPLOY_REQUIRE_LAVA") == "1":
-            raise RuntimeError(f"NEURODEPLOY_REQUIRE_LAVA=1 but no Lava Python at {lava_python}")
-        pytest.skip("no Lava environment")
+    lava_python_or_skip()
     lsm = small_lsm()
     assert lsm.conn.delay.max() > 0
     rng = np.random.default_rng(6)

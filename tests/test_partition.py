@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from graphs import two_chip_graph
 
 from neurodeploy.errors import CapacityError
 from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
@@ -167,16 +168,7 @@ def test_a_single_neuron_over_the_fan_out_limit_is_named():
 def test_chip_count_is_reported_against_a_configurable_system():
     from neurodeploy.compiler import compile_graph
 
-    # 130 neurons reading overlapping windows of 4096 inputs: any two exceed 4096 input axons, one core each,
-    # so 130 cores on 2 Loihi 2 chips of 128 cores (a quantized graph: compile skips the quantize pass)
-    n, width, step = 130, 4096, 32
-    rows = np.repeat(np.arange(n), width)
-    cols = (np.arange(n)[:, None] * step + np.arange(width)[None, :]).ravel()
-    g = Graph({"in": Input(shape=(n * step + width,)),
-               "syn": Sparse(out_shape=(n,), in_size=n * step + width, row=rows, col=cols,
-                             value=np.ones(rows.size, np.int64), num_weight_bits=8, sign_mode="excitatory", quant=Q),
-               "n": CubaLIF(shape=(n,), du=4095, dv=0, vth=100, quant=Q), "out": Output()},
-              [("in", "syn"), ("syn", "n"), ("n", "out")])
+    g = two_chip_graph(Q)  # 130 neurons, one core each: 130 cores on 2 Loihi 2 chips of 128 cores
     mapping = compile_graph(g, "loihi2").manifest["mapping"]
     assert (mapping["cores"], mapping["chips"], mapping["system_chips"]) == (130, 2, 1152)
     assert compile_graph(g, "loihi2", chips=2).manifest["mapping"]["system_chips"] == 2
