@@ -109,3 +109,15 @@ def test_float_graded_stimulus_runs_numpy_and_says_why():
     assert res.engine == "numpy" and "values other than 0 and 1" in res.engine_note
     with pytest.raises(UnsupportedOpError, match="values other than 0 and 1"):
         program.run(x, engine="numba")
+
+
+def test_pattern_mode_keeps_each_position_once():
+    rng = np.random.default_rng(5)
+    rows, cols = rng.integers(0, 30, 400).astype(np.int32), rng.integers(0, 20, 400).astype(np.int32)
+    cb = column_buckets(rows, cols, None, None, 30, 20)
+    assert cb.vals.size == 0 and cb.delays.tolist() == [0]
+    expected = sp.coo_matrix((np.ones(400), (rows, cols)), shape=(30, 20)).tocsc()
+    expected.sum_duplicates()
+    np.testing.assert_array_equal(cb.ptr, expected.indptr)
+    np.testing.assert_array_equal(cb.rows, expected.indices)
+    np.testing.assert_array_equal(cb.fanout, np.bincount(cols, minlength=20))  # every stored entry is a synapse

@@ -71,14 +71,17 @@ def _kernels() -> dict:
     return _NUMBA
 
 
-def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, delays: np.ndarray | None,
+def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None, delays: np.ndarray | None,
                    n_out: int, n_in: int) -> ColumnBuckets:
     """Build the :class:`ColumnBuckets` of entries ``(rows, cols, values, delays)`` (1-D, equal length; ``delays``
     ``None`` means all zero, a length-1 array one delay for all). Indices must lie in ``[0, n_out)`` / ``[0, n_in)``
-    and delays be >= 0 (the IR validates both)."""
+    and delays be >= 0 (the IR validates both). ``values=None`` builds the pattern only: ``vals`` is empty,
+    repeated positions are kept once and ``fanout`` counts every stored entry."""
     k = _kernels()
-    rows, cols, values = np.ravel(rows), np.ravel(cols), np.ravel(values)
-    nnz = values.size
+    rows, cols = np.ravel(rows), np.ravel(cols)
+    has_values = values is not None
+    values = np.ravel(values) if has_values else np.zeros(0)
+    nnz = rows.size
     if delays is None or np.size(delays) == 0:
         delays = np.zeros(1, np.int64)
     delays = np.ravel(delays)
@@ -95,13 +98,13 @@ def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, delay
     n_groups = present.size * n_in
     starts = np.zeros(n_groups + 1, np.int64)
     fanout = np.zeros(n_in, np.int64)
-    k["count"](cols, delays, uniform, values, lut, n_in, starts, fanout)
+    k["count"](cols, delays, uniform, values, has_values, lut, n_in, starts, fanout)
     np.cumsum(starts, out=starts)
     out_rows = np.empty(nnz, np.uint32)
-    out_vals = np.empty(nnz, np.float64)
-    k["scatter"](rows, cols, values, delays, uniform, lut, n_in, starts[:-1].copy(), out_rows, out_vals)
+    out_vals = np.empty(nnz if has_values else 0, np.float64)
+    k["scatter"](rows, cols, values, has_values, delays, uniform, lut, n_in, starts[:-1].copy(), out_rows, out_vals)
     ptr = np.empty_like(starts)
-    kept = k["canonical"](starts, out_rows, out_vals, ptr)
+    kept = k["canonical"](starts, out_rows, out_vals, has_values, ptr)
     if kept < nnz:  # repeated (row, column, delay) entries were summed
         out_rows, out_vals = out_rows[:kept].copy(), out_vals[:kept].copy()
     return ColumnBuckets(int(n_out), int(n_in), present, ptr, out_rows, out_vals, fanout)
@@ -132,30 +135,32 @@ def _delay_histogram(delays, max_delay):  # pragma: no cover - compiled by numba
     return hist
 
 
-def _count(cols, delays, uniform, values, lut, n_in, starts, fanout):  # pragma: no cover - compiled by numba
+def _count(cols, delays, uniform, values, has_values, lut, n_in, starts, fanout):  # pragma: no cover - numba
     """``starts[g + 1]`` = entries of group ``g = bucket * n_in + column``; ``fanout`` per column."""
     for x in range(cols.shape[0]):
         b = lut[delays[0]] if uniform else lut[delays[x]]
         c = cols[x]
         starts[b * n_in + c + 1] += 1
-        if values[x] != 0:
+        if not has_values or values[x] != 0:
             fanout[c] += 1
 
 
-def _scatter(rows, cols, values, delays, uniform, lut, n_in, pos, out_rows, out_vals):  # pragma: no cover
+def _scatter(rows, cols, values, has_values, delays, uniform, lut, n_in, pos, out_rows,
+             out_vals):  # pragma: no cover - compiled by numba
     """Stable counting-sort placement of every entry at its group's next free position."""
     for x in range(cols.shape[0]):
         b = lut[delays[0]] if uniform else lut[delays[x]]
         g = b * n_in + cols[x]
         p = pos[g]
         out_rows[p] = rows[x]
-        out_vals[p] = values[x]
+        if has_values:
+            out_vals[p] = values[x]
         pos[g] = p + 1
 
 
-def _canonical(starts, out_rows, out_vals, ptr):  # pragma: no cover - compiled by numba
-    """Per group: sort the rows (stable) unless already strictly increasing, sum repeated rows, compact in place
-    into ``ptr``; returns the number of entries kept."""
+def _canonical(starts, out_rows, out_vals, has_values, ptr):  # pragma: no cover - compiled by numba
+    """Per group: sort the rows (stable) unless already strictly increasing, sum repeated rows (pattern only:
+    keep one), compact in place into ``ptr``; returns the number of entries kept."""
     w = 0
     n_groups = starts.shape[0] - 1
     for g in range(n_groups):
@@ -169,20 +174,23 @@ def _canonical(starts, out_rows, out_vals, ptr):  # pragma: no cover - compiled 
         if not ordered:
             order = np.argsort(out_rows[a:b], kind="mergesort")
             r = out_rows[a:b][order]
-            v = out_vals[a:b][order]
             out_rows[a:b] = r
-            out_vals[a:b] = v
+            if has_values:
+                v = out_vals[a:b][order]
+                out_vals[a:b] = v
         ptr[g] = w
         x = a
         while x < b:
             r0 = out_rows[x]
-            acc = out_vals[x]
+            acc = out_vals[x] if has_values else 0.0
             x += 1
             while x < b and out_rows[x] == r0:
-                acc += out_vals[x]
+                if has_values:
+                    acc += out_vals[x]
                 x += 1
             out_rows[w] = r0
-            out_vals[w] = acc
+            if has_values:
+                out_vals[w] = acc
             w += 1
     ptr[n_groups] = w
     return w

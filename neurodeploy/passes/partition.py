@@ -50,11 +50,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from neurodeploy.errors import CapacityError
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import Conv2d, Sparse
 
 #: Step 2 bisects a population's cap until the bracket is within 1/BISECT_FRACTION of the fitting cap.
@@ -103,25 +101,13 @@ class _Synapses:
     col_rows: np.ndarray  # CSC row indices, sorted within each column
 
 
-def _pattern(op, in_shape) -> sp.csr_matrix:
-    """The op's stored (target, source) positions, duplicates merged, as a CSR matrix holding entry numbers."""
-    if isinstance(op, Sparse):
-        n_out = int(math.prod(op.out_shape))
-        m = sp.csr_matrix((np.ones(np.size(op.value), bool), (np.asarray(op.row), np.asarray(op.col))),
-                          shape=(n_out, int(op.in_size)))
-    else:
-        m = op_matrix(op, in_shape).tocsr()
-        m = sp.csr_matrix((np.ones(m.nnz, bool), m.indices, m.indptr), shape=m.shape)
-    m.sum_duplicates()
-    return sp.csr_matrix((np.arange(m.nnz, dtype=_index_dtype(m.nnz, *m.shape)), m.indices, m.indptr), shape=m.shape)
-
-
-def _index_dtype(*sizes: int):
-    """int32 when every index fits (halves the memory of 100M-synapse patterns), else int64."""
-    return np.int32 if max(sizes, default=0) < 2 ** 31 - 1 else np.int64
-
-
 def _synapse_ops(graph: Graph, shapes: dict, limits: CoreLimits) -> list[_Synapses]:
+    """Every synapse op's stored (target, source) positions, repeats merged, as CSC (sorted rows per column, built
+    by :func:`neurodeploy.emulator.columns.column_buckets` in pattern mode) and in CSR order with each entry's row
+    and the row of the previous entry in its column (:func:`_csr_of_csc`, one compiled pass)."""
+    from neurodeploy.emulator.columns import column_buckets, entry_arrays
+
+    csr_of_csc = _compiled("csr_of_csc", _csr_of_csc)
     out = []
     for name, op in graph.nodes.items():
         if op.role != "synapse":
@@ -135,25 +121,41 @@ def _synapse_ops(graph: Graph, shapes: dict, limits: CoreLimits) -> list[_Synaps
             bits += limits.delay_bits
         if isinstance(op, Sparse | Conv2d):
             bits += limits.index_bits
-        csr = _pattern(op, shapes[src])
-        csc = csr.tocsc()
-        if not csc.has_sorted_indices:
-            csc.sort_indices()  # permutes the entry numbers along
-        starts = np.zeros(csc.nnz, bool)
-        starts[csc.indptr[:-1][np.diff(csc.indptr) > 0]] = True
-        dtype = _index_dtype(csc.nnz, *csc.shape)
-        prev_csc = np.empty(csc.nnz, dtype)
-        prev_csc[0:1] = -1
-        prev_csc[1:] = csc.indices[:-1]
-        prev_csc[starts] = -1
-        prev_row = np.empty(csc.nnz, dtype)
-        prev_row[csc.data] = prev_csc
-        del prev_csc, starts
-        row_of = np.repeat(np.arange(csr.shape[0], dtype=dtype), np.diff(csr.indptr))
-        out += [_Synapses(name, src, tgt, bits, csr.indptr, row_of, prev_row, csc.indptr, csc.indices)
+        rows, cols, _, _, (n_out, n_in) = entry_arrays(op, shapes[src])
+        pattern = column_buckets(rows, cols, None, None, n_out, n_in)
+        del rows, cols
+        dtype = _index_dtype(pattern.rows.size, n_out, n_in)
+        indptr = np.zeros(n_out + 1, np.int64)
+        row_of = np.empty(pattern.rows.size, dtype)
+        prev_row = np.empty(pattern.rows.size, dtype)
+        csr_of_csc(pattern.ptr, pattern.rows, indptr, row_of, prev_row)
+        out += [_Synapses(name, src, tgt, bits, indptr, row_of, prev_row, pattern.ptr, pattern.rows)
                 for tgt in targets]
-        del csr, csc  # only the index arrays above are kept
     return out
+
+
+def _csr_of_csc(col_ptr, col_rows, indptr, row_of, prev_row):  # pragma: no cover - compiled by numba
+    """From CSC with sorted rows: CSR row pointers, and per CSR entry (rows in order, columns ascending within a
+    row) its row and the row of the previous entry of its column (-1 for a column's first entry)."""
+    for x in range(col_rows.shape[0]):
+        indptr[col_rows[x] + 1] += 1
+    for r in range(indptr.shape[0] - 1):
+        indptr[r + 1] += indptr[r]
+    pos = indptr[:-1].copy()
+    for j in range(col_ptr.shape[0] - 1):
+        prev = -1
+        for x in range(col_ptr[j], col_ptr[j + 1]):
+            r = col_rows[x]
+            p = pos[r]
+            row_of[p] = r
+            prev_row[p] = prev
+            pos[r] = p + 1
+            prev = r
+
+
+def _index_dtype(*sizes: int):
+    """int32 when every index fits (halves the memory of 100M-synapse patterns), else int64."""
+    return np.int32 if max(sizes, default=0) < 2 ** 31 - 1 else np.int64
 
 
 class _Population:
