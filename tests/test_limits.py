@@ -123,3 +123,48 @@ def test_core_count_memory_and_chip_totals(tmp_path):
         check_limits(net(n_in=3, n_out=10), tiny_profile(tmp_path, neurons_per_chip=8, cores_per_chip=10))
     with pytest.raises(CapacityError, match="node 'n'.*30 synapses.*hold 20"):
         check_limits(net(n_in=3, n_out=10), tiny_profile(tmp_path, synapses_per_chip=20, cores_per_chip=10))
+
+
+def scipy_demand(graph, bits_of):
+    """population_demand's figures for node 'n' from scipy matrices (an independent construction)."""
+    import scipy.sparse as sp
+
+    from neurodeploy.ir.linear import op_matrix
+
+    shapes = graph.shapes()
+    mem, synapses, union = 0, 0, {}
+    for syn in graph.predecessors("n"):
+        (src,) = graph.predecessors(syn)
+        m = sp.csr_matrix(op_matrix(graph.nodes[syn], shapes[src]))
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        m.data[:] = 1
+        mem = mem + np.diff(m.indptr) * bits_of[syn]
+        synapses += m.nnz
+        union[src] = m if src not in union else (union[src] + m)
+    fan_in = sum(np.diff(u.tocsr().indptr) for u in union.values())
+    return {"synapses": synapses, "max_fan_in": int(fan_in.max()), "max_memory_bits": int(mem.max()),
+            "memory_bits": int(mem.sum())}
+
+
+def test_demand_counts_distinct_nonzero_positions_and_the_union_per_source():
+    """Two Sparse ops from one source with repeated positions, delays, entries summing to 0 and overlapping
+    positions; a Dense op from a second source: counts equal a scipy construction."""
+    rng = np.random.default_rng(8)
+    n_src, n = 40, 25
+
+    def sparse(seed_rng, k, delays):
+        row, col = seed_rng.integers(0, n, k), seed_rng.integers(0, n_src, k)
+        value = seed_rng.integers(-3, 4, k)
+        return Sparse(out_shape=(n,), in_size=n_src, row=row, col=col, value=value, quant=Q, sign_mode="mixed",
+                      delays=seed_rng.integers(0, 4, k) if delays else None)
+
+    g = Graph({"a": Input(shape=(n_src,)), "b": Input(shape=(7,)), "s1": sparse(rng, 600, True),
+               "s2": sparse(rng, 500, False), "d": Dense(weight=rng.integers(0, 3, (n, 7)), quant=Q,
+                                                         sign_mode="excitatory"),
+               "n": CubaLIF(shape=(n,), du=0, dv=0, vth=10, quant=Q), "out": Output()},
+              [("a", "s1"), ("a", "s2"), ("b", "d"), ("s1", "n"), ("s2", "n"), ("d", "n"), ("n", "out")])
+    got = population_demand(g, "loihi2")["n"]
+    expected = scipy_demand(g, {"s1": 8 + 6 + 12, "s2": 8 + 12, "d": 8})
+    assert {k: got[k] for k in expected} == expected
+    assert expected["max_fan_in"] > 0 and expected["synapses"] < 600 + 500 + 7 * n  # repeats / zeros are present

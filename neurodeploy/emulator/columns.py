@@ -67,8 +67,26 @@ def _kernels() -> dict:
 
         jit = numba.njit(cache=True, nogil=True)
         _NUMBA.update(histogram=jit(_delay_histogram), count=jit(_count), scatter=jit(_scatter),
-                      canonical=jit(_canonical))
+                      canonical=jit(_canonical), nonzero=jit(_nonzero), union=jit(_union))
     return _NUMBA
+
+
+def nonzero_pattern(cb: ColumnBuckets) -> tuple[np.ndarray, np.ndarray]:
+    """``(ptr, rows)`` of the entries of a one-bucket :class:`ColumnBuckets` whose summed weight is not 0 (CSC,
+    ``n_in + 1`` column pointers, sorted rows)."""
+    ptr = np.empty(cb.n_in + 1, np.int64)
+    rows = np.empty(cb.rows.size, np.uint32)
+    kept = _kernels()["nonzero"](cb.column_pointers(0), cb.rows, cb.vals, ptr, rows)
+    return ptr, rows[:kept]
+
+
+def pattern_union(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The union of two CSC patterns ``(ptr, rows)`` of the same shape (sorted rows, each position once)."""
+    ptr = np.empty_like(a[0])
+    rows = np.empty(a[1].size + b[1].size, np.uint32)
+    kept = _kernels()["union"](a[0], a[1], b[0], b[1], ptr, rows)
+    return ptr, rows[:kept]
 
 
 def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None, delays: np.ndarray | None,
@@ -193,4 +211,39 @@ def _canonical(starts, out_rows, out_vals, has_values, ptr):  # pragma: no cover
                 out_vals[w] = acc
             w += 1
     ptr[n_groups] = w
+    return w
+
+
+def _nonzero(ptr, rows, vals, out_ptr, out_rows):  # pragma: no cover - compiled by numba
+    w = 0
+    for j in range(ptr.shape[0] - 1):
+        out_ptr[j] = w
+        for x in range(ptr[j], ptr[j + 1]):
+            if vals[x] != 0:
+                out_rows[w] = rows[x]
+                w += 1
+    out_ptr[ptr.shape[0] - 1] = w
+    return w
+
+
+def _union(ptr_a, rows_a, ptr_b, rows_b, out_ptr, out_rows):  # pragma: no cover - compiled by numba
+    """Per column, merge two strictly increasing row lists, each row once."""
+    w = 0
+    for j in range(ptr_a.shape[0] - 1):
+        out_ptr[j] = w
+        x, x1 = ptr_a[j], ptr_a[j + 1]
+        y, y1 = ptr_b[j], ptr_b[j + 1]
+        while x < x1 or y < y1:
+            if y >= y1 or (x < x1 and rows_a[x] < rows_b[y]):
+                out_rows[w] = rows_a[x]
+                x += 1
+            elif x >= x1 or rows_b[y] < rows_a[x]:
+                out_rows[w] = rows_b[y]
+                y += 1
+            else:
+                out_rows[w] = rows_a[x]
+                x += 1
+                y += 1
+            w += 1
+    out_ptr[ptr_a.shape[0] - 1] = w
     return w

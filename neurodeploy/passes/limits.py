@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.emulator.arithmetic import effective_weights
+from neurodeploy.emulator.columns import column_buckets, entry_arrays, nonzero_pattern, pattern_union
 from neurodeploy.errors import CapacityError, QuantizationError
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Op, Sparse
 from neurodeploy.passes.quant_fields import merge_sparse
 from neurodeploy.profiles import Profile, load_profile
@@ -122,17 +122,19 @@ def population_demand(graph: Graph, profile: Profile | str) -> dict[str, dict[st
             if sop.role != "synapse":
                 continue
             (src,) = graph.predecessors(syn)
-            m = op_matrix(sop, shapes[src]).tocsr()
-            m.eliminate_zeros()
-            m.data = np.ones_like(m.data, dtype=np.float64)
+            # the op's positions whose summed weight (over repeats and delays) is not 0, CSC [n, n_src]
+            rows, cols, values, _, (n_out, n_in) = entry_arrays(sop, shapes[src])
+            pattern = nonzero_pattern(column_buckets(rows, cols, values, None, n_out, n_in))
+            del rows, cols, values
             bits = int(sop.num_weight_bits or 8) + (profile.arithmetic.delay_bits if sop.delays is not None else 0)
             bits += INDEX_BITS if isinstance(sop, Sparse | Conv2d) else 0
-            mem += np.diff(m.indptr) * bits
-            synapses += m.nnz
-            patterns[src] = m if src not in patterns else patterns[src] + m
+            per_neuron = np.bincount(pattern[1], minlength=n)
+            mem += per_neuron * bits
+            synapses += pattern[1].size
+            patterns[src] = pattern if src not in patterns else pattern_union(patterns[src], pattern)
         fan_in = np.zeros(n, dtype=np.int64)
-        for m in patterns.values():
-            fan_in += np.diff(m.tocsr().indptr)
+        for _, pattern_rows in patterns.values():  # distinct presynaptic neurons per source node
+            fan_in += np.bincount(pattern_rows, minlength=n)
         total_mem = int(mem.sum())
         cores = 0
         if limits is not None:
