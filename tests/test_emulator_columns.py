@@ -121,3 +121,18 @@ def test_pattern_mode_keeps_each_position_once():
     np.testing.assert_array_equal(cb.ptr, expected.indptr)
     np.testing.assert_array_equal(cb.rows, expected.indices)
     np.testing.assert_array_equal(cb.fanout, np.bincount(cols, minlength=20))  # every stored entry is a synapse
+
+
+def test_runners_share_the_kernel_arrays_and_numpy_still_reads_them():
+    """After a numba run the runners' columns are views into the lowered arrays (one copy in memory); a numpy
+    run afterwards, which builds its matrices from them, gives the same result."""
+    rng = np.random.default_rng(12)
+    program = Program(float_graph(rng), "float")
+    x = (rng.random((2, 30, 60)) < 0.2).astype(np.float64)
+    first = program.run(x, record=("v",), engine="numba")
+    low = program._lowered
+    rec = program.synapses["rec"].columns
+    assert np.shares_memory(rec.rows, low.rows) and np.shares_memory(rec.vals, low.vals)
+    again = program.run(x, record=("v",), engine="numpy")
+    for key in first.recorded:
+        np.testing.assert_array_equal(first.recorded[key], again.recorded[key])

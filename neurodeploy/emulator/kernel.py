@@ -242,6 +242,7 @@ def lower(program: Program) -> Lowered:
     syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1 = [], [], [], [], [], [], []
     bkt_delay, bkt_kind, bkt_cp = [], [], []
     colptr, rows, vals, dvals = [], [], [], []
+    shared = []
     n_cp = n_nz = n_dense = ring = 0
     for name in syn_names:
         s = program.synapses[name]
@@ -253,6 +254,7 @@ def lower(program: Program) -> Lowered:
         syn_exp.append(s.weight_exp)
         syn_b0.append(len(bkt_delay))
         cb = s.columns
+        start_nz, all_sparse = n_nz, True
         for bucket, d in enumerate(cb.delays):
             bkt_delay.append(int(d))
             bkt_cp.append(n_cp)
@@ -267,6 +269,7 @@ def lower(program: Program) -> Lowered:
                 ptr = n_dense + np.arange(s.n_in + 1, dtype=np.int64) * s.n_out
                 dvals.append(w.reshape(-1))
                 n_dense += w.size
+                all_sparse = False
             else:  # sparse bucket: CSC, row indices in rows, weights in vals
                 bkt_kind.append(0)
                 ptr = n_nz + (cp - lo)
@@ -276,8 +279,10 @@ def lower(program: Program) -> Lowered:
             colptr.append(ptr)
             n_cp += ptr.size
         syn_b1.append(len(bkt_delay))
+        if all_sparse:  # its buckets fill [start_nz, n_nz) of the flat arrays, in order: cb.rows / cb.vals
+            shared.append((cb, start_nz, n_nz))
 
-    return Lowered(
+    low = Lowered(
         n_in=n_in, n_neurons=int(sum(sizes)), input_off=input_off, pop_names=pop_names, pop_off=_i64(pop_off),
         pop_size=_i64(sizes), fac_u=cat(fac_u, state), fac_v=cat(fac_v, state), bias=cat(bias, state),
         thr=cat(thr, state), sub=cat(sub),
@@ -286,6 +291,10 @@ def lower(program: Program) -> Lowered:
         syn_exp=_i64(syn_exp), syn_b0=_i64(syn_b0), syn_b1=_i64(syn_b1), bkt_delay=_i64(bkt_delay),
         bkt_kind=_i64(bkt_kind), bkt_cp=_i64(bkt_cp), colptr=cat(colptr), rows=cat(rows, np.uint32),
         vals=cat(vals, np.int16 if program.integer else np.float64), dvals=cat(dvals, np.int16), ring_size=ring)
+    del rows, vals
+    for cb, a, b in shared:  # the runners read the same entries from the flat arrays: one copy in memory
+        cb.rows, cb.vals = low.rows[a:b], low.vals[a:b]
+    return low
 
 
 def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.ndarray],
