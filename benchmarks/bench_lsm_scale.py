@@ -67,6 +67,7 @@ def _watchdog(main_ident: int, period: float) -> None:
             return
         stack = [f"{os.path.relpath(fs.filename)}:{fs.lineno} {fs.name}" for fs in traceback.extract_stack(frame)
                  if "site-packages" not in fs.filename and "/lib/python" not in fs.filename][-8:]
+        del frame  # a held frame keeps its locals (e.g. the generator's objects) alive until the next sample
         _emit("stack", stack=stack)
 
 
