@@ -110,7 +110,7 @@ def _jit() -> None:
 
     namespace = globals()
     for name in ("_deliver", "_lif_int", "_lif_float", "_emit_population", "_emit_inputs", "_gather_rows"):
-        namespace[name] = numba.njit(cache=True, nogil=True)(namespace[name])
+        namespace[name] = numba.njit(cache=True, nogil=True, inline="always")(namespace[name])
     _NUMBA["kernel"] = numba.njit(cache=True, nogil=True)(_kernel)
     _NUMBA["float_kernel"] = numba.njit(cache=True, nogil=True)(_float_kernel)
 
