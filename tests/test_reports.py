@@ -419,3 +419,29 @@ def test_write_report_is_atomic_and_complete(tmp_path, stim):
     assert json.loads(paths["json"].read_text())["format"] == "neurodeploy-energy-report"
     assert not [p for p in (tmp_path / "x").iterdir() if p.name.startswith(".")]
     assert math.isfinite(rep["profiles"][0]["per_inference_J"])
+
+
+def test_spinnaker_cores_follow_the_emitted_population_split(tmp_path):
+    """An artifact written with population_size maps its split populations in the energy report; slices name the
+    IR node with its neuron range (blocks of 64 cover the 200-neuron node exactly)."""
+    from neurodeploy.artifact import load_artifact
+    from neurodeploy.compiler import compile_graph, write_artifact
+
+    rng = np.random.default_rng(3)
+    g = Graph({"in": Input(shape=(20,)), "fc": Dense(weight=rng.normal(0, 0.3, (200, 20))),
+               "n": CubaLIF(shape=(200,), du=0.2, dv=0.1, vth=1.0), "out": Output()},
+              [("in", "fc"), ("fc", "n"), ("n", "out")])
+    x = (rng.random((2, 15, 20)) < 0.3).astype(np.uint8)
+    art = compile_graph(g, "spinnaker", calibration=x)
+    write_artifact(art, tmp_path / "whole")
+    write_artifact(art, tmp_path / "split", backend_options={"population_size": 64})
+    whole = energy_report(load_artifact(tmp_path / "whole"), x, ["spinnaker1"])["profiles"][0]
+    rep = energy_report(load_artifact(tmp_path / "split"), x, ["spinnaker1"])
+    split = rep["profiles"][0]
+    cores = [c for c in split["cores"] if c["node"] == "n" and c["kind"] == "neuron"]
+    ranges = sorted((c["start"], c["stop"]) for c in cores)
+    assert ranges[0][0] == 0 and ranges[-1][1] == 200 and all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(b - a <= 64 for a, b in ranges)
+    assert split["mapping"]["summary"]["neuron_cores"] == len(cores) >= 4 > whole["mapping"]["summary"]["neuron_cores"]
+    spikes = simulate(art.graph, x, record=("spikes",)).recorded["n/spikes"].sum()
+    assert sum(c["spikes"] for c in cores) == spikes > 0  # per-core counts add up to the node's (IR names)

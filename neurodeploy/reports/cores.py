@@ -1,7 +1,9 @@
 """Where each neuron runs on a profile: the core slices a report counts per core.
 
 * A profile with a ``[spinnaker]`` table: the PyNN backend's SpiNNaker mapping report (sPyNNaker / PACMAN rules,
-  :mod:`neurodeploy.backends.pynn.mapping`): neuron, spike-source and delay-extension cores, chips, boards.
+  :mod:`neurodeploy.backends.pynn.mapping`): neuron, spike-source and delay-extension cores, chips, boards -- of
+  the deployment as emitted (an artifact written with ``population_size`` maps its split populations); slices
+  name the IR node and its neuron range.
 * Any other profile with ``[limits]`` (Loihi): the partition pass (:mod:`neurodeploy.passes.partition`) with
   ``profile.limits.core_limits()``; the artifact's own fit report is reused when it was compiled for that profile.
   Input spikes come from outside the neurocores (host or embedded CPU) and have no core.
@@ -27,7 +29,10 @@ def _spinnaker(artifact, graph: Graph, profile: Profile) -> dict[str, Any]:
     from neurodeploy.registry import get_backend
 
     target = artifact if artifact is not None else graph
-    report = get_backend("pynn").mapping_report(target, machine=profile.path)
+    manifest = getattr(artifact, "manifest", None) or {}
+    split = manifest.get("backend_options", {}).get("population_size")  # the deployment as emitted
+    options = {} if split is None else {"population_size": split}
+    report = get_backend("pynn").mapping_report(target, machine=profile.path, **options)
     spin = profile.extra.get("spinnaker", {})
     sdram = spin.get("sdram_bytes_per_chip", {}).get("value") if isinstance(spin, Mapping) else None
     limits = profile.limits
@@ -35,13 +40,13 @@ def _spinnaker(artifact, graph: Graph, profile: Profile) -> dict[str, Any]:
     slices = []
     for core in report["per_core"]:
         kind = core["kind"]
-        node = core["population"]  # a delay-extension core is named after its population + "_delayed"
+        node = core["node"]  # the IR node (of a delay-extension core: of the population it extends)
         util = {}
         if kind == "neuron" and limits is not None:
             util["neurons"] = (core["stop"] - core["start"]) / limits.neurons_per_core
         if per_core_sdram:
             util["sdram"] = core["sdram_bytes"] / per_core_sdram
-        slices.append({"core": core["index"], "node": node, "start": core["start"], "stop": core["stop"],
+        slices.append({"core": core["index"], "node": node, "start": core["node_start"], "stop": core["node_stop"],
                        "kind": kind, "chip": [core["board"], *core["chip"]], "utilisation": util})
     summary = {k: report[k] for k in ("machine", "rules", "application_cores", "neuron_cores", "spike_source_cores",
                                       "delay_extension_cores", "chips", "boards", "max_routing_entries",
