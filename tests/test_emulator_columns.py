@@ -136,3 +136,36 @@ def test_runners_share_the_kernel_arrays_and_numpy_still_reads_them():
     again = program.run(x, record=("v",), engine="numpy")
     for key in first.recorded:
         np.testing.assert_array_equal(first.recorded[key], again.recorded[key])
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    ({"row": np.array([0, 7, 1])}, "Sparse row index 7 is outside [0, 3)"),
+    ({"col": np.array([0, 2, -1])}, "Sparse col index -1 is outside [0, 4)"),
+    ({"col": np.array([0, 2])}, "Sparse arrays differ in length: row 3, col 2, value 3"),
+    ({"row": np.array([0.0, 1.0, 1.0])}, "row indices must be integers"),
+    ({"delays": np.array([0, 1])}, "differ in length"),
+])
+def test_bad_entries_are_refused_before_the_compiled_passes_touch_memory(edit, fragment):
+    """The compiled passes do no bounds checks: graph validation refuses malformed Sparse ops with an IRError naming
+    the node (and column_buckets re-checks what it is given directly, below)."""
+    from neurodeploy.errors import IRError
+
+    fields = {"out_shape": (3,), "in_size": 4, "row": np.array([0, 2, 1]), "col": np.array([0, 2, 1]),
+              "value": np.array([1.0, -2.0, 0.5])}
+    fields.update(edit)
+    g = Graph({"in": Input(shape=(4,)), "syn": Sparse(**fields), "n": LI(shape=(3,)), "out": Output()},
+              [("in", "syn"), ("syn", "n"), ("n", "out")])
+    with pytest.raises(IRError) as info:
+        Program(g, "float")
+    assert fragment in str(info.value) and "'syn'" in str(info.value)
+
+
+def test_column_buckets_checks_what_it_is_given():
+    from neurodeploy.errors import IRError
+
+    with pytest.raises(IRError, match="entry 1 connects neuron 9 to source 0, outside the op's 3 targets x 2"):
+        column_buckets(np.array([0, 9]), np.array([1, 0]), np.ones(2), None, 3, 2, node="s")
+    with pytest.raises(IRError, match="differ in length"):
+        column_buckets(np.array([0, 1]), np.array([1]), None, None, 3, 2)
+    with pytest.raises(IRError, match="delay -1 is negative"):
+        column_buckets(np.array([0, 1]), np.array([1, 0]), None, np.array([0, -1]), 3, 2)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from neurodeploy.errors import IRError
+
 _NUMBA: dict = {}
 
 
@@ -90,11 +92,13 @@ def pattern_union(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndar
 
 
 def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None, delays: np.ndarray | None,
-                   n_out: int, n_in: int) -> ColumnBuckets:
+                   n_out: int, n_in: int, node: str | None = None) -> ColumnBuckets:
     """Build the :class:`ColumnBuckets` of entries ``(rows, cols, values, delays)`` (1-D, equal length; ``delays``
     ``None`` means all zero, a length-1 array one delay for all). Indices must lie in ``[0, n_out)`` / ``[0, n_in)``
-    and delays be >= 0 (the IR validates both). ``values=None`` builds the pattern only: ``vals`` is empty,
-    repeated positions are kept once and ``fanout`` counts every stored entry."""
+    and delays be integers >= 0; anything else raises :class:`~neurodeploy.errors.IRError` naming ``node`` and the
+    first offending entry (checked inside the compiled passes, before any entry is placed). ``values=None`` builds
+    the pattern only: ``vals`` is empty, repeated positions are kept once and ``fanout`` counts every stored
+    entry."""
     k = _kernels()
     rows, cols = np.ravel(rows), np.ravel(cols)
     has_values = values is not None
@@ -104,6 +108,7 @@ def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None
         delays = np.zeros(1, np.int64)
     delays = np.ravel(delays)
     uniform = delays.size == 1 and nnz != 1
+    _check_entries(rows, cols, values if has_values else None, delays, uniform, node)
     if nnz == 0:
         present = np.zeros(1, np.int64)
     elif uniform:
@@ -116,7 +121,11 @@ def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None
     n_groups = present.size * n_in
     starts = np.zeros(n_groups + 1, np.int64)
     fanout = np.zeros(n_in, np.int64)
-    k["count"](cols, delays, uniform, values, has_values, lut, n_in, starts, fanout)
+    bad = k["count"](rows, cols, delays, uniform, values, has_values, lut, n_out, n_in, starts, fanout)
+    if bad >= 0:
+        raise IRError(f"synapse entry {bad} connects neuron {int(rows[bad])} to source {int(cols[bad])}, outside "
+                      f"the op's {n_out} targets x {n_in} sources", node=node,
+                      fix="keep every row index in [0, n_out) and every column index in [0, n_in)")
     np.cumsum(starts, out=starts)
     out_rows = np.empty(nnz, np.uint32)
     out_vals = np.empty(nnz if has_values else 0, np.float64)
@@ -144,6 +153,21 @@ def entry_arrays(op, in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray,
     return rows, cols, values, delays, shape
 
 
+def _check_entries(rows, cols, values, delays, uniform: bool, node: str | None) -> None:
+    """Shapes and dtypes the compiled passes rely on (they do no bounds checks of their own)."""
+    fix = "give row, col (and value, delays) one entry per synapse, as integers (delays >= 0)"
+    n = rows.size
+    if cols.size != n or (values is not None and values.size != n) or not (uniform or delays.size == n):
+        sizes = f"row {n}, col {cols.size}" + ("" if values is None else f", value {values.size}") + \
+            f", delays {delays.size}"
+        raise IRError(f"synapse entry arrays differ in length ({sizes})", node=node, fix=fix)
+    for label, arr in (("row", rows), ("col", cols), ("delays", delays)):
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise IRError(f"synapse {label} indices must be integers, got {arr.dtype}", node=node, fix=fix)
+    if delays.size and int(delays.min()) < 0:
+        raise IRError(f"synaptic delay {int(delays.min())} is negative", node=node, fix=fix)
+
+
 # --- numba kernels (compiled by _kernels) ------------------------------------------------------------------------
 
 def _delay_histogram(delays, max_delay):  # pragma: no cover - compiled by numba
@@ -153,14 +177,20 @@ def _delay_histogram(delays, max_delay):  # pragma: no cover - compiled by numba
     return hist
 
 
-def _count(cols, delays, uniform, values, has_values, lut, n_in, starts, fanout):  # pragma: no cover - numba
-    """``starts[g + 1]`` = entries of group ``g = bucket * n_in + column``; ``fanout`` per column."""
+def _count(rows, cols, delays, uniform, values, has_values, lut, n_out, n_in, starts,
+           fanout):  # pragma: no cover - compiled by numba
+    """``starts[g + 1]`` = entries of group ``g = bucket * n_in + column``; ``fanout`` per column. Returns the
+    first entry whose row or column is out of range (nothing placed beyond it), or -1."""
     for x in range(cols.shape[0]):
         b = lut[delays[0]] if uniform else lut[delays[x]]
         c = cols[x]
+        r = rows[x]
+        if c < 0 or c >= n_in or r < 0 or r >= n_out:
+            return x
         starts[b * n_in + c + 1] += 1
         if not has_values or values[x] != 0:
             fanout[c] += 1
+    return -1
 
 
 def _scatter(rows, cols, values, has_values, delays, uniform, lut, n_in, pos, out_rows,

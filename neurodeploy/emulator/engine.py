@@ -94,7 +94,7 @@ class _SynapseRunner:
         self.n_in = int(math.prod(in_shape))
         rows, cols, values, delays, shape = entry_arrays(op, in_shape)
         self.n_out = shape[0]
-        self.columns = column_buckets(rows, cols, values, delays, shape[0], shape[1])
+        self.columns = column_buckets(rows, cols, values, delays, shape[0], shape[1], node=name)
         self.integer = integer
         self.weight_exp = int(op.weight_exp) if integer else 0
         self.graded = op.num_message_bits > 0

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import IRError
-from neurodeploy.ir.ops import RESET_MODES, SIGN_MODES, CubaLIF, Input, Op, Output, Shape, _Neuron, _Synapse
+from neurodeploy.ir.ops import RESET_MODES, SIGN_MODES, CubaLIF, Input, Op, Output, Shape, Sparse, _Neuron, _Synapse
 
 
 class Graph:
@@ -147,6 +147,27 @@ class Graph:
             if delays.size and (delays.min() < 0 or not np.issubdtype(delays.dtype, np.integer)):
                 raise IRError("synaptic delays must be non-negative integers (steps)", node=name,
                               fix="round delays to whole time steps with dt")
+        if isinstance(op, Sparse):
+            self._validate_sparse(name, op)
+
+    @staticmethod
+    def _validate_sparse(name: str, op: Sparse) -> None:
+        """COO arrays of equal length, integer indices inside ``[0, n_out) x [0, in_size)``, delays per entry."""
+        row, col, value = np.asarray(op.row), np.asarray(op.col), np.asarray(op.value)
+        fix = "give row, col and value one entry per synapse (and delays one per synapse, or one for all)"
+        n = value.size
+        if row.size != n or col.size != n or (op.delays is not None and np.size(op.delays) not in (1, n)):
+            raise IRError(f"Sparse arrays differ in length: row {row.size}, col {col.size}, value {n}"
+                          + ("" if op.delays is None else f", delays {np.size(op.delays)}"), node=name, fix=fix)
+        if n == 0:
+            return
+        for label, idx, size in (("row", row, int(np.prod(op.out_shape))), ("col", col, int(op.in_size))):
+            if not np.issubdtype(idx.dtype, np.integer):
+                raise IRError(f"Sparse {label} indices must be integers, got {idx.dtype}", node=name, fix=fix)
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < 0 or hi >= size:
+                raise IRError(f"Sparse {label} index {lo if lo < 0 else hi} is outside [0, {size})", node=name,
+                              fix=f"keep {label} indices below {size} ({'out_shape' if label == 'row' else 'in_size'})")
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per node: name, op, shape, origin, quantized (used by ``inspect``)."""

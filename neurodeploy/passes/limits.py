@@ -124,7 +124,7 @@ def population_demand(graph: Graph, profile: Profile | str) -> dict[str, dict[st
             (src,) = graph.predecessors(syn)
             # the op's positions whose summed weight (over repeats and delays) is not 0, CSC [n, n_src]
             rows, cols, values, _, (n_out, n_in) = entry_arrays(sop, shapes[src])
-            pattern = nonzero_pattern(column_buckets(rows, cols, values, None, n_out, n_in))
+            pattern = nonzero_pattern(column_buckets(rows, cols, values, None, n_out, n_in, node=syn))
             del rows, cols, values
             bits = int(sop.num_weight_bits or 8) + (profile.arithmetic.delay_bits if sop.delays is not None else 0)
             bits += INDEX_BITS if isinstance(sop, Sparse | Conv2d) else 0

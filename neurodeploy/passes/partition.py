@@ -122,7 +122,7 @@ def _synapse_ops(graph: Graph, shapes: dict, limits: CoreLimits) -> list[_Synaps
         if isinstance(op, Sparse | Conv2d):
             bits += limits.index_bits
         rows, cols, _, _, (n_out, n_in) = entry_arrays(op, shapes[src])
-        pattern = column_buckets(rows, cols, None, None, n_out, n_in)
+        pattern = column_buckets(rows, cols, None, None, n_out, n_in, node=name)
         del rows, cols
         dtype = _index_dtype(pattern.rows.size, n_out, n_in)
         indptr = np.zeros(n_out + 1, np.int64)
