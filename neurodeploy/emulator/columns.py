@@ -52,11 +52,11 @@ class ColumnBuckets:
         """The ``n_in + 1`` column starts of ``bucket``, as offsets into :attr:`rows` / :attr:`vals`."""
         return self.ptr[bucket * self.n_in:(bucket + 1) * self.n_in + 1]
 
-    def scipy(self, bucket: int, dtype=np.float64) -> sp.csc_matrix:
-        """Bucket ``bucket`` as a scipy CSC matrix ``[n_out, n_in]`` of ``dtype`` (indices rebased to 0)."""
+    def scipy(self, bucket: int) -> sp.csc_matrix:
+        """Bucket ``bucket`` as a float64 scipy CSC matrix ``[n_out, n_in]`` (indices rebased to 0)."""
         cp = self.column_pointers(bucket)
         lo, hi = int(cp[0]), int(cp[-1])
-        m = sp.csc_matrix((self.vals[lo:hi].astype(dtype), self.rows[lo:hi].astype(np.int32), cp - lo),
+        m = sp.csc_matrix((self.vals[lo:hi].astype(np.float64), self.rows[lo:hi].astype(np.int32), cp - lo),
                           shape=(self.n_out, self.n_in))
         m.has_sorted_indices = True
         m.has_canonical_format = True

@@ -1,5 +1,5 @@
-"""Compiled engine: a prepared :class:`~neurodeploy.emulator.engine.Program` lowered to flat integer arrays
-and run for all T steps in one numba function (``engine="numba"``).
+"""Compiled engine: a prepared :class:`~neurodeploy.emulator.engine.Program` lowered to flat arrays and run for
+all T steps in one numba function (``engine="numba"``).
 
 It computes exactly what the numpy engine computes (same step order, same Lava 0.10.0 ``PyLifModelBitAcc``
 integers, same int32 wrap-around); only the execution differs:
@@ -9,11 +9,14 @@ integers, same int32 wrap-around); only the execution differs:
   becomes per-neuron parameters: ``fu = 4096 - (du + 1)``, ``fv = 4096 - dv``, the effective bias
   ``bias_mant << bias_exp`` (int32), the threshold ``wrap32(vth << 6)`` and the reset kind. Every synapse becomes,
   per delay bucket ``d``, the matrix ``W_d`` of Lava-effective weights (clipped and truncated by
-  :func:`~neurodeploy.emulator.arithmetic.effective_weights`, taken from the numpy engine's prepared buckets; int16,
-  since they lie in [-256, 255]), stored column by column: as CSC when sparse, or, when at least ``DENSE_FRACTION`` of
-  it is nonzero, as full columns (column-major, zeros kept), so that adding a column is one contiguous, vectorised
-  loop. Its delay line is a ring of ``L = max_delay + 1`` slots of ``n_out`` int64.
-* **Step** ``k`` (0-based), per sample ``b`` (samples never interact, so the batch is the outer loop):
+  :func:`~neurodeploy.emulator.arithmetic.effective_weights`, taken from the runner's column buckets,
+  :mod:`neurodeploy.emulator.columns`; int16, since they lie in [-256, 255]), stored column by column: as CSC when
+  sparse, or, when it stores at least ``DENSE_FRACTION`` of its entries, as full columns (column-major, zeros kept),
+  so that adding a column is one contiguous, vectorised loop. The sparse buckets' rows and weights are copied into
+  the flat arrays once, and the runners' columns then point into them. Its delay line is a ring of ``L = max_delay
+  + 1`` slots of ``n_out`` int64.
+* **Step** ``k`` (0-based), per sample ``b`` (samples never interact, so the batch is the outer loop; contiguous
+  groups of samples run in parallel threads, :func:`sample_groups`):
 
   1. ``a_in = sum over incoming synapses of ring[k mod L]`` (int64);
   2. per neuron, with ``wrap32(x) = ((x + 2**31) mod 2**32) - 2**31`` and ``tz(p) = sign(p) (|p| >> 12)``::
@@ -164,7 +167,7 @@ class Lowered:
     pop_names: list
     pop_off: np.ndarray  # per population: first neuron index
     pop_size: np.ndarray
-    fac_u: np.ndarray  # per neuron, int64
+    fac_u: np.ndarray  # per neuron: int64 factors (integer mode) or float64 1 - du (float mode); likewise below
     fac_v: np.ndarray
     bias: np.ndarray
     thr: np.ndarray
@@ -195,7 +198,7 @@ def _i64(values) -> np.ndarray:
 
 
 def lower(program: Program) -> Lowered:
-    """Flatten an integer-mode ``program`` (its prepared runners) into a :class:`Lowered`."""
+    """Flatten ``program`` (its prepared runners; integer or float mode) into a :class:`Lowered`."""
     from neurodeploy.emulator import arithmetic as ar
 
     input_off, n_in = {}, 0
