@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from neurodeploy.errors import InputError, NeurodeployError, SerializationError
-from neurodeploy.fileio import write_atomic
+from neurodeploy.errors import InputError, NeurodeployError, OutputError
+from neurodeploy.fileio import read_npz, write_atomic
 
 
 def _parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -30,33 +30,44 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
-    """Read an ``.npz`` without unpickling; a clear error for a missing or corrupt file."""
-    p = Path(path)
-    if not p.is_file():
-        raise SerializationError(f"{what} file '{p}' does not exist", fix="check the path")
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise SerializationError(f"{what} file '{p}' is not a readable .npz ({err})",
-                                 fix="write it with numpy.savez (object arrays are refused)") from None
+    """Read an ``.npz`` without unpickling and within size bounds (:func:`neurodeploy.fileio.read_npz`)."""
+    return read_npz(path, what)
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    if Path(path).is_dir():
+        raise OutputError(f"output '{path}' is a directory", fix="give a file name ending in .npz")
     write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
-def _stimulus(arrays: dict[str, np.ndarray], inputs: dict[str, list[int]], source: str) -> object:
+def _check_stimulus(name: str, x: np.ndarray, shape: list[int] | None, source: str) -> None:
+    """A stimulus array is numeric (bool, integer or float), shaped ``[B, T, *shape]`` with ``B, T >= 1``."""
+    if x.dtype.kind not in "biuf":
+        raise InputError(f"'{source}': array '{name}' has dtype {x.dtype}, not a number type",
+                         fix="save spikes as uint8 or bool arrays")
+    want = "[B, T, " + ", ".join(map(str, shape)) + "]" if shape is not None else "[B, T, ...]"
+    if x.ndim < 2 or (shape is not None and list(x.shape[2:]) != list(shape)):
+        raise InputError(f"'{source}': array '{name}' is shaped {list(x.shape)}, the model takes {want}",
+                         fix="reshape the stimulus to [batch, time, *input_shape]")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise InputError(f"'{source}': array '{name}' is empty (shape {list(x.shape)})",
+                         fix="give at least one sample and one time step")
+
+
+def _stimulus(arrays: dict[str, np.ndarray], inputs: dict[str, list[int] | None], source: str) -> object:
     if len(inputs) == 1:
         name = next(iter(inputs))
         for key in ("spikes", name):
             if key in arrays:
+                _check_stimulus(key, arrays[key], inputs[name], source)
                 return arrays[key]
-        raise InputError(f"'{source}' has no array named 'spikes' (it holds {sorted(arrays)})",
+        raise InputError(f"'{source}' has no array named 'spikes' (it holds {sorted(arrays)[:20]})",
                          fix="save the stimulus as spikes=[B, T, *input_shape]")
     missing = [n for n in inputs if n not in arrays]
     if missing:
         raise InputError(f"'{source}' lacks arrays for inputs {missing}", fix="save one array per input name")
+    for n in inputs:
+        _check_stimulus(n, arrays[n], inputs[n], source)
     return {n: arrays[n] for n in inputs}
 
 
@@ -81,18 +92,24 @@ def cli() -> None:
               "largest built system); a network needing more chips is refused")
 @click.option("--population-size", type=int, help="spinnaker: neurons per PyNN population; larger nodes are "
               "built as several populations (default: one per node)")
+@click.option("--force", is_flag=True, help="replace --out even when it is a directory neurodeploy did not make "
+              "(everything in it is deleted)")
 def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dump_ir, ann_calibration, chips,
-                population_size) -> None:
+                population_size, force) -> None:
     """Convert MODEL (NIR file, .ndg, or file.py:object) and compile it for TARGET into --out.
 
     --chips N sets the size of the target system in chips: the chips the network needs are reported in the
     manifest's mapping, and compiling fails with a capacity error naming the largest node when they exceed N.
+    --out DIR must be new or an artifact (a directory holding a neurodeploy manifest), which is replaced
+    atomically; any other existing directory is refused unless --force, and a symbolic link or a file is never
+    replaced.
     --population-size N (spinnaker) splits nodes larger than N neurons into PyNN populations of N contiguous
     neurons, which sPyNNaker needs for large populations (e.g. 10240 for a 1M-neuron reservoir).
     """
-    from neurodeploy.compiler import compile_graph, write_artifact
+    from neurodeploy.compiler import check_artifact_dir, compile_graph, write_artifact
     from neurodeploy.model_loading import load_model
 
+    check_artifact_dir(out_dir, force)
     ann_x = None
     if ann_calibration:
         arrays = load_npz(ann_calibration, "ANN calibration")
@@ -112,9 +129,11 @@ def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dum
     graph = load_model(model, _parse_shape(input_shape), dt, reset, ann_calibration=ann_x)
     calib = None
     if calibration:
-        calib = _stimulus(load_npz(calibration, "calibration"), {n: [] for n in graph.inputs}, calibration)
+        shapes = graph.shapes()
+        calib = _stimulus(load_npz(calibration, "calibration"), {n: list(shapes[n]) for n in graph.inputs},
+                          calibration)
     artifact = compile_graph(graph, target, calibration=calib, dump_dir=dump_ir, chips=chips)
-    path = write_artifact(artifact, out_dir, backend_options=backend_options)
+    path = write_artifact(artifact, out_dir, backend_options=backend_options, force=force)
     shapes = artifact.graph.shapes()
     n_neurons = sum(int(np.prod(shapes[n])) for n in artifact.graph.by_role("neuron"))
     mapping = artifact.manifest.get("mapping") or {}

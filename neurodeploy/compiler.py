@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.artifact import Artifact, base_manifest, write_artifact_files
-from neurodeploy.fileio import atomic_directory
+from neurodeploy.artifact import Artifact, base_manifest, is_artifact_dir, seal, write_artifact_files
+from neurodeploy.fileio import atomic_directory, check_output_dir
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.timing import output_latency
 from neurodeploy.passes.fold import fold_linear
@@ -66,8 +66,8 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
     compiled = manager.run(graph)
     manifest = base_manifest(compiled, target, spec.profile)
     manifest["latency_steps"] = latency_steps(compiled)
-    manifest["passes"] = [{"name": r.name, "changed": r.changed, "seconds": round(r.seconds, 6)}
-                          for r in manager.records]
+    # no wall-clock times: identical inputs give byte-identical artifacts (times: PassManager.records)
+    manifest["passes"] = [{"name": r.name, "changed": r.changed} for r in manager.records]
     manifest["backend"] = spec.backend
     manifest["source"] = dict(graph.meta)
     if "mapping" in compiled.meta:
@@ -75,11 +75,24 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
     return Artifact(compiled, manifest, quantize_pass.report)
 
 
-def write_artifact(artifact: Artifact, out_dir: str | Path, backend_options: dict | None = None) -> Path:
+def _replace_rule(force: bool) -> tuple:
+    return ((lambda _path: True) if force else is_artifact_dir,
+            "choose a new --out directory, or pass --force to replace it and everything in it")
+
+
+def check_artifact_dir(out_dir: str | Path, force: bool = False) -> None:
+    """Raise :class:`~neurodeploy.errors.OutputError` now if :func:`write_artifact` would refuse ``out_dir``."""
+    check_output_dir(out_dir, *_replace_rule(force))
+
+
+def write_artifact(artifact: Artifact, out_dir: str | Path, backend_options: dict | None = None,
+                   force: bool = False) -> Path:
     """Write ``artifact`` and its backend's files to ``out_dir`` atomically; return the path.
 
     ``backend_options`` go to the backend's ``emit`` (e.g. ``{"population_size": 10240}`` for spinnaker) and are
-    recorded in ``manifest["backend_options"]``.
+    recorded in ``manifest["backend_options"]``. An existing ``out_dir`` is replaced only when it is itself an
+    artifact (it holds a neurodeploy manifest) or ``force`` is true; a symbolic link or a file is never replaced.
+    The manifest, written last, records the sha256 of every other file (:func:`neurodeploy.artifact.seal`).
     """
     from neurodeploy.errors import InputError
 
@@ -96,12 +109,12 @@ def write_artifact(artifact: Artifact, out_dir: str | Path, backend_options: dic
                              "backend does not take them", fix="leave them out for this target (population_size "
                                                                "is a spinnaker option)")
         artifact.manifest["backend_options"] = options
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, *_replace_rule(force)) as tmp:
         write_artifact_files(artifact, tmp)
         if emit is not None:
             extra = emit(artifact, tmp, **options)
             if extra:
                 artifact.manifest.setdefault("backend_files", extra)
-                write_artifact_files(artifact, tmp)
+        seal(artifact, tmp)
     artifact.path = Path(out_dir)
     return artifact.path

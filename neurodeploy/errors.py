@@ -54,6 +54,11 @@ class InputError(NeurodeployError):
     """Run-time input (stimulus arrays, CLI options) does not match what the compiled model expects."""
 
 
+class OutputError(NeurodeployError):
+    """An output path cannot be written without replacing something neurodeploy did not make (a user's
+    directory, a file, a symbolic link)."""
+
+
 class BackendError(NeurodeployError):
     """A backend is unavailable or failed while running a compiled model."""
 
