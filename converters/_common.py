@@ -252,7 +252,7 @@ def finish(nodes: dict[str, Op], edges: Iterable[tuple[str, str]], meta: dict[st
     meta = dict(meta)
     graph = g.graph(meta)
     try:
-        graph.validate()
+        graph.validate(finite=True)
         folded, _ = fold_linear(graph)
     except NeurodeployError as err:
         raise ConversionError(f"the converted {source} is not a valid IR graph: {err}") from None

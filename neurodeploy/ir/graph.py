@@ -12,7 +12,21 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import IRError
-from neurodeploy.ir.ops import RESET_MODES, SIGN_MODES, CubaLIF, Input, Op, Output, Shape, Sparse, _Neuron, _Synapse
+from neurodeploy.ir.fields import check_fields
+from neurodeploy.ir.ops import (
+    RESET_MODES,
+    SIGN_MODES,
+    Astrocyte,
+    CubaLIF,
+    Input,
+    Op,
+    Output,
+    PlasticDense,
+    Shape,
+    Sparse,
+    _Neuron,
+    _Synapse,
+)
 
 
 class Graph:
@@ -115,8 +129,15 @@ class Graph:
         return shapes
 
     # --------------------------------------------------------------------------------------------- validation
-    def validate(self) -> Graph:
-        """Check structure, shapes and parameter ranges; raise :class:`IRError` naming the node. Returns self."""
+    def validate(self, *, finite: bool = False) -> Graph:
+        """Check every field's type and range (:mod:`neurodeploy.ir.fields`), the structure (edges, every node
+        reachable from an Input), shapes and parameter ranges; raise :class:`IRError` naming the node. Returns self.
+
+        ``finite=True`` also refuses NaN and infinite parameters (what model loaders and converters ask for; without
+        it the quantize pass refuses them with the offending index, as a :class:`QuantizationError`).
+        """
+        for name, op in self.nodes.items():
+            check_fields(name, op, finite)
         if not self.inputs:
             raise IRError("the graph has no Input node", fix="add an Input op")
         if not self.outputs:
@@ -135,8 +156,37 @@ class Graph:
                               fix="use 'zero' or 'subtract'")
             if isinstance(op, _Synapse):
                 self._validate_synapse(name, op)
+            self._validate_references(name, op)
+        self._validate_reachable()
         self.shapes()
         return self
+
+    def _validate_references(self, name: str, op: Op) -> None:
+        """Fields that name other nodes must name nodes of the right kind."""
+        if isinstance(op, Astrocyte) and not isinstance(self.nodes.get(op.drive), Input):
+            raise IRError(f"Astrocyte drive {op.drive!r} is not an Input node of the graph", node=name,
+                          fix="set drive to the name of the Input that drives the population it reads")
+        if isinstance(op, PlasticDense) and op.third_factor is not None and \
+                not isinstance(self.nodes.get(op.third_factor), Astrocyte):
+            raise IRError(f"PlasticDense third_factor {op.third_factor!r} is not an Astrocyte node of the graph",
+                          node=name, fix="name the Astrocyte node that provides y2, or set third_factor to None")
+
+    def _validate_reachable(self) -> None:
+        """Every node must be reachable from an Input: anything else is never driven (a graph whose edges were
+        lost, or a layer left unconnected), and an Output that no input reaches reads nothing."""
+        seen = set(self.inputs)
+        frontier = list(seen)
+        while frontier:
+            frontier = [s for n in frontier for s in self._succs[n] if s not in seen]
+            seen.update(frontier)
+        unreached = [n for n in self.nodes if n not in seen]
+        if unreached:
+            outputs = [n for n in unreached if isinstance(self.nodes[n], Output)]
+            first = outputs[0] if outputs else unreached[0]
+            what = "Output " if outputs else ""
+            raise IRError(f"{what}node is not reachable from any Input ({len(unreached)} node(s) have no path from "
+                          f"an input: {unreached[:5]}{' ...' if len(unreached) > 5 else ''})", node=first,
+                          fix="connect the node to the network (the model's edges may be missing) or remove it")
 
     def _validate_synapse(self, name: str, op: _Synapse) -> None:
         if op.sign_mode is not None and op.sign_mode not in SIGN_MODES:

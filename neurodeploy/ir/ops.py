@@ -80,6 +80,25 @@ def _size(shape: Shape) -> int:
     return int(math.prod(shape))
 
 
+def _per_element(op: Op, fld: str, n: int, what: str) -> None:
+    """Field ``fld`` of ``op`` (None, a scalar or an array) must hold one value or one per each of ``n`` ``what``."""
+    value = getattr(op, fld)
+    if value is None or np.ndim(value) == 0:
+        return
+    if np.size(value) not in (1, n):
+        raise IRError(f"{op.op_type} field '{fld}' has {np.size(value)} values for {n} {what}",
+                      node=op.origin or None, fix=f"give {fld} one value, or one per {what[:-1]}")
+
+
+def _weight_dims(op: Op, ndim: int, layout: str) -> tuple[int, ...]:
+    """The weight's shape after checking it has ``ndim`` non-empty dimensions."""
+    shape = np.shape(op.weight)
+    if len(shape) != ndim or 0 in shape:
+        raise IRError(f"{op.op_type} weight has shape {list(shape)}; it must be {layout} with no empty dimension",
+                      node=op.origin or None, fix=f"store the weight as {layout}")
+    return tuple(int(d) for d in shape)
+
+
 # ----------------------------------------------------------------------------------------------------------- io
 @dataclass(frozen=True, eq=False)
 class Input(Op):
@@ -100,6 +119,10 @@ class Output(Op):
     role: ClassVar[str] = "io"
 
     def output_shape(self, input_shape: Shape | None) -> Shape:
+        if self.shape and input_shape is not None and _size(self.shape) != _size(input_shape):
+            raise IRError(f"Output declares shape {list(self.shape)} ({_size(self.shape)} values) but reads "
+                          f"{list(input_shape)} ({_size(input_shape)} values)", node=self.origin or None,
+                          fix="declare the shape of the layer it reads, or leave the shape empty")
         return tuple(self.shape) if self.shape else tuple(input_shape or ())
 
 
@@ -142,7 +165,11 @@ class Dense(_Synapse):
     bias: np.ndarray | None = None
 
     def output_shape(self, input_shape: Shape | None) -> Shape:
-        n_out, n_in = self.weight.shape
+        n_out, n_in = _weight_dims(self, 2, "[n_out, n_in]")
+        _per_element(self, "bias", n_out, "outputs")
+        if self.delays is not None and np.shape(self.delays) != (n_out, n_in):
+            raise IRError(f"Dense delays have shape {list(np.shape(self.delays))}, the weights {[n_out, n_in]}",
+                          node=self.origin or None, fix="give one delay per synapse, [n_out, n_in]")
         if input_shape is not None and _size(input_shape) != n_in:
             raise IRError(f"Dense expects {n_in} inputs but receives shape {input_shape} "
                           f"({_size(input_shape)} values)", node=self.origin or None,
@@ -361,7 +388,12 @@ class Conv2d(_Synapse):
             raise IRError(f"Conv2d needs an input of shape (C, H, W), got {input_shape}", node=self.origin or None,
                           fix="give the model's input shape as C,H,W")
         c_in, h, w = input_shape
-        c_out, c_per_group, kh, kw = self.weight.shape
+        c_out, c_per_group, kh, kw = _weight_dims(self, 4, "[C_out, C_in / groups, kh, kw]")
+        if c_out % self.groups:
+            raise IRError(f"Conv2d has {c_out} output channels, not a multiple of groups = {self.groups}",
+                          node=self.origin or None, fix="use a number of groups that divides both channel counts")
+        _per_element(self, "bias", c_out, "output channels")
+        _per_element(self, "delays", 1, "values")
         if c_per_group * self.groups != c_in:
             raise IRError(f"Conv2d expects {c_per_group * self.groups} input channels, got {c_in}",
                           node=self.origin or None, fix="check the input shape's channel count")
@@ -388,6 +420,9 @@ class _Pool2d(Op):
         c, h, w = input_shape
         h_out = (h + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1
         w_out = (w + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1
+        if h_out <= 0 or w_out <= 0:
+            raise IRError(f"{self.op_type} output would be empty for input {input_shape}", node=self.origin or None,
+                          fix="use a larger input or a smaller pooling window")
         return (int(c), int(h_out), int(w_out))
 
 
@@ -413,6 +448,10 @@ class Flatten(Op):
         shape = tuple(input_shape or ())
         if not shape:
             return shape
+        for fld in ("start_dim", "end_dim"):
+            if not -len(shape) <= getattr(self, fld) < len(shape):
+                raise IRError(f"Flatten {fld} = {getattr(self, fld)} is not a dimension of the input {list(shape)}",
+                              node=self.origin or None, fix=f"use a {fld} in [-{len(shape)}, {len(shape) - 1}]")
         start = self.start_dim % len(shape)
         end = self.end_dim % len(shape)
         return shape[:start] + (_size(shape[start:end + 1]),) + shape[end + 1:]
@@ -426,6 +465,8 @@ class Scale(Op):
     role: ClassVar[str] = "linear"
 
     def output_shape(self, input_shape: Shape | None) -> Shape:
+        if input_shape is not None:
+            _per_element(self, "scale", _size(input_shape), "inputs")
         return tuple(input_shape or np.shape(self.scale))
 
 
@@ -441,6 +482,8 @@ class Delay(Op):
     role: ClassVar[str] = "linear"
 
     def output_shape(self, input_shape: Shape | None) -> Shape:
+        if input_shape is not None:
+            _per_element(self, "delay", _size(input_shape), "inputs")
         return tuple(input_shape or np.shape(self.delay))
 
 
@@ -463,6 +506,9 @@ class _Neuron(Op):
         if input_shape is not None and _size(input_shape) != self.size:
             raise IRError(f"{self.op_type} of shape {self.shape} receives input of shape {input_shape}",
                           node=self.origin or None, fix="make the incoming layer's size match the neurons")
+        for fld in ("bias", "bias_exp"):
+            if hasattr(self, fld):
+                _per_element(self, fld, self.size, "neurons")
         return tuple(self.shape)
 
 

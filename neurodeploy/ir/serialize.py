@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import tokenize
 import zipfile
+import zlib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -46,15 +49,33 @@ def _encode_value(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
     return value
 
 
-def _decode_value(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+def _decode_value(value: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """A JSON parameter value back as the op expects it; :class:`SerializationError` for dangling references."""
     if isinstance(value, dict) and set(value) == {"array"}:
-        return arrays[value["array"]]
+        key = value["array"]
+        if not isinstance(key, str) or key not in arrays:
+            raise _BadDocument(f"{where} refers to the array {key!r}, which the file does not hold")
+        return arrays[key]
     if isinstance(value, dict) and set(value) == {"quant"}:
-        q = value["quant"]
-        return QuantInfo(scale=float(q["scale"]), bits=dict(q.get("bits", {})), error=dict(q.get("error", {})))
+        return _decode_quant(value["quant"], where)
+    if isinstance(value, dict):
+        raise _BadDocument(f"{where} holds the object {sorted(value)[:5]}, not a value")
     if isinstance(value, list):
-        return tuple(_decode_value(v, arrays) for v in value)
+        return tuple(_decode_value(v, arrays, where) for v in value)
     return value
+
+
+def _decode_quant(q: Any, where: str) -> QuantInfo:
+    if not isinstance(q, dict) or not isinstance(q.get("bits", {}), dict) or not isinstance(q.get("error", {}), dict):
+        raise _BadDocument(f"{where} has a malformed quantization record")
+    scale = q.get("scale")
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise _BadDocument(f"{where} has the quantization scale {scale!r}, not a number")
+    return QuantInfo(scale=float(scale), bits=dict(q.get("bits", {})), error=dict(q.get("error", {})))
+
+
+class _BadDocument(Exception):
+    """Internal: ``graph.json`` does not have the documented structure (turned into a SerializationError)."""
 
 
 def graph_to_bytes(graph: Graph) -> bytes:
@@ -84,49 +105,134 @@ def save_graph(graph: Graph, path: str | os.PathLike) -> None:
 
 def graph_from_bytes(data: bytes, source: str = "<bytes>") -> Graph:
     """Parse ``.ndg`` bytes; raise :class:`SerializationError` naming ``source`` on any defect."""
+    doc, arrays = _read_archive(data, source)
+    try:
+        nodes, edges, meta = _check_document(doc, source)
+        graph = Graph({name: _build_op(entry, arrays, source) for name, entry in nodes.items()}, edges, meta)
+        graph.validate(finite=True)
+    except _BadDocument as err:
+        raise SerializationError(f"'{source}' has a malformed graph description: {err}",
+                                 fix="recompile the model to regenerate the file") from None
+    except SerializationError:
+        raise
+    except NeurodeployError as err:
+        raise SerializationError(f"'{source}' holds an invalid graph: {err}") from None
+    return graph
+
+
+def _read_archive(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
+    """``graph.json`` (parsed) and every ``arrays/*.npy`` entry, each size checked before it is read."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            doc = json.loads(zf.read("graph.json"))
+            infos = {info.filename: info for info in zf.infolist()}
+            if "graph.json" not in infos:
+                raise _BadArchive("it holds no graph.json")
+            doc = json.loads(_member(zf, infos["graph.json"]))
             arrays = {}
-            for info in zf.infolist():
-                if info.filename.startswith("arrays/") and info.filename.endswith(".npy"):
-                    key = info.filename[len("arrays/"):-len(".npy")]
-                    arrays[key] = np.lib.format.read_array(io.BytesIO(zf.read(info)), allow_pickle=False)
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as err:
-        raise SerializationError(f"'{source}' is not a readable neurodeploy graph (corrupt or truncated: {err})",
+            for name, info in infos.items():
+                if name.startswith("arrays/") and name.endswith(".npy"):
+                    arrays[name[len("arrays/"):-len(".npy")]] = _read_npy(_member(zf, info), name)
+    except _BadArchive as err:
+        raise SerializationError(f"'{source}' is not a readable neurodeploy graph: {err}",
                                  fix="recompile the model to regenerate the file") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError, RecursionError,
+            UnicodeDecodeError) as err:
+        raise SerializationError(f"'{source}' is not a readable neurodeploy graph (corrupt or truncated: "
+                                 f"{type(err).__name__}: {err})",
+                                 fix="recompile the model to regenerate the file") from None
+    return doc, arrays
+
+
+class _BadArchive(Exception):
+    """Internal: the ZIP container or one of its arrays is unusable (turned into a SerializationError)."""
+
+
+#: Deflate cannot expand data more than 1032 times; a larger declared ratio is a decompression bomb.
+_MAX_RATIO = 1032
+
+
+def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """The bytes of one archive member, refusing declared sizes that the stored bytes cannot hold."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        ok = info.file_size == info.compress_size
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        ok = info.file_size <= _MAX_RATIO * info.compress_size + 64
+    else:
+        raise _BadArchive(f"entry '{info.filename}' uses compression method {info.compress_type} (neurodeploy writes "
+                          "stored entries)")
+    if not ok:
+        raise _BadArchive(f"entry '{info.filename}' declares {info.file_size} bytes but stores {info.compress_size}")
+    return zf.read(info)
+
+
+def _read_npy(data: bytes, name: str) -> np.ndarray:
+    """An ``.npy`` image as an array (a writable copy), without pickle and without trusting its header's shape."""
+    buf = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buf)
+        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in reader:
+            raise _BadArchive(f"array '{name}' has .npy format version {version}, not 1.0 or 2.0")
+        shape, fortran, dtype = reader[version](buf)
+    except (ValueError, SyntaxError, TypeError, OverflowError, RecursionError, tokenize.TokenError) as err:
+        raise _BadArchive(f"array '{name}' has a malformed .npy header ({type(err).__name__}: {err})") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
+        raise _BadArchive(f"array '{name}' has dtype {dtype}; IR arrays hold bool, integer or float numbers")
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise _BadArchive(f"array '{name}' declares the shape {shape}")
+    count = math.prod(shape)
+    if count * dtype.itemsize != len(data) - buf.tell():
+        raise _BadArchive(f"array '{name}' declares shape {list(shape)} ({count * dtype.itemsize} bytes of {dtype}) "
+                          f"but holds {len(data) - buf.tell()} bytes")
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=buf.tell())
+    return flat.reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _check_document(doc: Any, source: str) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
+    """The nodes (by name), edges and meta of a parsed ``graph.json`` after checking its documented structure."""
+    if not isinstance(doc, dict):
+        raise SerializationError(f"'{source}' is not a neurodeploy graph: graph.json holds a "
+                                 f"{type(doc).__name__}, not an object", fix="pass a file written by neurodeploy")
+    if doc.get("format") != FORMAT:
         raise SerializationError(f"'{source}' is not a neurodeploy graph (format {doc.get('format')!r})",
                                  fix="pass a file written by neurodeploy")
     if doc.get("version") != VERSION:
-        raise SerializationError(f"'{source}' has IR version {doc.get('version')}, this neurodeploy reads {VERSION}",
-                                 fix="recompile the model with this version of neurodeploy")
-    nodes: dict[str, Op] = {}
-    try:
-        for entry in doc["nodes"]:
-            name, op_name = entry["name"], entry["op"]
-            cls = OP_TYPES.get(op_name)
-            if cls is None or op_name.startswith("_"):
-                raise SerializationError(f"'{source}' node '{name}' has unknown op '{op_name}'",
-                                         fix="upgrade neurodeploy or recompile the model")
-            known = {f.name for f in fields(cls)}
-            params = {k: _decode_value(v, arrays) for k, v in entry["params"].items()}
-            unknown = set(params) - known
-            if unknown:
-                raise SerializationError(f"'{source}' node '{name}' ({op_name}) has unknown fields {sorted(unknown)}",
-                                         fix="upgrade neurodeploy or recompile the model")
-            nodes[name] = cls(**params)
-        graph = Graph(nodes, [tuple(e) for e in doc["edges"]], doc.get("meta", {}))
-        graph.validate()
-    except NeurodeployError as err:
-        if isinstance(err, SerializationError):
-            raise
-        raise SerializationError(f"'{source}' holds an invalid graph: {err}",
-                                 fix="recompile the model to regenerate the file") from None
-    except (KeyError, TypeError, ValueError) as err:
-        raise SerializationError(f"'{source}' has a malformed graph description ({type(err).__name__}: {err})",
-                                 fix="recompile the model to regenerate the file") from None
-    return graph
+        raise SerializationError(f"'{source}' has IR version {doc.get('version')!r}, this neurodeploy reads "
+                                 f"{VERSION}", fix="recompile the model with this version of neurodeploy")
+    entries, edges, meta = doc.get("nodes"), doc.get("edges"), doc.get("meta", {})
+    if not isinstance(entries, list) or not isinstance(edges, list) or not isinstance(meta, dict):
+        raise _BadDocument("'nodes' and 'edges' must be lists and 'meta' an object")
+    nodes: dict[str, Any] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or \
+                not isinstance(entry.get("op"), str) or not isinstance(entry.get("params", {}), dict):
+            raise _BadDocument(f"node #{i} must be an object with a string 'name', a string 'op' and a 'params' "
+                               "object")
+        if entry["name"] in nodes:
+            raise _BadDocument(f"node name '{entry['name']}' appears twice")
+        nodes[entry["name"]] = entry
+    pairs = []
+    for edge in edges:
+        if not (isinstance(edge, list) and len(edge) == 2 and all(isinstance(e, str) for e in edge)):
+            raise _BadDocument(f"edge {str(edge)[:60]} is not a pair of node names")
+        pairs.append((edge[0], edge[1]))
+    return nodes, pairs, meta
+
+
+def _build_op(entry: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> Op:
+    """The op of one node entry: known op, known fields, decoded values (types are checked by Graph.validate)."""
+    name, op_name = entry["name"], entry["op"]
+    cls = OP_TYPES.get(op_name)
+    if cls is None or op_name.startswith("_"):
+        raise SerializationError(f"'{source}' node '{name}' has unknown op '{op_name}'",
+                                 fix="upgrade neurodeploy or recompile the model")
+    known = {f.name for f in fields(cls)}
+    params = entry.get("params", {})
+    unknown = set(params) - known
+    if unknown:
+        raise SerializationError(f"'{source}' node '{name}' ({op_name}) has unknown fields {sorted(unknown)}",
+                                 fix="upgrade neurodeploy or recompile the model")
+    return cls(**{k: _decode_value(v, arrays, f"node '{name}' field '{k}'") for k, v in params.items()})
 
 
 def load_graph(path: str | os.PathLike) -> Graph:
