@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PY311 := $(shell scripts/find_python.sh 3.11)
 PY310 := $(shell scripts/find_python.sh 3.10)
 
-.PHONY: demo test lint bench envs clean browser
+.PHONY: demo test lint bench envs clean browser fuzz
 
 envs: .venv/.installed .venv-lava/.installed
 
@@ -31,6 +31,10 @@ test: envs browser
 	.venv/bin/ruff check .
 	NEURODEPLOY_REQUIRE_LAVA=1 NEURODEPLOY_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q tests --ignore=tests/lava
 	NEURODEPLOY_REQUIRE_LAVA=1 .venv-lava/bin/python -m pytest -q tests/lava
+
+# thousands of fresh mutants of every input kind through the CLI (figures in benchmarks/RESULTS.md); CASES=N per kind
+fuzz: envs
+	.venv/bin/python scripts/fuzz.py --cases $${CASES:-2000}
 
 bench: envs
 	.venv-lava/bin/python benchmarks/bench_emulator_vs_lava.py
