@@ -43,10 +43,10 @@ from neurodeploy.fileio import atomic_directory
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Dense, Input, Op, Output, PlasticDense, Sparse, _Synapse
 
-__all__ = ["describe", "save_description", "load_description", "SIGN_MODE_CODES", "MAX_DELAY"]
+__all__ = ["describe", "save_description", "load_description", "SIGN_MODE_NAMES", "MAX_DELAY"]
 
-#: ``lava.utils.weightutils.SignMode`` values.
-SIGN_MODE_CODES = {"mixed": 1, "excitatory": 2, "inhibitory": 3}
+#: IR sign mode -> ``lava.utils.weightutils.SignMode`` member NAME (written by name; rebuild maps it to the member).
+SIGN_MODE_NAMES = {"mixed": "MIXED", "excitatory": "EXCITATORY", "inhibitory": "INHIBITORY"}
 #: Loihi 2 synaptic delays are 6-bit; the design fixes the usable range to [0, 62].
 MAX_DELAY = 62
 DECAY_MAX = 4095
@@ -128,15 +128,15 @@ def _coo(shape: tuple[int, int], row: np.ndarray, col: np.ndarray, data: np.ndar
 
 def _synapse(name: str, op: _Synapse, in_shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
     """Return (class key, kwargs) for a Dense / Sparse / Conv2d node."""
-    if op.sign_mode is not None and op.sign_mode not in SIGN_MODE_CODES:
-        raise IRError(f"sign_mode '{op.sign_mode}' is not one of {sorted(SIGN_MODE_CODES)}", node=name,
+    if op.sign_mode is not None and op.sign_mode not in SIGN_MODE_NAMES:
+        raise IRError(f"sign_mode '{op.sign_mode}' is not one of {sorted(SIGN_MODE_NAMES)}", node=name,
                       fix="use mixed, excitatory, inhibitory or None")
     bits = 8 if op.num_weight_bits is None else _int(op.num_weight_bits, name, "num_weight_bits")
     _check_range(bits, 1, 8, name, "num_weight_bits")
     kwargs: dict[str, Any] = {"weight_exp": _int(op.weight_exp, name, "weight_exp"), "num_weight_bits": bits,
                               "num_message_bits": _int(op.num_message_bits, name, "num_message_bits")}
     if op.sign_mode is not None:
-        kwargs["sign_mode"] = SIGN_MODE_CODES[op.sign_mode]
+        kwargs["sign_mode"] = SIGN_MODE_NAMES[op.sign_mode]
     if isinstance(op, PlasticDense):
         return "learning_dense", _plastic(name, op, kwargs)
     if isinstance(op, Dense):
@@ -215,7 +215,7 @@ def _plastic(name: str, op: PlasticDense, kwargs: dict[str, Any]) -> dict[str, A
     weights = _int_array(op.weight, name, "weight")
     _check_range(weights, -256, 255, name, "weight")
     kwargs["weights"] = weights
-    kwargs["sign_mode"] = SIGN_MODE_CODES[op.sign_mode or "mixed"]
+    kwargs["sign_mode"] = SIGN_MODE_NAMES[op.sign_mode or "mixed"]
     kwargs["learning_rule"] = {"dw": lava_expression(parse_rule(op.dw, name)), "x1_impulse": int(op.x1_impulse),
                                "x1_tau": int(op.x1_tau), "y1_impulse": int(op.y1_impulse), "y1_tau": int(op.y1_tau),
                                "t_epoch": int(op.t_epoch), "rng_seed": int(op.rng_seed)}

@@ -45,7 +45,7 @@ def test_description_uses_lava_classes_names_and_integers():
     assert procs["in"]["class"] == "lava.proc.io.source.RingBuffer" and procs["in"]["data_shape"] == [2]
     assert procs["fc"]["class"] == "lava.proc.dense.process.DelayDense"
     kw = procs["fc"]["kwargs"]
-    assert kw["weight_exp"] == -2 and kw["num_weight_bits"] == 6 and kw["sign_mode"] == 1
+    assert kw["weight_exp"] == -2 and kw["num_weight_bits"] == 6 and kw["sign_mode"] == "MIXED"
     assert kw["num_message_bits"] == 0 and kw["weights"].shape == (3, 2) and kw["delays"].max() == 62
     lif = procs["lif"]["kwargs"]
     assert procs["lif"]["class"] == "lava.proc.lif.process.LIF"
@@ -145,7 +145,7 @@ def test_save_load_round_trip(tmp_path):
     d = describe(_net(synapse=sparse, neuron=_lif(bias=np.array([1, 2, 3]))))
     save_description(d, tmp_path / "m.lava")
     doc = json.loads((tmp_path / "m.lava" / "description.json").read_text())
-    assert doc["format"] == "neurodeploy-lava" and doc["version"] == 1
+    assert doc["format"] == "neurodeploy-lava" and doc["version"] == 2
     back = load_description(tmp_path / "m.lava")
     arrays_a: dict = {}
     arrays_b: dict = {}
@@ -163,7 +163,8 @@ def test_rebuild_module_imports_only_lava_numpy_scipy_and_stdlib():
             roots |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             roots.add((node.module or "").split(".")[0])
-    assert roots <= {"__future__", "importlib", "json", "pathlib", "typing", "numpy", "scipy", "lava"}, roots
+    assert roots <= {"__future__", "argparse", "collections", "importlib", "json", "pathlib", "sys", "typing",
+                     "warnings", "zipfile", "numpy", "scipy", "lava"}, roots
 
 
 # -------------------------------------------------------------------------------------------------- on Lava
