@@ -10,10 +10,11 @@ from neurodeploy.artifact import Artifact
 from neurodeploy.emulator import Program, SimResult
 
 
-def run(artifact: Artifact, spikes, record: Iterable[str] = (), progress: bool = False,
+def run(artifact: Artifact, spikes, record: Iterable[str] = (), progress: bool = False, engine: str = "auto",
         **_options) -> tuple[dict[str, np.ndarray], SimResult]:
-    """Run ``artifact`` on ``spikes``; return the ``.npz`` dict (see :func:`result_arrays`) and the raw result."""
-    result = Program(artifact.graph).run(spikes, record=record, progress=progress)
+    """Run ``artifact`` on ``spikes`` with ``engine`` (``auto``, ``numba`` or ``numpy``); return the ``.npz`` dict
+    (see :func:`result_arrays`) and the raw result."""
+    result = Program(artifact.graph).run(spikes, record=record, progress=progress, engine=engine)
     return result_arrays(result), result
 
 

@@ -45,7 +45,11 @@ def first_divergence(reference: dict[str, np.ndarray], other: dict[str, np.ndarr
 
 
 def profile(artifact: Artifact, spikes, backend: str, record=("spikes", "u", "v"), **options) -> dict[str, Any]:
-    """Run ``spikes`` on ``backend`` and on the emulator; compare, count and time. Returns a JSON-able dict."""
+    """Run ``spikes`` on ``backend`` and on the emulator; compare, count and time. Returns a JSON-able dict.
+
+    ``backend="emulator"`` compares the emulator's two engines (the compiled kernel and numpy; ``engines`` names
+    them, reference first), so that the comparison is between two implementations, never a run with itself.
+    """
     emulator = get_backend("emulator")
     start = time.perf_counter()
     ref_arrays, ref = emulator.run(artifact, spikes, record=record)
@@ -60,10 +64,11 @@ def profile(artifact: Artifact, spikes, backend: str, record=("spikes", "u", "v"
         "total_synaptic_ops": int(sum(ref.synaptic_ops.values())),
         "emulator_seconds_per_step": emu_seconds / steps,
     }
-    if backend == "emulator":
-        report.update(equal=True, first_divergence=None, backend_seconds_per_step=emu_seconds / steps)
-        return report
     module = get_backend(backend)
+    if backend == "emulator":  # compared with its other engine (numpy vs the compiled kernel: separate code)
+        other = "numpy" if ref.engine == "numba" else "numba"
+        options = dict(options, engine=other)
+        report["engines"] = [ref.engine, other]
     start = time.perf_counter()
     other_arrays, _ = module.run(artifact, spikes, record=record, **options)
     report["backend_seconds_per_step"] = (time.perf_counter() - start) / steps
@@ -80,19 +85,24 @@ def profile(artifact: Artifact, spikes, backend: str, record=("spikes", "u", "v"
     return report
 
 
+def _run_names(report: dict[str, Any]) -> tuple[str, str]:
+    """Names of the reference run and the profiled run: ``emulator`` and the backend, or for the emulator profiled
+    against itself ``emulator/<engine>`` for each of its two engines."""
+    if report["backend"] == "emulator" and "engines" in report:
+        return tuple(f"emulator/{e}" for e in report["engines"])
+    return "emulator", str(report["backend"])
+
+
 def wall_times(report: dict[str, Any]) -> list[tuple[str, float]]:
-    """Host wall seconds per step of :func:`profile`'s runs, ``(backend, seconds)``, each backend named once: the
-    emulator's reference run, then the profiled backend's unless that backend is the emulator (then there was one
-    run, and its figure is the emulator's)."""
-    times = [("emulator", float(report["emulator_seconds_per_step"]))]
-    if report["backend"] != "emulator":
-        times.append((str(report["backend"]), float(report["backend_seconds_per_step"])))
-    return times
+    """Host wall seconds per step of :func:`profile`'s two runs, ``(name, seconds)``, each run named once."""
+    ref, other = _run_names(report)
+    return [(ref, float(report["emulator_seconds_per_step"])), (other, float(report["backend_seconds_per_step"]))]
 
 
 def render_profile(report: dict[str, Any]) -> str:
     """A readable terminal table of :func:`profile`'s report."""
-    lines = [f"backend {report['backend']} vs emulator: batch {report['batch']}, {report['steps']} steps"]
+    ref, other = _run_names(report)
+    lines = [f"{other} vs {ref}: batch {report['batch']}, {report['steps']} steps"]
     if report.get("equal") is True:
         lines.append("result: EQUAL (every recorded integer matches)")
     elif report.get("equal") is False:

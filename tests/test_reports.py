@@ -382,10 +382,11 @@ def test_report_energy_command_on_the_digits_example(capsys, tmp_path, digits_ar
         assert forbidden not in page
     text = (tmp_path / "rep" / "energy.txt").read_text()
     assert text.startswith("energy report:")
-    # the profiled backend is the emulator itself: one run, so one wall time, named once
+    # the profiled backend is the emulator: its two engines compared, each run's wall time named once
     (run_line,) = [ln for ln in text.splitlines() if ln.startswith("profile run (")]
-    assert run_line.count("(emulator)") == 1 and "(backend)" not in run_line, run_line
-    assert page.count("wall time per step") == 1 and "emulator wall time per step" in page
+    assert run_line.count("(emulator/numba)") == 1 and run_line.count("(emulator/numpy)") == 1, run_line
+    assert "(backend)" not in run_line and "(emulator)" not in run_line, run_line
+    assert page.count("wall time per step") == 2 and "emulator/numpy wall time per step" in page
     # the JSON is the same data the text rendered: totals agree
     assert rep["counts"]["totals_per_inference"]["neuron_updates"] == 74 * 20
 
