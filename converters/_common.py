@@ -41,6 +41,10 @@ from neurodeploy.ir.timing import node_latency
 GAIN_RTOL = 1e-5
 
 
+class ModelWarning(UserWarning):
+    """A source model was read or converted with a caveat the user should see (the message names the node)."""
+
+
 class Notes:
     """The semantic gaps of one conversion: a list of ``{"node": name, "note": text}`` in ``meta``."""
 
@@ -276,5 +280,5 @@ def finish(nodes: dict[str, Op], edges: Iterable[tuple[str, str]], meta: dict[st
     return graph
 
 
-__all__ = ["Notes", "finish", "latency_steps", "per_neuron", "scalar", "compact", "uniform", "is_one", "size",
-           "GAIN_RTOL"]
+__all__ = ["ModelWarning", "Notes", "finish", "latency_steps", "per_neuron", "scalar", "compact", "uniform",
+           "is_one", "size", "GAIN_RTOL"]

@@ -45,12 +45,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neurodeploy.converters._common import Notes, compact, finish, is_one, per_neuron, scalar, uniform
+from neurodeploy.converters._common import ModelWarning, Notes, compact, finish, is_one, per_neuron, scalar, uniform
 from neurodeploy.errors import ConversionError, SerializationError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import (
@@ -76,19 +77,145 @@ SUPPORTED = ("Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "SumPoo
 
 
 # ---------------------------------------------------------------------------------------------------- loading
+#: A gzip'ed HDF5 dataset cannot expand more than deflate's 1032:1; declared sizes beyond that (plus a margin for
+#: small files) are unwritten chunks that h5py would materialise from the fill value: a decompression bomb.
+_MAX_EXPANSION = 1032
+_MIN_BUDGET = 64 * 2**20
+
+
+class NIRTypeCheckWarning(ModelWarning):
+    """The NIR file fails ``nir``'s strict type check and was read without it (the mismatch is in the message)."""
+
+
 def read_nir(path: str | os.PathLike) -> Any:
-    """``nir.read`` with errors that name the file instead of an h5py traceback."""
+    """Read a NIR file without ``nir``'s strict type check, with errors that name the file and the fault.
+
+    * not an HDF5 file, or an HDF5 file without a NIR graph: :class:`SerializationError` ("not an HDF5/NIR file");
+    * datasets whose declared size the file cannot hold, or of non-numeric, non-string types: SerializationError;
+    * a node type ``nir`` does not know: :class:`UnsupportedOpError` ("unsupported: ...");
+    * a graph that ``nir`` cannot build: :class:`ConversionError` ("graph inconsistent: ...").
+
+    A file that fails only ``nir``'s strict type check (``nir.read(path)``; e.g. an Output declaring ``[1, 1, 1]``
+    for a ``[1]`` input, as Rockpool writes it) is read with ``type_check=False`` and the mismatch is reported as a
+    :class:`NIRTypeCheckWarning`; neurodeploy infers and checks every shape itself during conversion.
+    """
     import nir
 
     p = Path(path)
     if not p.is_file():
         raise SerializationError(f"NIR file '{p}' does not exist", fix="check the path")
+    _inspect_hdf5(p)
     try:
-        return nir.read(str(p))
-    except Exception as err:  # h5py/nir raise OSError, KeyError, ValueError, AssertionError, ... for bad files
-        raise SerializationError(f"'{p}' is not a readable NIR file (corrupt, truncated or not NIR: "
-                                 f"{type(err).__name__}: {err})",
-                                 fix="re-export the model with nir.write / snntorch.export_to_nir") from None
+        graph = nir.read(str(p), type_check=False)
+    except Exception as err:  # nir raises AssertionError, KeyError, ValueError, TypeError ... for malformed graphs
+        raise ConversionError(f"NIR file '{p}': graph inconsistent: nir cannot build the graph "
+                              f"({type(err).__name__}: {str(err)[:300]})",
+                              fix="re-export the model with nir.write / snntorch.export_to_nir") from None
+    if not isinstance(graph, nir.NIRGraph):
+        raise SerializationError(f"'{p}' holds a single {type(graph).__name__} node, not a NIR graph",
+                                 fix="export the whole network as a nir.NIRGraph")
+    _strict_type_check(graph, str(p))
+    return graph
+
+
+def _not_nir(p: Path, why: str) -> SerializationError:
+    return SerializationError(f"'{p}' is not an HDF5/NIR file ({why})",
+                              fix="pass a file written by nir.write (snntorch.export_to_nir, norse, sinabs, ...)")
+
+
+def _inspect_hdf5(p: Path) -> None:
+    """Check the HDF5 container before ``nir`` reads every dataset into memory: a NIR graph at ``/node``, node types
+    ``nir`` knows, numeric or string datasets only, and declared sizes the file's bytes can hold."""
+    import h5py
+
+    try:
+        if not h5py.is_hdf5(str(p)):
+            raise _not_nir(p, "no HDF5 signature")
+        with h5py.File(str(p), "r") as f:
+            root = f.get("node")
+            if not isinstance(root, h5py.Group) or not isinstance(root.get("type"), h5py.Dataset):
+                raise _not_nir(p, "no '/node' group with a 'type': not a NIR graph")
+            budget = max(_MIN_BUDGET, _MAX_EXPANSION * p.stat().st_size)
+            declared = _walk_datasets(p, root, "node")
+    except (SerializationError, UnsupportedOpError):
+        raise
+    except Exception as err:  # h5py raises OSError, KeyError, RuntimeError, ValueError ... on damaged files
+        raise _not_nir(p, f"unreadable HDF5: {type(err).__name__}: {str(err)[:200]}") from None
+    if declared > budget:
+        raise SerializationError(f"'{p}' declares {declared} bytes of datasets in a {p.stat().st_size}-byte file "
+                                 "(unwritten or bomb-compressed data)", fix="re-export the model with nir.write")
+
+
+def _walk_datasets(p: Path, group: Any, where: str) -> int:
+    """Total declared bytes of the datasets under ``group``, refusing unknown node types and non-numeric data."""
+    import h5py
+
+    total = 0
+    if "type" in group:
+        kind = _node_type(p, group["type"], where)
+        if kind not in _nir_types():
+            raise UnsupportedOpError(f"NIR file '{p}': unsupported: node type {kind!r} at '/{where}' is not a NIR "
+                                     f"node type (nir {_nir_version()} knows {sorted(_nir_types())})",
+                                     node=where.rpartition("/")[2], fix="export the model with NIR's own node types")
+    for key, item in group.items():
+        path = f"{where}/{key}"
+        if isinstance(item, h5py.Group):
+            total += _walk_datasets(p, item, path)
+        elif isinstance(item, h5py.Dataset):
+            _check_dataset(p, item, path)
+            total += int(item.size or 0) * int(item.dtype.itemsize)
+    return total
+
+
+def _node_type(p: Path, dataset: Any, where: str) -> str:
+    value = dataset[()] if dataset.shape == () and dataset.dtype.kind in "OS" else None
+    if isinstance(value, bytes | np.bytes_):
+        return value.decode("utf8", errors="replace")
+    if isinstance(value, str):
+        return value
+    raise _not_nir(p, f"'/{where}/type' is not a string")
+
+
+def _check_dataset(p: Path, ds: Any, path: str) -> None:
+    """A dataset must hold real numbers, or be a string (node types, metadata, edge names)."""
+    import h5py
+
+    dtype = ds.dtype
+    if dtype.kind in "biuf" or dtype.kind == "S" or h5py.check_string_dtype(dtype) is not None:
+        return
+    kind = "complex" if dtype.kind == "c" else "structured" if dtype.fields is not None else f"{dtype} ({dtype.kind})"
+    node, _, field = path.rpartition("/")
+    raise SerializationError(f"NIR file '{p}': dataset '/{path}' (node '{node.rpartition('/')[2]}', field "
+                             f"'{field}') holds {kind} data; NIR parameters are real numbers",
+                             fix=f"store {field} as a float array and re-export the model")
+
+
+def _nir_types() -> frozenset[str]:
+    import nir
+
+    return frozenset(n for n in dir(nir) if isinstance(getattr(nir, n), type) and issubclass(getattr(nir, n),
+                                                                                           nir.NIRNode))
+
+
+def _nir_version() -> str:
+    import nir
+
+    return str(getattr(nir, "version", "?"))
+
+
+def _strict_type_check(graph: Any, source: str) -> None:
+    """Run ``nir``'s strict type inference and check on a copy; report a failure as a warning, not an error."""
+    import copy
+
+    try:
+        probe = copy.deepcopy(graph)
+        probe.infer_types()
+        probe.check_types()
+    except Exception as err:  # nir's inference raises ValueError, KeyError, NotImplementedError ...
+        warnings.warn(NIRTypeCheckWarning(
+            f"{source} fails nir's strict type check ({type(err).__name__}: {str(err)[:300]}); it was read with "
+            "nir.read(..., type_check=False) and neurodeploy checks the shapes itself (node shapes are inferred from "
+            "the parameters, declared Input/Output types must hold as many values)"), stacklevel=3)
 
 
 def _inline(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]], set[str]]:
@@ -141,8 +268,51 @@ def _drop_passthrough(nodes: dict[str, Any], edges: list[tuple[str, str]], passt
 
 
 # ------------------------------------------------------------------------------------------------- node maps
-def _arr(node: Any, field: str) -> np.ndarray:
-    return np.asarray(getattr(node, field), dtype=np.float64)
+#: Fields whose infinite values mean something (an infinite time constant: no leak); elsewhere inf is refused.
+_INF_ALLOWED = frozenset({"tau", "tau_mem", "tau_syn"})
+
+
+def _arr(node: Any, field: str, name: str) -> np.ndarray:
+    """A NIR parameter as a non-empty float64 array of real numbers (strings, complex, structured, NaN and -- except
+    for time constants -- infinite values are refused naming the node and field)."""
+    fix = f"store {field} as real, finite numbers and re-export the model"
+    try:
+        arr = np.asarray(getattr(node, field))
+    except Exception as err:  # a missing attribute or an object numpy cannot hold
+        raise ConversionError(f"field '{field}' cannot be read ({type(err).__name__}: {err})", node=name,
+                              fix=fix) from None
+    if arr.dtype.kind not in "biuf":
+        what = {"c": "complex numbers (the imaginary part would be lost)", "S": "strings", "U": "strings",
+                "O": "Python objects", "V": "structured records"}.get(arr.dtype.kind, f"dtype {arr.dtype}")
+        raise ConversionError(f"field '{field}' holds {what}, not real numbers", node=name, fix=fix)
+    if arr.size == 0:
+        raise ConversionError(f"field '{field}' is empty (shape {list(arr.shape)})", node=name, fix=fix)
+    arr = arr.astype(np.float64)
+    if np.isnan(arr).any() or (field not in _INF_ALLOWED and np.isinf(arr).any()):
+        bad = arr.ravel()[np.flatnonzero(~np.isfinite(arr.ravel()))[0]]
+        raise ConversionError(f"field '{field}' holds {bad} ({int((~np.isfinite(arr)).sum())} non-finite value(s))",
+                              node=name, fix=fix)
+    return arr
+
+
+def _ints(value: Any, field: str, name: str, count: int | None = None, lo: int = 0) -> tuple[int, ...]:
+    """Whole numbers ``>= lo`` from a NIR field (a scalar is repeated ``count`` times); ConversionError otherwise."""
+    if isinstance(value, bytes | np.bytes_ | str):
+        value = None
+    arr = np.asarray(value) if value is not None else np.asarray([], dtype=object)
+    flat = arr.ravel()
+    if count is not None and flat.size == 1:
+        flat = np.repeat(flat, count)
+    ok = arr.dtype.kind in "iuf" and flat.size > 0 and (count is None or flat.size == count)
+    if ok:
+        as_float = flat.astype(np.float64)
+        ok = bool(np.all(np.isfinite(as_float)) and np.all(as_float == np.rint(as_float)) and np.all(as_float >= lo)
+                  and np.all(as_float < 2.0**31))
+    if not ok:
+        want = f"{count} whole number(s)" if count else "whole numbers"
+        raise ConversionError(f"field '{field}' = {str(value)[:60]} is not {want} >= {lo}", node=name,
+                              fix=f"store {field} as integers and re-export the model")
+    return tuple(int(v) for v in flat)
 
 
 def _meta_reset(node: Any, default: str, name: str) -> str:
@@ -169,9 +339,24 @@ def _ratio(dt: float, tau: np.ndarray, name: str, field: str) -> np.ndarray:
     return np.minimum(ratio, 1.0)
 
 
+def _checked_gain(gain: np.ndarray, kind: str, name: str) -> np.ndarray:
+    """The input gain must be finite (``r`` and ``tau`` both infinite leave it undefined); an all-zero gain (``r = 0``,
+    or an infinite ``tau`` with a finite ``r``) silences the layer and is reported as a :class:`ModelWarning`."""
+    fields = "dt * r" if kind in ("IF", "I") else "dt * r / tau" if kind in ("LIF", "LI") else \
+        "(dt * r / tau_mem) * (dt * w_in / tau_syn)"
+    if not np.all(np.isfinite(gain)):
+        raise ConversionError(f"the input gain {fields} is {gain.ravel()[np.flatnonzero(~np.isfinite(gain))[0]]} "
+                              "(r and the time constant infinite together leave it undefined)", node=name,
+                              fix="give finite r (a neuron without leak is a NIR IF, or LIF with r = tau / dt)")
+    if gain.size and not np.any(gain):
+        warnings.warn(ModelWarning(f"NIR node '{name}' ({kind}) has the input gain {fields} = 0 everywhere: it "
+                                   "ignores its inputs (check r and the time constants)"), stacklevel=5)
+    return gain
+
+
 def _no_reset_potential(node: Any, name: str) -> None:
     v_reset = getattr(node, "v_reset", None)
-    if v_reset is not None and np.any(np.asarray(v_reset) != 0):
+    if v_reset is not None and np.any(_arr(node, "v_reset", name) != 0):
         raise ConversionError("v_reset is not 0: IR neurons reset to 0 (or by subtraction)", node=name,
                               fix="shift v_leak, v_threshold and v_reset so that v_reset = 0")
 
@@ -180,32 +365,33 @@ def _neuron(kind: str, node: Any, name: str, dt: float, reset: str, notes: Notes
     """The IR neuron of a NIR neuron node, and its input gain per neuron (see the module docstring)."""
     origin = name
     if kind in ("LIF", "LI"):
-        shape = _arr(node, "tau").shape
-        k = _ratio(dt, _arr(node, "tau"), name, "tau")
+        shape = _arr(node, "tau", name).shape
+        k = _ratio(dt, _arr(node, "tau", name), name, "tau")
         du, dv = 1.0, scalar(k, shape, "tau", name)
-        gain = dt * _arr(node, "r") / _arr(node, "tau")
-        bias = k * _arr(node, "v_leak")
+        gain = dt * _arr(node, "r", name) / _arr(node, "tau", name)
+        bias = k * _arr(node, "v_leak", name)
     elif kind in ("CubaLIF", "CubaLI"):
-        shape = _arr(node, "tau_mem").shape
-        ks = _ratio(dt, _arr(node, "tau_syn"), name, "tau_syn")
-        km = _ratio(dt, _arr(node, "tau_mem"), name, "tau_mem")
+        shape = _arr(node, "tau_mem", name).shape
+        ks = _ratio(dt, _arr(node, "tau_syn", name), name, "tau_syn")
+        km = _ratio(dt, _arr(node, "tau_mem", name), name, "tau_mem")
         du, dv = scalar(ks, shape, "tau_syn", name), scalar(km, shape, "tau_mem", name)
-        gain = (dt * _arr(node, "r") / _arr(node, "tau_mem")) * (dt * _arr(node, "w_in") / _arr(node, "tau_syn"))
-        bias = km * _arr(node, "v_leak")
+        gain = (dt * _arr(node, "r", name) / _arr(node, "tau_mem", name)) * \
+            (dt * _arr(node, "w_in", name) / _arr(node, "tau_syn", name))
+        bias = km * _arr(node, "v_leak", name)
     elif kind in ("IF", "I"):
-        shape = _arr(node, "r").shape
+        shape = _arr(node, "r", name).shape
         du, dv = 1.0, 0.0
-        gain = dt * _arr(node, "r")
+        gain = dt * _arr(node, "r", name)
         bias = np.zeros(shape)
     else:  # pragma: no cover - guarded by SUPPORTED
         raise UnsupportedOpError(f"NIR node type {kind}", node=name)
     shape = tuple(int(d) for d in shape)
-    gain = np.where(np.isfinite(gain), gain, 0.0) * np.ones(shape)
+    gain = _checked_gain(np.asarray(gain, dtype=np.float64) * np.ones(shape), kind, name)
     bias = np.asarray(bias, dtype=np.float64) * np.ones(shape)
     if kind in ("LI", "CubaLI", "I"):
         return LI(shape=shape, du=du, dv=dv, bias=compact(bias), origin=origin), gain
     _no_reset_potential(node, name)
-    vth = per_neuron(_arr(node, "v_threshold"), shape, "v_threshold", name)
+    vth = per_neuron(_arr(node, "v_threshold", name), shape, "v_threshold", name)
     if not uniform(vth):
         if np.any(vth <= 0):
             raise ConversionError("per-neuron thresholds must be positive to be normalised", node=name,
@@ -221,65 +407,85 @@ def _neuron(kind: str, node: Any, name: str, dt: float, reset: str, notes: Notes
     return CubaLIF(shape=shape, du=du, dv=dv, vth=vth_value, bias=compact(bias), reset=mode, origin=origin), gain
 
 
-def _padding(node: Any, name: str) -> tuple[int, int]:
+def _padding(node: Any, name: str, kernel: tuple[int, ...]) -> tuple[int, int]:
     pad = node.padding
-    kernel = np.asarray(node.weight).shape[2:]
-    dilation = np.broadcast_to(np.asarray(node.dilation, dtype=int), (2,))
+    if isinstance(pad, np.ndarray) and pad.shape == () and pad.dtype.kind in "SUO":
+        pad = pad.item()
     if isinstance(pad, bytes | np.bytes_):
-        pad = pad.decode("utf8")
+        pad = pad.decode("utf8", errors="replace")
     if isinstance(pad, str):
         if pad == "valid":
             return (0, 0)
-        span = [int(d) * (int(k) - 1) for d, k in zip(dilation, kernel)]
-        stride = np.broadcast_to(np.asarray(node.stride, dtype=int), (2,))
-        if any(s % 2 for s in span) or np.any(stride != 1):
+        if pad != "same":
+            raise UnsupportedOpError(f"unsupported: Conv2d padding {pad!r}", node=name,
+                                     fix="use 'valid', 'same' or integer padding")
+        dilation = _pair(node.dilation, "dilation", name, lo=1)
+        span = [d * (k - 1) for d, k in zip(dilation, kernel)]
+        if any(s % 2 for s in span) or _pair(node.stride, "stride", name, lo=1) != (1, 1):
             raise UnsupportedOpError("Conv2d padding 'same' needs stride 1 and an odd kernel span", node=name,
                                      fix="use explicit integer padding")
         return (span[0] // 2, span[1] // 2)
-    p = np.broadcast_to(np.asarray(pad, dtype=int), (2,))
-    return (int(p[0]), int(p[1]))
+    return _pair(pad, "padding", name)
 
 
-def _pair(v: Any) -> tuple[int, int]:
-    p = np.broadcast_to(np.asarray(v, dtype=int).ravel() if np.ndim(v) else np.asarray(v, dtype=int), (2,))
-    return (int(p[0]), int(p[1]))
+def _pair(v: Any, field: str, name: str, lo: int = 0) -> tuple[int, int]:
+    p = _ints(v, field, name, count=2, lo=lo)
+    return (p[0], p[1])
+
+
+def _dim(value: Any, field: str, name: str) -> int:
+    """A (possibly negative) axis index of a NIR Flatten."""
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "iu":
+        raise ConversionError(f"field '{field}' = {str(value)[:60]} is not one integer", node=name,
+                              fix=f"store {field} as an integer axis")
+    return int(arr.ravel()[0])
 
 
 def _convert_node(kind: str, node: Any, name: str, dt: float, reset: str, notes: Notes):
     """Returns (op, gain or None)."""
     if kind == "Input":
-        shape = node.input_type["input"]
-        return Input(shape=tuple(int(d) for d in np.asarray(shape).ravel()), origin=name), None
+        shape = (getattr(node, "input_type", None) or {}).get("input") if isinstance(getattr(node, "input_type", None),
+                                                                                      dict) else None
+        return Input(shape=_ints(shape, "shape", name, lo=1), origin=name), None
     if kind == "Output":
         return Output(origin=name), None
     if kind in ("Affine", "Linear"):
-        weight = _arr(node, "weight")
+        weight = _arr(node, "weight", name)
         if weight.ndim != 2:
             raise UnsupportedOpError(f"{kind} weight has {weight.ndim} dimensions; only 2-D [out, in] weights are "
                                      "supported", node=name, fix="reshape the weight to [out, in]")
-        bias = _arr(node, "bias").ravel() if kind == "Affine" else None
+        bias = _arr(node, "bias", name).ravel() if kind == "Affine" else None
         if bias is not None and not np.any(bias):
             bias = None
         return Dense(weight=weight, bias=bias, origin=name), None
     if kind == "Conv2d":
-        bias = _arr(node, "bias").ravel() if getattr(node, "bias", None) is not None else None
-        if bias is not None and (bias.size == 1 and np.asarray(node.weight).shape[0] != 1):
-            bias = np.full(np.asarray(node.weight).shape[0], float(bias[0]))
+        weight = _arr(node, "weight", name)
+        if weight.ndim != 4:
+            raise UnsupportedOpError(f"Conv2d weight has shape {list(weight.shape)}; only 2-D convolutions "
+                                     "[C_out, C_in / groups, kh, kw] are supported", node=name,
+                                     fix="store the kernel as [C_out, C_in / groups, kh, kw]")
+        bias = _arr(node, "bias", name).ravel() if getattr(node, "bias", None) is not None else None
+        if bias is not None and (bias.size == 1 and weight.shape[0] != 1):
+            bias = np.full(weight.shape[0], float(bias[0]))
         if bias is not None and not np.any(bias):
             bias = None
-        return Conv2d(weight=_arr(node, "weight"), bias=bias, stride=_pair(node.stride),
-                      padding=_padding(node, name), dilation=_pair(node.dilation), groups=int(node.groups),
-                      origin=name), None
+        return Conv2d(weight=weight, bias=bias, stride=_pair(node.stride, "stride", name, lo=1),
+                      padding=_padding(node, name, weight.shape[2:]),
+                      dilation=_pair(node.dilation, "dilation", name, lo=1),
+                      groups=_ints(node.groups, "groups", name, count=1, lo=1)[0], origin=name), None
     if kind in ("SumPool2d", "AvgPool2d"):
         cls = SumPool2d if kind == "SumPool2d" else AvgPool2d
-        return cls(kernel=_pair(node.kernel_size), stride=_pair(node.stride), padding=_pair(node.padding),
+        return cls(kernel=_pair(node.kernel_size, "kernel_size", name, lo=1),
+                   stride=_pair(node.stride, "stride", name, lo=1), padding=_pair(node.padding, "padding", name),
                    origin=name), None
     if kind == "Flatten":
-        return Flatten(start_dim=int(node.start_dim), end_dim=int(node.end_dim), origin=name), None
+        return Flatten(start_dim=_dim(node.start_dim, "start_dim", name), end_dim=_dim(node.end_dim, "end_dim", name),
+                       origin=name), None
     if kind == "Scale":
-        return Scale(scale=_arr(node, "scale"), origin=name), None
+        return Scale(scale=_arr(node, "scale", name), origin=name), None
     if kind == "Delay":
-        steps = _arr(node, "delay") / dt
+        steps = _arr(node, "delay", name) / dt
         rounded = np.rint(steps)
         if np.any(rounded < 0):
             raise ConversionError("negative delay", node=name, fix="use delays >= 0")
@@ -325,20 +531,67 @@ def from_nir(nir_graph_or_path: Any, dt: float | None = None, *, reset: str = "z
     for name, node in raw_nodes.items():
         kind = type(node).__name__
         if kind not in SUPPORTED:
-            raise UnsupportedOpError(f"NIR node '{name}' has type {kind}, which neurodeploy cannot convert",
-                                     node=name, fix=f"use only {', '.join(SUPPORTED[:-1])}")
+            raise UnsupportedOpError(f"unsupported: NIR node '{name}' has type {kind}, which neurodeploy cannot "
+                                     "convert", node=name, fix=f"use only {', '.join(SUPPORTED[:-1])}")
         op, gain = _convert_node(kind, node, name, dt, reset, notes)
         nodes[name] = op
         if gain is not None and not is_one(gain):
             gains[name] = gain
-    for src, dst in raw_edges:
-        for end in (src, dst):
-            if end not in nodes:
-                raise ConversionError(f"an edge ({src} -> {dst}) refers to unknown node '{end}'", node=end,
-                                      fix="repair the NIR graph's edge list")
+    _check_edges(raw_nodes, raw_edges, source)
     _note_identity_synapses(nodes, raw_edges, notes)
     meta = {"dt": dt, "source": "nir", "reset_default": reset}
-    return finish(nodes, raw_edges, meta, notes, gains=gains, source=source)
+    result = finish(nodes, raw_edges, meta, notes, gains=gains, source=source)
+    _check_declared_outputs(raw_nodes, result, source)
+    return result
+
+
+def _inconsistent(source: str, what: str, node: str, fix: str) -> ConversionError:
+    return ConversionError(f"{source}: graph inconsistent: {what}", node=node, fix=fix)
+
+
+def _check_edges(nodes: dict[str, Any], edges: list[tuple[str, str]], source: str) -> None:
+    """Edges name known nodes, appear once, and leave no node undriven: every node but an Input has an incoming
+    edge (``nir``'s strict reader would silently invent an Input for it). A node that feeds nothing (not an
+    Output) is reported as a :class:`ModelWarning`."""
+    import nir
+
+    fix = "repair the NIR graph's edge list (re-export the model)"
+    seen: set[tuple[str, str]] = set()
+    for src, dst in edges:
+        for end in (src, dst):
+            if end not in nodes:
+                raise _inconsistent(source, f"an edge ({src} -> {dst}) refers to unknown node '{end}'", end, fix)
+        if (src, dst) in seen:
+            raise _inconsistent(source, f"the edge ({src} -> {dst}) appears twice (its input would count twice)",
+                                dst, fix)
+        seen.add((src, dst))
+    targets, sources = {d for _, d in edges}, {a for a, _ in edges}
+    undriven = [n for n, node in nodes.items() if n not in targets and not isinstance(node, nir.Input)]
+    if undriven:
+        raise _inconsistent(source, f"{len(undriven)} node(s) have no incoming edge, so nothing drives them: "
+                            f"{undriven[:5]}", undriven[0], fix)
+    unread = [n for n, node in nodes.items() if n not in sources and not isinstance(node, nir.Output)]
+    if unread:
+        warnings.warn(ModelWarning(f"{source}: node(s) {unread[:5]} feed nothing (no outgoing edge, not an Output): "
+                                   "they are converted but no output reads them"), stacklevel=3)
+
+
+def _check_declared_outputs(nodes: dict[str, Any], graph: Graph, source: str) -> None:
+    """A NIR Output's declared type must hold as many values as the layer it reads (its exact shape may differ:
+    Rockpool declares ``[1, 1, 1]`` for ``[1]``; that case is the strict type check's warning)."""
+    shapes = graph.shapes()
+    for name in graph.outputs:
+        declared = getattr(nodes.get(name), "output_type", None)
+        declared = declared.get("output") if isinstance(declared, dict) else None
+        if declared is None or name not in shapes:
+            continue
+        dims = np.asarray(declared).ravel()
+        if dims.dtype.kind not in "iuf" or not dims.size:
+            continue
+        if int(np.prod(dims.astype(np.float64))) != int(np.prod(shapes[name])):
+            raise _inconsistent(source, f"Output '{name}' declares the shape {dims.tolist()} but reads "
+                                f"{list(shapes[name])} ({int(np.prod(shapes[name]))} values)", name,
+                                "declare the Output's shape as the layer it reads (re-export the model)")
 
 
 def _note_identity_synapses(nodes: dict[str, Op], edges: list[tuple[str, str]], notes: Notes) -> None:

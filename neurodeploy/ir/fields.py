@@ -53,12 +53,10 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "end_dim": (-64, 63),
     "delays": (0, MAX_DELAY),
     "delay": (0, MAX_DELAY),
-    "row": (0, MAX_ELEMENTS),
-    "col": (0, MAX_ELEMENTS),
-    "table": (0, 127),
 }
-#: Array fields that must hold integers (a float dtype with whole values is refused: indices and delays are counts).
-INTEGER_ARRAYS = frozenset({"delays", "delay", "row", "col", "table"})
+#: Array fields that must hold integers (a float dtype with whole values is refused: delays are counts of steps).
+#: Sparse indices and Astrocyte tables are checked with their op (:meth:`Graph.validate`, ``output_shape``).
+INTEGER_ARRAYS = frozenset({"delays", "delay"})
 _PAIR_MIN = {"padding": 0}
 
 

@@ -16,12 +16,10 @@ from neurodeploy.ir.fields import check_fields
 from neurodeploy.ir.ops import (
     RESET_MODES,
     SIGN_MODES,
-    Astrocyte,
     CubaLIF,
     Input,
     Op,
     Output,
-    PlasticDense,
     Shape,
     Sparse,
     _Neuron,
@@ -156,36 +154,27 @@ class Graph:
                               fix="use 'zero' or 'subtract'")
             if isinstance(op, _Synapse):
                 self._validate_synapse(name, op)
-            self._validate_references(name, op)
         self._validate_reachable()
         self.shapes()
         return self
 
-    def _validate_references(self, name: str, op: Op) -> None:
-        """Fields that name other nodes must name nodes of the right kind."""
-        if isinstance(op, Astrocyte) and not isinstance(self.nodes.get(op.drive), Input):
-            raise IRError(f"Astrocyte drive {op.drive!r} is not an Input node of the graph", node=name,
-                          fix="set drive to the name of the Input that drives the population it reads")
-        if isinstance(op, PlasticDense) and op.third_factor is not None and \
-                not isinstance(self.nodes.get(op.third_factor), Astrocyte):
-            raise IRError(f"PlasticDense third_factor {op.third_factor!r} is not an Astrocyte node of the graph",
-                          node=name, fix="name the Astrocyte node that provides y2, or set third_factor to None")
-
     def _validate_reachable(self) -> None:
-        """Every node must be reachable from an Input: anything else is never driven (a graph whose edges were
-        lost, or a layer left unconnected), and an Output that no input reaches reads nothing."""
-        seen = set(self.inputs)
+        """Every node must be driven: reachable from an Input or from a bias-driven neuron (a neuron without
+        incoming edges whose bias is not zero, e.g. a clock). Anything else can never change (a graph whose edges
+        were lost, a layer left unconnected), and an Output that nothing drives reads nothing."""
+        seen = set(self.inputs) | {n for n, op in self.nodes.items()
+                                   if op.role == "neuron" and not self._preds[n] and np.any(getattr(op, "bias", 0))}
         frontier = list(seen)
         while frontier:
-            frontier = [s for n in frontier for s in self._succs[n] if s not in seen]
+            frontier = list({s for n in frontier for s in self._succs[n] if s not in seen})
             seen.update(frontier)
         unreached = [n for n in self.nodes if n not in seen]
         if unreached:
             outputs = [n for n in unreached if isinstance(self.nodes[n], Output)]
             first = outputs[0] if outputs else unreached[0]
             what = "Output " if outputs else ""
-            raise IRError(f"{what}node is not reachable from any Input ({len(unreached)} node(s) have no path from "
-                          f"an input: {unreached[:5]}{' ...' if len(unreached) > 5 else ''})", node=first,
+            raise IRError(f"{what}node is never driven: {len(unreached)} node(s) have no path from an Input or a "
+                          f"bias-driven neuron: {unreached[:5]}{' ...' if len(unreached) > 5 else ''}", node=first,
                           fix="connect the node to the network (the model's edges may be missing) or remove it")
 
     def _validate_synapse(self, name: str, op: _Synapse) -> None:
