@@ -56,6 +56,7 @@ from neurodeploy.converters._common import compact, finish
 from neurodeploy.converters.onnx_expr import Expr, Matrices
 from neurodeploy.converters.onnx_ops import Node, Pop, State, handle
 from neurodeploy.errors import ConversionError, NeurodeployError, SerializationError
+from neurodeploy.ir.fields import shape_problem
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import IF, LI, Conv2d, Delay, Dense, Input, Op, Output, Scale, Sparse
 
@@ -100,7 +101,8 @@ def load_onnx(model: Any) -> Any:
     try:
         onnx.checker.check_model(proto)
     except Exception as err:  # onnx.checker.ValidationError and friends
-        raise SerializationError(f"{where} is not a valid ONNX model: {str(err).strip().splitlines()[0]}",
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise SerializationError(f"{where} is not a valid ONNX model: {first[:400]}",
                                  fix="re-export the model; onnx.checker.check_model must pass") from None
     opset = _opset(proto)
     if opset < MIN_OPSET:
@@ -166,7 +168,7 @@ def _walk(proto: Any, input_shape: Any) -> State:
     from onnx import numpy_helper
 
     for t in graph.initializer:
-        st.values[t.name] = numpy_helper.to_array(t)
+        st.values[t.name] = _initializer(t, numpy_helper)
     for name, shape in shapes.items():
         st.shapes[name] = shape
         st.values[name] = ex.source(name, shape)
@@ -180,6 +182,23 @@ def _walk(proto: Any, input_shape: Any) -> State:
             raise ConversionError(f"ONNX node {node.label} could not be converted ({type(err).__name__}: {err})",
                                   node=node.name, fix="check the node's inputs and attributes") from None
     return st
+
+
+def _initializer(tensor: Any, numpy_helper: Any) -> np.ndarray:
+    """An initializer as a numpy array; its data must match its declared type and shape, and hold real numbers."""
+    try:
+        arr = numpy_helper.to_array(tensor)
+    except Exception as err:  # ValueError (size mismatch), TypeError/KeyError (unknown data type)
+        raise SerializationError(f"initializer '{tensor.name}' cannot be read as its declared type "
+                                 f"{tensor.data_type} and shape {list(tensor.dims)} ({type(err).__name__}: {err})",
+                                 node=tensor.name, fix="re-export the model; the tensor is damaged") from None
+    if arr.dtype.kind not in "biuf":
+        raise ConversionError(f"initializer '{tensor.name}' holds {arr.dtype} data, not real numbers",
+                              node=tensor.name, fix="export real-valued weights")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ConversionError(f"initializer '{tensor.name}' holds {int((~np.isfinite(arr)).sum())} NaN or infinite "
+                              "value(s)", node=tensor.name, fix="check the trained model; every weight must be finite")
+    return arr
 
 
 def _input_shapes(inputs: list, input_shape: Any) -> tuple[dict[str, tuple[int, ...]], int | None]:
@@ -203,15 +222,28 @@ def _input_shapes(inputs: list, input_shape: Any) -> tuple[dict[str, tuple[int, 
         if isinstance(values[0], int) and values[0] > 0:
             batch = values[0]
         if inp.name in given:
-            shape = tuple(int(d) for d in np.atleast_1d(given[inp.name]))
+            shape = _given_shape(given[inp.name], inp.name)
         else:
             shape = tuple(values[1:])
             if not shape or any(d is None or d <= 0 for d in shape):
                 raise ConversionError(f"graph input '{inp.name}' has feature dimensions {values[1:]} that are not "
                                       "fixed", node=inp.name,
                                       fix="export with static feature dimensions or pass input_shape")
+        problem = shape_problem(shape)
+        if problem:
+            raise ConversionError(f"graph input '{inp.name}' has the feature shape {list(shape)}: {problem}",
+                                  node=inp.name, fix="export the model with its real input size or pass input_shape")
         shapes[inp.name] = shape
     return shapes, batch
+
+
+def _given_shape(value: Any, name: str) -> tuple[int, ...]:
+    """A user-given input shape (``input_shape``) as whole numbers."""
+    arr = np.atleast_1d(np.asarray(value))
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise ConversionError(f"input_shape {value!r} for '{name}' is not a list of whole numbers", node=name,
+                              fix="pass the feature shape without batch, e.g. 64 or 1,8,8")
+    return tuple(int(d) for d in arr)
 
 
 def _outputs(st: State) -> dict[str, str]:

@@ -119,12 +119,20 @@ class State:
         return value
 
     def const(self, node: Node, i: int, what: str) -> np.ndarray:
+        """Input ``i`` of ``node`` as a constant array; weights and other real-valued parameters (anything but
+        shapes, axes, indices and flags) must have a floating-point type: an integer weight is a tensor whose data
+        type was changed (its bytes would be read as integers)."""
         value = self.value(node, i)
         if isinstance(value, Expr):
             raise UnsupportedOpError(f"{node.label}: its {what} '{node.inputs[i]}' depends on the input; a spiking "
                                      f"synapse needs a fixed {what}", node=node.name,
                                      fix=f"make the {what} a constant (an initializer) of the model")
-        return np.asarray(value)
+        arr = np.asarray(value)
+        if what not in _INTEGER_CONSTS and arr.dtype.kind != "f":
+            raise ConversionError(f"{node.label}: its {what} '{node.inputs[i]}' has the data type {arr.dtype}, not "
+                                  "a floating-point type", node=node.name,
+                                  fix=f"store the {what} as float (was the tensor's data_type changed?)")
+        return arr
 
     def set(self, node: Node, value: Value, i: int = 0) -> None:
         self.values[node.outputs[i]] = value
@@ -135,6 +143,10 @@ class State:
         self.shapes[name] = expr.shape
         self.pops[name] = Pop(name, expr, origin, kind)
         return ex.source(name, expr.shape)
+
+
+#: ``State.const`` roles that are integer-valued (shapes, axes, indices, flags); every other constant is real-valued.
+_INTEGER_CONSTS = frozenset({"shape", "indices", "axes", "training_mode", "data"})
 
 
 def _ints(value: Any, n: int, default: int) -> tuple[int, ...]:
@@ -151,7 +163,12 @@ def _feature_axis(node: Node, axis: int, rank: int) -> int:
 
 
 def _bias_like(node: Node, c: np.ndarray, shape: Shape) -> np.ndarray:
-    """A constant broadcast against an activation ``[N, *shape]`` (it must not extend the batch axis)."""
+    """A constant broadcast against an activation ``[N, *shape]`` (it must not extend the batch axis); it must have
+    a floating-point type, like the activation (ONNX's type rules; an integer one had its data_type changed)."""
+    if np.asarray(c).dtype.kind != "f":
+        raise ConversionError(f"{node.label}: a constant operand has the data type {np.asarray(c).dtype}, the "
+                              "activation a floating-point type", node=node.name,
+                              fix="store the constant as float (was the tensor's data_type changed?)")
     c = np.asarray(c, dtype=np.float64)
     try:
         full = np.broadcast_to(c, np.broadcast_shapes(c.shape, (1, *shape)))

@@ -87,20 +87,27 @@ def _whole(value: Any) -> int | None:
     return None
 
 
-def _check_shape(name: str, op: Op, fld: str, value: Any) -> None:
-    fix = "give the shape as positive whole numbers, e.g. [64] or [2, 28, 28]"
-    if not isinstance(value, tuple | list):
-        raise _fail(name, op, fld, f"must be a tuple of integers, got {_describe(value)}", fix)
+def shape_problem(shape: Any) -> str | None:
+    """What is wrong with ``shape`` as an IR shape (see the module docstring), or None; converters use it to bound
+    a source model's declared sizes before they allocate anything."""
+    if not isinstance(shape, tuple | list):
+        return f"must be a tuple of integers, got {_describe(shape)}"
     total = 1
-    for dim in value:
+    for dim in shape:
         if not _is_int(dim):
-            raise _fail(name, op, fld, f"must hold integers, got {_describe(dim)} in {_describe(value)}", fix)
+            return f"must hold integers, got {_describe(dim)} in {_describe(shape)}"
         if not 1 <= int(dim) <= MAX_ELEMENTS:
-            raise _fail(name, op, fld, f"has the dimension {int(dim)}, outside [1, {MAX_ELEMENTS}]", fix)
+            return f"has the dimension {int(dim)}, outside [1, {MAX_ELEMENTS}]"
         total *= int(dim)
     if total > MAX_ELEMENTS:
-        raise _fail(name, op, fld, f"{_describe(value)} has {total} elements, more than {MAX_ELEMENTS}",
-                    "split the layer; no target holds that many neurons in one population")
+        return f"{_describe(shape)} has {total} elements, more than {MAX_ELEMENTS} (no target holds that many)"
+    return None
+
+
+def _check_shape(name: str, op: Op, fld: str, value: Any) -> None:
+    problem = shape_problem(value)
+    if problem:
+        raise _fail(name, op, fld, problem, "give the shape as positive whole numbers, e.g. [64] or [2, 28, 28]")
 
 
 def _check_pair(name: str, op: Op, fld: str, value: Any) -> None:
@@ -255,4 +262,4 @@ def check_fields(name: str, op: Op, finite: bool = True) -> None:
             check(name, op, f.name, getattr(op, f.name))
 
 
-__all__ = ["check_fields", "CHECKS", "INT_RANGES", "INTEGER_ARRAYS", "MAX_ELEMENTS", "MAX_DELAY"]
+__all__ = ["check_fields", "shape_problem", "CHECKS", "INT_RANGES", "INTEGER_ARRAYS", "MAX_ELEMENTS", "MAX_DELAY"]
