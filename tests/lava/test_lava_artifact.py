@@ -1,0 +1,90 @@
+"""Hardware-in-the-loop runs what ships (issue 15, item 3): ``run``/``profile --backend lava`` execute the artifact's
+own ``lava/description.json`` + ``arrays.npz`` through rebuild.py, not a fresh description of the IR graph; sign
+modes are written by name and a bare integer is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurodeploy.artifact import Artifact, load_artifact
+from neurodeploy.backends.lava import describe, rebuild, run, run_description
+from neurodeploy.compiler import compile_graph, write_artifact
+from neurodeploy.emulator import simulate
+from neurodeploy.errors import SerializationError
+from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo
+
+Q = QuantInfo(scale=1.0)
+RECORD = ("u", "v", "spikes")
+
+
+def _graph(sign: int = 1) -> Graph:
+    w = sign * 2 * np.array([[50, -10, 30], [25, 30, -40], [-45, 60, 20]])
+    nodes = {"in": Input(shape=(3,)), "fc": Dense(weight=w, sign_mode="mixed", quant=Q),
+             "lif": CubaLIF(shape=(3,), du=500, dv=300, vth=80, quant=Q), "out": Output()}
+    return Graph(nodes, [("in", "fc"), ("fc", "lif"), ("lif", "out")])
+
+
+X = (np.random.default_rng(3).random((2, 12, 3)) < 0.6).astype(np.uint8)
+
+
+@pytest.fixture
+def artifact_dir(tmp_path) -> Path:
+    return write_artifact(compile_graph(_graph(), "loihi2"), tmp_path / "art")
+
+
+def _expected(graph: Graph) -> dict[str, np.ndarray]:
+    emu = simulate(graph, X, record=RECORD)
+    return {**emu.outputs, **emu.recorded}
+
+
+def test_run_executes_the_artifact_files_not_its_graph(lava, artifact_dir):
+    art = load_artifact(artifact_dir)
+    art.graph = _graph(sign=-1)  # a different network in memory: the run must follow lava/ on disk
+    arrays, _ = run(art, X, record=RECORD)
+    shipped, other = _expected(_graph()), _expected(_graph(sign=-1))
+    for key, ref in shipped.items():
+        np.testing.assert_array_equal(arrays[key], ref, err_msg=key)
+    assert not np.array_equal(arrays["lif/v"], other["lif/v"])
+    assert arrays["spikes"].any()
+
+
+def test_sign_mode_is_written_by_name_and_mapped_to_the_lava_member(lava, artifact_dir):
+    from lava.utils.weightutils import SignMode
+
+    doc = json.loads((artifact_dir / "lava" / "description.json").read_text())
+    fc = next(p for p in doc["processes"] if p["name"] == "fc")
+    assert fc["kwargs"]["sign_mode"] == "MIXED" and doc["version"] == rebuild.VERSION == 2
+    assert [rebuild.sign_mode(n) for n in rebuild.SIGN_MODES] == [SignMode.MIXED, SignMode.EXCITATORY,
+                                                                   SignMode.INHIBITORY]
+    for bad in (1, "1", "mixed", "NULL", None, True):
+        with pytest.raises(rebuild.DescriptionError, match="written by name"):
+            rebuild.sign_mode(bad)
+
+
+def test_integer_sign_mode_is_refused_with_a_named_error(lava):
+    d = describe(_graph())
+    next(p for p in d["processes"] if p["name"] == "fc")["kwargs"]["sign_mode"] = 1
+    with pytest.raises(SerializationError, match="bare integer is refused.*clips negative weights"):
+        run_description(d, X)
+
+
+def test_other_versions_are_refused(lava, artifact_dir, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(artifact_dir / "lava", folder)
+    doc = json.loads((folder / "description.json").read_text())
+    for version in (1, 3, "2", None):
+        (folder / "description.json").write_text(json.dumps({**doc, "version": version}))
+        with pytest.raises(rebuild.DescriptionError, match=f"version {version!r}; this rebuild.py reads version 2"):
+            rebuild.load_description(folder)
+    with pytest.raises(SerializationError, match="version 1"):
+        run_description({**describe(_graph()), "version": 1}, X)
+
+
+def test_in_memory_artifact_runs_its_description(lava):
+    arrays, _ = run(Artifact(_graph(), {}), X, record=("v",))
+    np.testing.assert_array_equal(arrays["lif/v"], _expected(_graph())["lif/v"])
