@@ -7,6 +7,7 @@ traceback and the command exits with status 2. Outputs are written atomically.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -242,10 +243,18 @@ def report_energy_cmd(artifact_dir, input_path, profiles, reference, profile_jso
     click.echo(f"wrote {paths['json']}, {paths['html']}, {paths['text']}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each on stderr, ``warning: <message>`` (they name the node and the cause)."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI, turning user errors into one-paragraph messages and exit code 2."""
+    """Console entry point: run the CLI, turning user errors into one-paragraph messages and exit code 2, and
+    warnings into ``warning: ...`` lines."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            cli.main(args=argv, standalone_mode=False)
     except NeurodeployError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)

@@ -5,6 +5,7 @@ The pipeline is a :class:`~neurodeploy.passes.manager.PassManager` run; backends
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
     ``manifest["mapping"]["chips"]`` next to ``system_chips``; only a network larger than the system is rejected
     (:class:`~neurodeploy.errors.CapacityError`, from check_limits' lower bound or the partition's count).
     """
-    from neurodeploy.errors import CapacityError, InputError
+    from neurodeploy.errors import CapacityError, InputError, QuantizationWarning
+    from neurodeploy.passes.diagnose import diagnose
+    from neurodeploy.passes.diagnose import render as render_findings
     from neurodeploy.passes.limits import check_limits
     from neurodeploy.passes.partition import partition
     from neurodeploy.passes.quantize import QuantizePass
@@ -64,6 +67,11 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
         passes.append(("partition", partition_on_system))
     manager = PassManager(passes, dump_dir=dump_dir)
     compiled = manager.run(graph)
+    findings = diagnose(quantize_pass.report, profile.arithmetic.vth_max)
+    if quantize_pass.report.get("nodes"):
+        quantize_pass.report["degenerate"] = findings
+    for line in render_findings(findings):
+        warnings.warn(QuantizationWarning(line), stacklevel=2)
     manifest = base_manifest(compiled, target, spec.profile)
     manifest["latency_steps"] = latency_steps(compiled)
     # no wall-clock times: identical inputs give byte-identical artifacts (times: PassManager.records)

@@ -65,3 +65,8 @@ class BackendError(NeurodeployError):
 
 class PassError(NeurodeployError):
     """Wraps an error raised inside a pass with the pass's name."""
+
+
+class QuantizationWarning(UserWarning):
+    """A compiled layer is degenerate on the calibration stimulus (silent, saturated, threshold at its field
+    maximum, weights rounded to zero); the message names the node and the probable cause."""

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.artifact import Artifact
+from neurodeploy.passes.diagnose import render as render_findings
 
 _SKIP = {"origin", "quant"}
 
@@ -60,6 +61,10 @@ def render_text(info: dict[str, Any]) -> str:
         if node.get("quant"):
             scalars = {k: v for k, v in node["params"].items() if not isinstance(v, dict | list) or k == "bias"}
             lines.append(f"  {node['name']}: {scalars}")
+    findings = (info.get("quantization") or {}).get("degenerate") or []
+    if findings:
+        lines += ["", "degenerate layers on the calibration stimulus:"]
+        lines += [f"  {line}" for line in render_findings(findings)]
     mapping = info.get("mapping")
     if mapping:
         lines += ["", f"neurocore mapping: {mapping['cores']} cores on {mapping['chips']} chip(s) "

@@ -70,7 +70,7 @@ def spike_agreement(float_spikes: np.ndarray, int_spikes: np.ndarray) -> dict[st
     matched = int((f & q).sum())
     return {"float_spikes": n_f, "int_spikes": n_q, "matched": matched,
             "f1": 1.0 if n_f + n_q == 0 else 2.0 * matched / (n_f + n_q),
-            "bin_agreement": 1.0 - (n_f + n_q - 2 * matched) / max(1, f.size),
+            "bin_agreement": 1.0 - (n_f + n_q - 2 * matched) / max(1, f.size), "bins": int(f.size),
             "count_rel_error": abs(n_q - n_f) / max(1, n_f)}
 
 

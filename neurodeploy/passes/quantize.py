@@ -71,7 +71,7 @@ str), ``calibration`` (``source`` "given" or "generated"; for generated: ``distr
   float calibration run whose ``64 * scale * |x|`` exceeds the 24-bit state), ``scale_bounds`` (the bounds above,
   None when absent) and ``binding_bound``, ``candidates`` (every trial: ``scale``, ``weight_exp`` per synapse,
   ``mismatches``, ``v_error``), ``agreement.teacher_forced`` and ``agreement.network`` (float vs integer on the
-  calibration stimuli: ``float_spikes``, ``int_spikes``, ``matched``, ``f1``, ``bin_agreement``,
+  calibration stimuli: ``float_spikes``, ``int_spikes``, ``matched``, ``f1``, ``bin_agreement``, ``bins``,
   ``count_rel_error``; ``network`` adds ``v_error``, the RMS relative error of ``v_int / (64 scale)``),
   ``search_neurons`` (``sampled``: the number of neurons the search scored, None for all; ``neurons``).
 """
