@@ -6,6 +6,8 @@ Layout of ``DIR``::
     manifest.json      format, version, target, profile, inputs/outputs with shapes, latency, the passes run,
                        and the sha256 of every other file of the directory ("files")
     quantization.json  the quantizer's per-node report
+    float.ndg          the float IR before quantization (absent when the input was already quantized), which
+                       ``profile --backend float`` compares with
     <backend files>    whatever the target's backend emitted (e.g. lava/ or pynn/)
 
 The directory is built in a temporary sibling and renamed into place: a failed compile leaves nothing behind, and
@@ -31,6 +33,7 @@ from neurodeploy.ir.serialize import load_graph, save_graph
 ARTIFACT_FORMAT = "neurodeploy-artifact"
 ARTIFACT_VERSION = 2
 MANIFEST = "manifest.json"
+FLOAT_GRAPH = "float.ndg"
 #: Folders ignored by the digest check: Python's bytecode caches (the CLI runs emitted scripts with a
 #: separate PYTHONPYCACHEPREFIX, so a cache here is never read by neurodeploy).
 _IGNORED_DIRS = frozenset({"__pycache__"})
@@ -44,6 +47,8 @@ class Artifact:
     manifest: dict[str, Any]
     quantization: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: the float IR the artifact was quantized from (``float.ndg``), or None for a graph compiled already quantized
+    float_graph: Graph | None = None
 
 
 def dump_json(data: Any) -> str:
@@ -61,6 +66,8 @@ def _json_default(value: Any) -> Any:
 def write_artifact_files(artifact: Artifact, directory: Path) -> None:
     """Write the core files of ``artifact`` into ``directory`` (which the caller makes atomic)."""
     save_graph(artifact.graph, directory / "model.ndg")
+    if artifact.float_graph is not None:
+        save_graph(artifact.float_graph, directory / FLOAT_GRAPH)
     (directory / MANIFEST).write_text(dump_json(artifact.manifest))
     (directory / "quantization.json").write_text(dump_json(artifact.quantization))
 
@@ -204,7 +211,9 @@ def load_artifact(path: str | Path) -> Artifact:
     if not isinstance(quantization, dict):
         raise SerializationError(f"quantization report '{quant_path}' is not a JSON object",
                                  fix="recompile the model")
-    return Artifact(graph, manifest, quantization, directory)
+    float_path = directory / FLOAT_GRAPH
+    float_graph = load_graph(float_path) if float_path.is_file() else None
+    return Artifact(graph, manifest, quantization, directory, float_graph)
 
 
 def base_manifest(graph: Graph, target: str, profile: str) -> dict[str, Any]:

@@ -184,7 +184,9 @@ def inspect_cmd(artifact_dir, as_json) -> None:
 @cli.command("profile")
 @click.argument("artifact_dir", type=click.Path())
 @click.option("--input", "input_path", required=True, type=click.Path(), help=".npz with spikes=[B,T,*shape]")
-@click.option("--backend", default="emulator", show_default=True, help="backend to compare with the emulator")
+@click.option("--backend", default="emulator", show_default=True,
+              help="backend to compare with the emulator: lava | pynn | float (the artifact's own float IR) | "
+                   "emulator (its two engines)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), help="also write the JSON report here")
 @click.option("--lava-python", type=click.Path(dir_okay=False), help="Python with lava-nc for --backend lava")

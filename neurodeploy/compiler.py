@@ -80,7 +80,8 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
     manifest["source"] = dict(graph.meta)
     if "mapping" in compiled.meta:
         manifest["mapping"] = compiled.meta["mapping"]
-    return Artifact(compiled, manifest, quantize_pass.report)
+    quantized_here = bool(quantize_pass.report.get("nodes"))
+    return Artifact(compiled, manifest, quantize_pass.report, float_graph=graph if quantized_here else None)
 
 
 def _replace_rule(force: bool) -> tuple:

@@ -47,10 +47,12 @@ def first_divergence(reference: dict[str, np.ndarray], other: dict[str, np.ndarr
 def profile(artifact: Artifact, spikes, backend: str, record=("spikes", "u", "v"), **options) -> dict[str, Any]:
     """Run ``spikes`` on ``backend`` and on the emulator; compare, count and time. Returns a JSON-able dict.
 
+    ``backend="float"`` compares the artifact with its own float IR (spikes only: the units of v differ).
     ``backend="emulator"`` compares the emulator's two engines (the compiled kernel and numpy; ``engines`` names
     them, reference first), so that the comparison is between two implementations, never a run with itself.
     """
     emulator = get_backend("emulator")
+    record = getattr(get_backend(backend), "PROFILE_RECORD", record)
     start = time.perf_counter()
     ref_arrays, ref = emulator.run(artifact, spikes, record=record)
     emu_seconds = time.perf_counter() - start
@@ -99,6 +101,26 @@ def wall_times(report: dict[str, Any]) -> list[tuple[str, float]]:
     return [(ref, float(report["emulator_seconds_per_step"])), (other, float(report["backend_seconds_per_step"]))]
 
 
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _agreement_table(agreement: dict[str, Any], other: str) -> list[str]:
+    """Per layer: spike counts of both runs, count correlations, exact spike coincidence; per output: decisions."""
+    head = (f"  {'layer':<24} {'spikes emulator':>15} {'spikes ' + other:>15} {'count corr':>10} "
+            f"{'sample corr':>11} {'jaccard':>8}")
+    lines = [head]
+    for node, p in agreement.get("populations", {}).items():
+        lines.append(f"  {node:<24} {_fmt(p.get('spikes_emulator')):>15} {_fmt(p.get('spikes_backend')):>15} "
+                     f"{_fmt(p.get('count_correlation')):>10} {_fmt(p.get('sample_count_correlation')):>11} "
+                     f"{_fmt(p.get('spike_jaccard')):>8}")
+    for out, o in agreement.get("outputs", {}).items():
+        if "same_decision" in o:
+            lines.append(f"  output {out}: same decision on {100 * o['same_decision']:.1f} % of samples "
+                         f"(ties {100 * o.get('ties', 0.0):.1f} %)")
+    return lines
+
+
 def render_profile(report: dict[str, Any]) -> str:
     """A readable terminal table of :func:`profile`'s report."""
     ref, other = _run_names(report)
@@ -112,9 +134,9 @@ def render_profile(report: dict[str, Any]) -> str:
                      f"{d.get('emulator')} vs backend {d.get('backend')} ({d.get('mismatches')} mismatches)"
                      if "step" in d else f"result: DIFFERENT - {d['key']}: {d['reason']}")
     else:
-        lines.append("result: statistical agreement (continuous-time backend)")
-        for k, v in (report.get("agreement") or {}).items():
-            lines.append(f"  {k}: {v}")
+        lines.append("result: statistical agreement (" + ("the artifact's float IR" if report["backend"] == "float"
+                                                          else "continuous-time backend") + ")")
+        lines += _agreement_table(report.get("agreement") or {}, other)
     lines.append(f"{'node':<28} {'spikes':>12}")
     for node, count in report["spike_counts"].items():
         lines.append(f"{node:<28} {count:>12}")

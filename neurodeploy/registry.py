@@ -39,6 +39,7 @@ BACKENDS: dict[str, str] = {
     "lava": "neurodeploy.backends.lava",
     "pynn": "neurodeploy.backends.pynn",
     "null": "neurodeploy.backends.null",
+    "float": "neurodeploy.backends.float",
 }
 
 

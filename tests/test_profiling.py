@@ -45,3 +45,44 @@ def test_another_backend_is_named_with_its_own_figure():
               "backend_seconds_per_step": 0.5}
     assert wall_times(report) == [("emulator", 0.002), ("lava", 0.5)]
     assert wall_line(render_profile(report)) == "wall time per step: emulator 2.000 ms, lava 500.000 ms"
+
+
+def test_profile_against_the_artifacts_own_float_ir(capsys, tmp_path):
+    """`profile --backend float` (issue 16 item 5): the digits example's quantized layers against its float IR."""
+    from pathlib import Path
+
+    from cli_runner import run_cli as cli
+
+    root = Path(__file__).resolve().parents[1]
+    art = tmp_path / "art"
+    assert cli(capsys, "compile", root / "examples/digits/digits_snn.nir", "--dt", "1e-3", "--out", art)[0] == 0
+    assert (art / "float.ndg").is_file()
+    code, out, err = cli(capsys, "profile", art, "--input", root / "examples/digits/digits_test.npz", "--backend",
+                         "float", "--json")
+    assert code == 0, err
+    import json
+
+    report = json.loads(out)
+    pops = report["agreement"]["populations"]
+    assert set(pops) == {"net.1", "net.3"}
+    # issue 16's bar for 8-bit quantization: per-layer spike-count correlation >= 0.99, decisions >= 99 %
+    assert all(p["sample_count_correlation"] >= 0.99 for p in pops.values()), pops
+    assert report["agreement"]["same_decision"] >= 0.99
+    code, text, _ = cli(capsys, "profile", art, "--input", root / "examples/digits/digits_test.npz", "--backend",
+                        "float")
+    assert "same decision on" in text and "net.3" in text
+
+
+def test_profile_float_without_a_float_ir_is_refused(capsys, tmp_path):
+    from cli_runner import run_cli as cli
+
+    from neurodeploy.ir import save_graph
+
+    model = tmp_path / "q.ndg"
+    save_graph(random_net(8, 6), model)  # already quantized: nothing to compare with
+    stim = tmp_path / "x.npz"
+    np.savez(stim, spikes=np.zeros((1, 5, 8), np.uint8))
+    assert cli(capsys, "compile", model, "--out", tmp_path / "art")[0] == 0
+    assert not (tmp_path / "art" / "float.ndg").exists()
+    code, _, err = cli(capsys, "profile", tmp_path / "art", "--input", stim, "--backend", "float")
+    assert code == 2 and "has no float IR" in err
