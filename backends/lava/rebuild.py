@@ -74,6 +74,8 @@ SIGN_MODES = ("MIXED", "EXCITATORY", "INHIBITORY")
 RECORDABLE = ("spikes", "u", "v")
 PORTS = {"spikes": "s_out", "u": "u", "v": "v"}
 DTYPES = {"spikes": np.uint8, "u": np.int32, "v": np.int32}
+SRC_PORTS = ("s_out", "a_out")
+DST_PORTS = ("s_in", "a_in", "s_in_bap")
 
 
 class DescriptionError(ValueError):
@@ -191,11 +193,20 @@ def lava_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def lava_class(dotted: str) -> type:
-    """Import ``lava.proc.x.y.Class`` from its dotted name (only ``lava.`` classes are accepted)."""
+    """Import ``lava.proc.x.y.Class`` from its dotted name: only Lava process classes (subclasses of
+    ``AbstractProcess`` in a ``lava.`` module) are accepted."""
+    from lava.magma.core.process.process import AbstractProcess
+
     if not isinstance(dotted, str) or not dotted.startswith("lava."):
         raise DescriptionError(f"refusing to import {dotted!r}: descriptions name lava classes only")
     module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise DescriptionError(f"cannot import Lava class {dotted!r} ({err})") from None
+    if not (isinstance(cls, type) and issubclass(cls, AbstractProcess)):
+        raise DescriptionError(f"refusing {dotted!r}: it is not a Lava process class")
+    return cls
 
 
 def build_processes(description: dict[str, Any], data: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -222,6 +233,8 @@ def build_processes(description: dict[str, Any], data: dict[str, np.ndarray]) ->
         else:
             procs[entry["name"]] = cls(name=entry["name"], **kwargs)
     for conn in description["connections"]:
+        if conn["src_port"] not in SRC_PORTS or conn["dst_port"] not in DST_PORTS:
+            raise DescriptionError(f"connection {conn} uses a port other than {SRC_PORTS} -> {DST_PORTS}")
         src = getattr(procs[conn["src"]], conn["src_port"])
         dst = getattr(procs[conn["dst"]], conn["dst_port"])
         src.connect(dst)
@@ -334,8 +347,11 @@ def run(description: dict[str, Any], stimuli: dict[str, np.ndarray], record: Ite
 # ------------------------------------------------------------------------------------------------ command line
 def _stimuli_from_file(description: dict[str, Any], path: str) -> dict[str, np.ndarray]:
     """``{input: [B, T, n_flat]}`` from an .npz holding one array per input (or ``spikes`` for a single input)."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DescriptionError(f"cannot read the stimulus {path} ({type(err).__name__}: {err})") from None
     names = list(description["inputs"])
     if len(names) == 1 and names[0] not in arrays and "spikes" in arrays:
         arrays[names[0]] = arrays["spikes"]

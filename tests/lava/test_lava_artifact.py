@@ -88,3 +88,37 @@ def test_other_versions_are_refused(lava, artifact_dir, tmp_path):
 def test_in_memory_artifact_runs_its_description(lava):
     arrays, _ = run(Artifact(_graph(), {}), X, record=("v",))
     np.testing.assert_array_equal(arrays["lif/v"], _expected(_graph())["lif/v"])
+
+
+@pytest.mark.parametrize("dotted,match", [
+    ("os.system", "descriptions name lava classes only"),
+    ("lava.utils.weightutils.SignMode", "not a Lava process class"),
+    ("lava.utils.weightutils.determine_sign_mode", "not a Lava process class"),
+    ("lava.proc.nope.Nothing", "cannot import Lava class"),
+])
+def test_only_lava_process_classes_are_built(lava, dotted, match):
+    d = describe(_graph())
+    next(p for p in d["processes"] if p["name"] == "fc")["class"] = dotted
+    with pytest.raises(rebuild.DescriptionError, match=match):
+        rebuild.build_processes(d, {"in": X[0].T})
+    d = describe(_graph())
+    d["connections"][0]["dst_port"] = "run"
+    with pytest.raises(rebuild.DescriptionError, match="uses a port other than"):
+        rebuild.build_processes(d, {"in": X[0].T})
+
+
+def test_rebuild_script_reports_bad_input_files_in_one_line(lava, artifact_dir, tmp_path, capsys):
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04junk")
+    np.savez(tmp_path / "shape.npz", spikes=np.zeros((1, 4, 2), np.uint8))
+    out = tmp_path / "out.npz"
+    for stim, match in ((tmp_path / "bad.npz", "cannot read the stimulus"), (tmp_path / "shape.npz", "must be shaped"),
+                        (tmp_path / "missing.npz", "cannot read the stimulus")):
+        code = rebuild.main([str(artifact_dir / "lava"), "--input", str(stim), "--output", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and match in err and err.count("\n") == 1, err
+    assert not out.exists()
+    np.savez(tmp_path / "ok.npz", spikes=X)
+    assert rebuild.main([str(artifact_dir / "lava"), "--input", str(tmp_path / "ok.npz"), "--output", str(out),
+                         "--record", "v"]) == 0
+    with np.load(out) as got:
+        np.testing.assert_array_equal(got["lif/v"], _expected(_graph())["lif/v"])
