@@ -127,6 +127,41 @@ _FIELDS = {"target": (str, True), "profile": (str, True), "backend": (str, True)
            "passes": (list, False), "source": (dict, False)}
 
 
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _fraction(value: Any) -> bool:
+    return type(value) in (int, float) and 0 <= value < float("inf")
+
+
+#: The neurocore mapping as the partition pass writes it (neurodeploy.passes.partition.mapping_report): what
+#: inspect, the energy report and the CLI read from it. ``{key: check}``; a list ``[check]`` checks every item.
+_MAPPING = {"cores": _count, "chips": _count, "limits": {}, "per_core": [{
+    "core": _count, "node": lambda v: isinstance(v, str), "start": _count, "stop": _count, "fan_in": _count,
+    "fan_out": _count, "synapses": _count, "synaptic_memory_bits": _count,
+    "utilisation": {"neurons": _fraction, "fan_in": _fraction, "fan_out": _fraction, "synaptic_memory": _fraction},
+}]}
+
+
+def _check_shape(value: Any, schema: Any, where: str) -> None:
+    """Raise :class:`SerializationError` naming ``where`` unless ``value`` has the structure ``schema``."""
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise SerializationError(f"manifest field '{where}' must be a JSON object")
+        for key, sub in schema.items():
+            if key not in value:
+                raise SerializationError(f"manifest field '{where}' lacks '{key}'")
+            _check_shape(value[key], sub, f"{where}.{key}")
+    elif isinstance(schema, list):
+        if not isinstance(value, list):
+            raise SerializationError(f"manifest field '{where}' must be a JSON list")
+        for i, item in enumerate(value):
+            _check_shape(item, schema[0], f"{where}[{i}]")
+    elif not schema(value):
+        raise SerializationError(f"manifest field '{where}' has an invalid value {str(value)[:40]}")
+
+
 def check_manifest(manifest: Any, graph: Graph | None = None) -> None:
     """Raise :class:`SerializationError` unless ``manifest`` has every field with its JSON type, shapes as lists
     of positive sizes, digests as hex strings, and (given ``graph``) the graph's own input and output shapes."""
@@ -148,6 +183,11 @@ def check_manifest(manifest: Any, graph: Graph | None = None) -> None:
     for rel, digest in manifest["files"].items():
         if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
             raise SerializationError(f"manifest field 'files' holds no sha256 for '{str(rel)[:80]}'")
+    if "mapping" in manifest:
+        _check_shape(manifest["mapping"], _MAPPING, "mapping")
+    for name, steps in manifest["latency_steps"].items():
+        if not (steps is None or _count(steps)):
+            raise SerializationError(f"manifest field 'latency_steps.{str(name)[:40]}' must be a step count")
     options = manifest.get("backend_options", {})
     size = options.get("population_size")
     if "population_size" in options and not (type(size) is int and size > 0):
@@ -160,6 +200,9 @@ def check_manifest(manifest: Any, graph: Graph | None = None) -> None:
             if manifest[key] != expected:
                 raise SerializationError(f"manifest field '{key}' {str(manifest[key])[:80]} does not match the "
                                          f"graph's {str(expected)[:80]}")
+        strangers = {c["node"] for c in manifest.get("mapping", {}).get("per_core", [])} - set(graph.nodes)
+        if strangers:
+            raise SerializationError(f"manifest field 'mapping' places nodes the graph lacks: {sorted(strangers)[:5]}")
 
 
 def verify_files(directory: Path, recorded: dict[str, str]) -> None:

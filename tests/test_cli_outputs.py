@@ -124,6 +124,7 @@ def test_modified_artifact_is_refused(capsys, tmp_path, model_file, stimulus):
     (lambda m: dict(m, backend_options={"population_size": "x"}), "population_size"),
     (lambda m: dict(m, files={"model.ndg": 5}), "no sha256"),
     (lambda m: dict(m, version=99), "version 2"),
+    (lambda m: dict(m, latency_steps={"out": "soon"}), "latency_steps.out"),
 ])
 def test_malformed_manifest_is_refused(capsys, tmp_path, model_file, stimulus, edit, match):
     art = tmp_path / "art"
@@ -131,6 +132,20 @@ def test_malformed_manifest_is_refused(capsys, tmp_path, model_file, stimulus, e
     path = art / "manifest.json"
     path.write_text(json.dumps(edit(json.loads(path.read_text()))))
     _refused(capsys, "run", art, "--input", stimulus, "--output", tmp_path / "o.npz", match=match)
+
+
+def test_tampered_mapping_is_refused(capsys, tmp_path, model_file, stimulus):
+    art = tmp_path / "art"
+    assert cli(capsys, "compile", model_file, "--out", art, "--target", "loihi2")[0] == 0
+    path = art / "manifest.json"
+    for edit, match in ((lambda m: m["per_core"][0]["utilisation"].update(fan_in=[[1]]), "utilisation.fan_in"),
+                        (lambda m: m["per_core"][0].update(node="ghost"), "nodes the graph lacks"),
+                        (lambda m: m.pop("cores"), "lacks 'cores'")):
+        manifest = json.loads(path.read_text())
+        edit(manifest["mapping"])
+        path.write_text(json.dumps(manifest))
+        _refused(capsys, "report", "energy", art, "--input", stimulus, "--out", tmp_path / "rep", match=match)
+        assert cli(capsys, "compile", model_file, "--out", art, "--target", "loihi2")[0] == 0
 
 
 def test_quantization_report_not_json_is_refused(capsys, tmp_path, model_file):
