@@ -143,3 +143,79 @@ def test_run_through_a_misbehaving_worker(tmp_path, monkeypatch, body, error, ma
         backend.run(_Artifact(_graph()), x, lava_python=python)
     assert isinstance(err.value, NeurodeployError) and "Traceback" not in str(err.value)
     assert os.fspath(python) in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ mutation corpus
+def _run_frame() -> bytes:
+    from neurodeploy.backends.lava import describe
+    from neurodeploy.backends.lava.rebuild import encode
+    from neurodeploy.backends.lava.worker import rebuild_sha256
+
+    arrays: dict = {}
+    header = {"op": "run", "version": protocol.PROTOCOL_VERSION, "description": encode(describe(_graph()), "desc",
+                                                                                       arrays),
+              "record": ["u"], "nodes": None, "rebuild_sha256": rebuild_sha256()}
+    arrays["input/in"] = np.ones((1, 4, 2), np.uint8)
+    return protocol.encode(header, arrays)
+
+
+def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    buf = bytearray(data)
+    kind = rng.integers(4)
+    if kind == 0:  # flip bytes
+        for i in rng.integers(0, len(buf), rng.integers(1, 8)):
+            buf[i] ^= int(rng.integers(1, 256))
+    elif kind == 1:  # truncate
+        del buf[rng.integers(0, len(buf)):]
+    elif kind == 2:  # insert junk
+        at = int(rng.integers(0, len(buf)))
+        buf[at:at] = bytes(rng.integers(0, 256, rng.integers(1, 64)).astype(np.uint8))
+    else:  # delete a span
+        at = int(rng.integers(0, len(buf)))
+        del buf[at:at + int(rng.integers(1, 64))]
+    return bytes(buf)
+
+
+def test_worker_serves_mutated_frames_without_raising(monkeypatch):
+    """400 seeded mutants of a run request, each followed by a hello, served in-process (a mutant that is still a
+    valid request gets a BackendError frame instead of a Lava run): serve() never raises, every answer is a
+    well-formed frame, a non-fatal stream ends with the hello's answer, a fatal one ends after one fatal frame."""
+    import importlib
+
+    from neurodeploy.backends.lava import worker
+
+    lava_run = importlib.import_module("neurodeploy.backends.lava.run")  # the package's `run` is the registry function
+
+    def no_lava():
+        raise BackendError("no lava in this test")
+
+    monkeypatch.setattr(lava_run, "require_lava", no_lava)  # a still-valid mutant must not start Lava
+    frame, hello = _run_frame(), protocol.encode({"op": "hello"})
+    body_start = frame.index(b"\n") + 1
+    rng = np.random.default_rng(14)
+    fatal = answered = 0
+    for i in range(400):
+        payload_only = i % 4 == 0  # byte flips inside the payload keep the frame's extent: the hello must follow
+        if payload_only:
+            data = bytearray(frame)
+            for at in rng.integers(body_start, len(data), rng.integers(1, 8)):
+                data[at] ^= int(rng.integers(1, 256))
+            data = bytes(data)
+        else:
+            data = _mutate(frame, rng)
+        out = io.BytesIO()
+        code = worker.serve(io.BytesIO(data + hello), out, max_payload=1 << 20)
+        answers = []
+        stream = io.BytesIO(out.getvalue())
+        while (message := protocol.read_message(stream)) is not None:
+            answers.append(message[0])
+        assert answers and all(isinstance(a.get("ok"), bool) for a in answers)
+        assert all(a["ok"] is False for a in answers[:-1])
+        hello_answered = answers[-1].get("protocol_version") == protocol.PROTOCOL_VERSION
+        answered += hello_answered
+        if code == 2:
+            fatal += 1
+            assert answers[-1]["error"]["fatal"] is True and not payload_only
+        else:
+            assert code == 0 and (hello_answered or not payload_only), answers
+    assert 0 < fatal < 200 and answered >= 100, (fatal, answered)  # resynchronised after every payload-only flip
