@@ -219,3 +219,12 @@ def test_worker_serves_mutated_frames_without_raising(monkeypatch):
         else:
             assert code == 0 and (hello_answered or not payload_only), answers
     assert 0 < fatal < 200 and answered >= 100, (fatal, answered)  # resynchronised after every payload-only flip
+
+
+def test_request_over_the_payload_limit_is_refused_before_starting_a_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr(backend, "_lava_importable", lambda: False)
+    monkeypatch.setenv("NEURODEPLOY_LAVA_MAX_PAYLOAD_BYTES", "1000")
+    python = _fake_python(tmp_path, b"")
+    (tmp_path / "answer.bin").unlink()  # the fake worker would fail loudly if it were started
+    with pytest.raises(BackendError, match="over the worker's 1000-byte payload limit.*run fewer samples"):
+        backend.run(_Artifact(_graph()), np.zeros((1, 4, 2), np.uint8), lava_python=python)

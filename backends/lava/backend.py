@@ -161,9 +161,14 @@ def _run_in_worker(description: dict[str, Any], spikes: dict[str, np.ndarray], r
     header = {"op": "run", "version": protocol.PROTOCOL_VERSION, "description": encode(description, "desc", arrays),
               "record": list(record), "nodes": nodes, "rebuild_sha256": sha256 or rebuild_sha256(REBUILD_SOURCE)}
     arrays.update({f"input/{k}": np.asarray(v) for k, v in spikes.items()})
+    frame = protocol.encode(header, arrays)
+    limit = protocol.max_payload_bytes()
+    if len(frame) > limit:
+        raise BackendError(f"the Lava request is {len(frame)} bytes, over the worker's {limit}-byte payload limit",
+                           fix="run fewer samples at a time, or raise NEURODEPLOY_LAVA_MAX_PAYLOAD_BYTES")
     try:
-        proc = subprocess.run([python, "-m", "neurodeploy.backends.lava.worker"], input=protocol.encode(header, arrays),
-                              capture_output=True, check=False)
+        proc = subprocess.run([python, "-m", "neurodeploy.backends.lava.worker"], input=frame, capture_output=True,
+                              check=False)
     except OSError as err:
         raise BackendError(f"cannot start the Lava worker with {python} ({err})",
                            fix="point NEURODEPLOY_LAVA_PYTHON at an existing Python with lava-nc") from None
