@@ -255,7 +255,7 @@ class Fuzzer:
         out = case.work / "o.npz"
         commands = [["run", art, "--input", stim, "--output", out, "--record", "spikes,u,v"],
                     ["profile", art, "--input", stim, "--backend", "emulator"],
-                    ["report", "energy", art, "--input", stim, "--out", case.work / "rep", "--profile", "loihi2"],
+                    ["report", "energy", art, "--input", stim, "--out", case.work / "rep"],
                     ["inspect", art, "--json"]]
         args = commands[int(rng.integers(len(commands)))]
         outcome, detail = run_cli(args, self.timeout)
