@@ -588,7 +588,8 @@ def _check_declared_outputs(nodes: dict[str, Any], graph: Graph, source: str) ->
         dims = np.asarray(declared).ravel()
         if dims.dtype.kind not in "iuf" or not dims.size:
             continue
-        if int(np.prod(dims.astype(np.float64))) != int(np.prod(shapes[name])):
+        dims = dims.astype(np.float64)
+        if not np.all(np.isfinite(dims)) or np.prod(dims) != float(np.prod(shapes[name])):
             raise _inconsistent(source, f"Output '{name}' declares the shape {dims.tolist()} but reads "
                                 f"{list(shapes[name])} ({int(np.prod(shapes[name]))} values)", name,
                                 "declare the Output's shape as the layer it reads (re-export the model)")
