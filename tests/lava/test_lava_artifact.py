@@ -122,3 +122,31 @@ def test_rebuild_script_reports_bad_input_files_in_one_line(lava, artifact_dir, 
                          "--record", "v"]) == 0
     with np.load(out) as got:
         np.testing.assert_array_equal(got["lif/v"], _expected(_graph())["lif/v"])
+
+
+def test_why_ints_are_refused_lava_clips_negative_weights_under_an_int_sign_mode(lava):
+    """The hazard the by-name rule prevents, measured on Lava 0.10: sign_mode=1 (SignMode.MIXED's value) passed as
+    an int zeroes a negative weight; the member rebuild.py maps "MIXED" to keeps it (u = -100 << 6)."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense as LavaDense
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.lif.process import LIF
+    from lava.proc.monitor.process import Monitor
+
+    def u_trace(mode) -> list[int]:
+        src = RingBuffer(data=np.ones((1, 4), np.int64))
+        syn = LavaDense(weights=np.array([[-100]]), sign_mode=mode, num_weight_bits=8)
+        lif = LIF(shape=(1,), du=4095, dv=0, vth=100000)
+        src.s_out.connect(syn.s_in)
+        syn.a_out.connect(lif.a_in)
+        mon = Monitor()
+        mon.probe(lif.u, 4)
+        try:
+            lif.run(condition=RunSteps(num_steps=4), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            return [int(x) for x in np.asarray(mon.get_data()[lif.name]["u"]).ravel()]
+        finally:
+            lif.stop()
+
+    assert u_trace(1) == [0, 0, 0, 0]
+    assert u_trace(rebuild.sign_mode("MIXED")) == [0, -6400, -6400, -6400]
