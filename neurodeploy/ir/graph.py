@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import IRError
-from neurodeploy.ir.fields import check_fields
+from neurodeploy.ir.fields import check_fields, shape_problem
 from neurodeploy.ir.ops import (
     RESET_MODES,
     SIGN_MODES,
@@ -117,6 +117,10 @@ class Graph:
                     out = op.output_shape(next(iter(in_shapes)))
                 except IRError as err:
                     raise IRError(str(err), node=name) from None
+                problem = shape_problem(tuple(out))
+                if problem:
+                    raise IRError(f"{op.op_type} output shape {problem}", node=name,
+                                  fix="check the layer's kernel, stride and padding and the input shape")
                 if shapes.get(name) != out:
                     shapes[name] = out
                     changed = True

@@ -11,8 +11,12 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from neurodeploy.errors import UnsupportedOpError
+from neurodeploy.errors import CapacityError, UnsupportedOpError
 from neurodeploy.ir.ops import AvgPool2d, Conv2d, Dense, Flatten, Op, Scale, Shape, Sparse, SumPool2d
+
+#: The most (kernel entry, output position) pairs a convolution or pooling matrix is built from: the index arrays
+#: take 48 bytes per pair (2**28 pairs: 12 GiB), so larger windows are refused before anything is allocated.
+MAX_WINDOW_ENTRIES = 2**28
 
 
 def _window_matrix(in_shape: Shape, out_shape: Shape, kernel: np.ndarray, stride: tuple[int, int],
@@ -21,6 +25,11 @@ def _window_matrix(in_shape: Shape, out_shape: Shape, kernel: np.ndarray, stride
     c_in, h, w = in_shape
     c_out, h_out, w_out = out_shape
     _, cpg, kh, kw = kernel.shape
+    entries = c_out * cpg * kh * kw * h_out * w_out
+    if entries > MAX_WINDOW_ENTRIES:
+        raise CapacityError(f"a window op of kernel {list(kernel.shape)} on input {list(in_shape)} spans {entries} "
+                            f"synapses, more than {MAX_WINDOW_ENTRIES} (its index arrays alone would need "
+                            f"{entries * 48 / 2**30:.0f} GiB)", fix="use a smaller input, kernel or channel count")
     out_per_group = c_out // groups
     o, c, i, j, y, x = np.meshgrid(np.arange(c_out), np.arange(cpg), np.arange(kh), np.arange(kw),
                                    np.arange(h_out), np.arange(w_out), indexing="ij")
