@@ -39,6 +39,16 @@ counted without the batch axis, as NIR's type inference does), Scale, Delay (``d
 steps), Input, Output; nested NIRGraphs are inlined (names joined with "."). Cycles are allowed. NIR edges are
 instantaneous: every synapse of the IR adds one step, and a neuron fed by spikes without a synapse in between
 gets an identity synapse (one more step); ``meta["latency_steps"]`` gives the result.
+
+Reading (:func:`read_nir`) is tolerant and precise: the HDF5 file is inspected before ``nir`` reads it (a NIR
+graph at ``/node``, known node types, numeric or string datasets, declared sizes the file can hold), then read with
+``nir.read(..., type_check=False)``; a failure of ``nir``'s strict type check alone is a :class:`NIRTypeCheckWarning`
+(Rockpool, for one, writes Output types that it rejects). Errors say which kind of fault it is: "not an HDF5/NIR
+file" (:class:`SerializationError`), "graph inconsistent: ..." (:class:`ConversionError`: unknown edge ends,
+duplicate edges, nodes without an incoming edge -- which ``nir``'s strict reader would silently feed from an invented
+Input -- or an Output declaring a size its source does not have) and "unsupported: ..." (:class:`UnsupportedOpError`).
+Parameters must be non-empty arrays of real, finite numbers (an infinite time constant, meaning no leak, excepted);
+strings, complex numbers and structured records are refused rather than converted.
 """
 
 from __future__ import annotations
@@ -310,7 +320,7 @@ def _ints(value: Any, field: str, name: str, count: int | None = None, lo: int =
                   and np.all(as_float < 2.0**31))
     if not ok:
         want = f"{count} whole number(s)" if count else "whole numbers"
-        raise ConversionError(f"field '{field}' = {str(value)[:60]} is not {want} >= {lo}", node=name,
+        raise ConversionError(f"field '{field}' = {str(value)[:60]} is not {want} in [{lo}, 2**31)", node=name,
                               fix=f"store {field} as integers and re-export the model")
     return tuple(int(v) for v in flat)
 
@@ -750,4 +760,4 @@ def write_nir(graph: Graph, path: str | os.PathLike, dt: float | None = None) ->
         raise
 
 
-__all__ = ["from_nir", "to_nir", "write_nir", "read_nir", "SUPPORTED"]
+__all__ = ["from_nir", "to_nir", "write_nir", "read_nir", "SUPPORTED", "NIRTypeCheckWarning"]

@@ -6,8 +6,13 @@ File format (``.ndg``, "neurodeploy graph"): a ZIP archive (stored, fixed timest
   each node is ``{"name", "op", "params"}`` where an array parameter is ``{"array": "<entry name>"}``;
 * one ``.npy`` entry per array parameter.
 
-Identical graphs give identical bytes. Loading checks the format name, the version, every op name and field, and
-validates the graph; any problem raises :class:`SerializationError` naming the file and what is wrong.
+Identical graphs give identical bytes. Loading never trusts a declared size: a member's declared length must fit
+its stored bytes (deflate at most 1032:1) and an ``.npy`` header's shape and dtype must match the bytes that follow
+(bool, integer or float only: no pickle, object, structured or complex arrays) before anything is allocated. It
+checks ``graph.json``'s structure (an object; nodes with a unique name, an op and a params object; edges as name
+pairs), the format name, the version, every op name and field, and validates the graph (every field's type and
+range, finite values: :mod:`neurodeploy.ir.fields`); any problem raises :class:`SerializationError` naming the file
+and what is wrong.
 """
 
 from __future__ import annotations
