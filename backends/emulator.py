@@ -11,10 +11,10 @@ from neurodeploy.emulator import Program, SimResult
 
 
 def run(artifact: Artifact, spikes, record: Iterable[str] = (), progress: bool = False, engine: str = "auto",
-        **_options) -> tuple[dict[str, np.ndarray], SimResult]:
-    """Run ``artifact`` on ``spikes`` with ``engine`` (``auto``, ``numba`` or ``numpy``); return the ``.npz`` dict
-    (see :func:`result_arrays`) and the raw result."""
-    result = Program(artifact.graph).run(spikes, record=record, progress=progress, engine=engine)
+        device: str | None = None, **_options) -> tuple[dict[str, np.ndarray], SimResult]:
+    """Run ``artifact`` on ``spikes`` with ``engine`` (``auto``, ``numba``, ``numpy`` or ``torch`` on ``device``);
+    return the ``.npz`` dict (see :func:`result_arrays`) and the raw result."""
+    result = Program(artifact.graph).run(spikes, record=record, progress=progress, engine=engine, device=device)
     return result_arrays(result), result
 
 

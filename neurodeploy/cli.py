@@ -153,7 +153,11 @@ def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dum
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
 @click.option("--lava-python", type=click.Path(dir_okay=False), help="Python with lava-nc for --backend lava "
               "(default $NEURODEPLOY_LAVA_PYTHON, else .venv-lava/bin/python)")
-def run_cmd(artifact_dir, input_path, output_path, record, backend, progress, lava_python) -> None:
+@click.option("--engine", type=click.Choice(["auto", "numba", "numpy", "torch"]), default="auto", show_default=True,
+              help="emulator engine (--backend emulator); all give the same integers")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="device of the torch engine (--backend emulator; implies --engine torch with auto)")
+def run_cmd(artifact_dir, input_path, output_path, record, backend, progress, lava_python, engine, device) -> None:
     """Run a compiled model on a stimulus and write the output spikes (and recordings)."""
     from neurodeploy.artifact import load_artifact
     from neurodeploy.registry import get_backend
@@ -162,6 +166,11 @@ def run_cmd(artifact_dir, input_path, output_path, record, backend, progress, la
     fields = tuple(f.strip() for f in record.split(",") if f.strip())
     spikes = _stimulus(load_npz(input_path, "input"), artifact.manifest["inputs"], input_path)
     options = {"lava_python": lava_python} if lava_python else {}
+    if backend == "emulator":
+        options.update(engine=engine, device=device)
+    elif engine != "auto" or device is not None:
+        raise InputError(f"--engine and --device choose the emulator's engine, not backend '{backend}'",
+                         fix="drop them, or run with --backend emulator")
     arrays, _ = get_backend(backend).run(artifact, spikes, record=fields, progress=progress and sys.stderr.isatty(),
                                          **options)
     save_npz(output_path, arrays)

@@ -21,7 +21,9 @@ Two engines compute the same numbers: ``numpy`` (this module, vectorised over th
 in float mode both perform the same IEEE operations in the same order (each delay bucket's ``W @ s`` summed row by
 row over the active columns in increasing order, starting from 0; no BLAS), so they agree bit for bit too.
 ``engine="auto"`` picks numba when numba is importable, the graph has no graded synapse or PlasticDense and (float
-mode) the stimulus is binary, else numpy, and records why in :attr:`SimResult.engine_note`.
+mode) the stimulus is binary, else numpy, and records why in :attr:`SimResult.engine_note`. A third engine,
+``torch`` (:mod:`neurodeploy.emulator.torch_engine`, integer mode, on ``device`` ``cpu`` or ``cuda``), holds the
+numba kernel's integers too; ``auto`` takes it only when a ``device`` is given.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from neurodeploy.ir.ops import IF, LI, Astrocyte, CubaLIF, Input, Output, Plasti
 from neurodeploy.passes.fold import fold_linear
 
 RECORDABLE = ("spikes", "u", "v")
-ENGINES = ("auto", "numpy", "numba")
+ENGINES = ("auto", "numpy", "numba", "torch")
 #: Below this fraction of active inputs a synapse gathers only the active columns (event-driven path).
 EVENT_FRACTION = 0.05
 #: Integers of magnitude below 2**24 are exact in float32 (24-bit significand), and so are their partial sums.
@@ -59,8 +61,8 @@ class SimResult:
 
     ``spike_counts[node]`` is the total number of spikes of a neuron node; ``synaptic_ops[synapse]`` the number of
     synaptic events (a spike crossing one synapse) the synapse processed, summed over batch and steps.
-    ``engine`` is the engine that ran (``numpy`` or ``numba``); ``engine_note`` says why ``engine="auto"`` chose numpy
-    (empty otherwise).
+    ``engine`` is the engine that ran (``numpy``, ``numba`` or ``torch``); ``engine_note`` says why
+    ``engine="auto"`` chose numpy (empty otherwise).
     """
 
     outputs: dict[str, np.ndarray]
@@ -260,13 +262,25 @@ class Program:
             arrays[name] = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
         return arrays
 
-    def pick_engine(self, engine: str = "auto") -> tuple[str, str]:
+    def pick_engine(self, engine: str = "auto", device: str | None = None) -> tuple[str, str]:
         """The engine a run with ``engine`` uses, and why ``auto`` fell back to numpy (``""`` otherwise).
 
         ``numba`` asked for where it cannot run (float mode, graded synapses, numba not importable) is an error.
+        ``torch`` runs when asked for, or for ``auto`` with a ``device``; where it cannot run it is an error.
         """
         if engine not in ENGINES:
             raise InputError(f"engine must be one of {ENGINES}, not {engine!r}")
+        if device is not None and engine not in ("auto", "torch"):
+            raise InputError(f"device {device!r} applies to the torch engine, not engine={engine!r}",
+                             fix="use engine='torch' (or 'auto') with a device, or drop the device")
+        if engine == "torch" or device is not None:
+            from neurodeploy.emulator import torch_engine
+
+            problem = torch_engine.unsupported(self) or torch_engine.torch_problem()
+            if problem is not None:
+                raise UnsupportedOpError(f"engine='torch' cannot run this program: {problem}",
+                                         fix="use engine='numba', 'numpy' or 'auto' without a device")
+            return "torch", ""
         if engine == "numpy":
             return "numpy", ""
         from neurodeploy.emulator import kernel
@@ -281,13 +295,14 @@ class Program:
         return "numpy", problem
 
     def run(self, spikes, record: Iterable[str] = (), nodes: Iterable[str] | None = None,
-            progress: bool = False, engine: str = "auto") -> SimResult:
+            progress: bool = False, engine: str = "auto", device: str | None = None) -> SimResult:
         """Run on ``spikes`` (``[B, T, *input_shape]`` or a dict per input) and return a :class:`SimResult`.
 
         ``record`` picks fields among ``spikes``, ``u``, ``v``; ``nodes`` restricts recording to those neurons.
-        ``engine``: ``numpy``, ``numba`` or ``auto`` (see :meth:`pick_engine`); both give identical results.
+        ``engine``: ``numpy``, ``numba``, ``torch`` (on ``device``, default cpu) or ``auto`` (see
+        :meth:`pick_engine`); all give identical results.
         """
-        chosen, note = self.pick_engine(engine)
+        chosen, note = self.pick_engine(engine, device)
         record = tuple(record)
         bad = [f for f in record if f not in RECORDABLE]
         if bad:
@@ -321,6 +336,10 @@ class Program:
             from neurodeploy.emulator import kernel
 
             kernel.run(self, inputs, traces, counts, progress)
+        elif chosen == "torch":
+            from neurodeploy.emulator import torch_engine
+
+            torch_engine.run(self, inputs, traces, counts, progress, device)
         else:
             self._run_numpy(inputs, neuron_traces, counts, batch, steps, progress)
         spike_counts = {n: int(c.sum()) for n, c in counts.items()}
@@ -429,6 +448,8 @@ def _is_folded(graph: Graph) -> bool:
 
 
 def simulate(graph: Graph, spikes, record: Iterable[str] = (), arithmetic: str = "auto",
-             nodes: Iterable[str] | None = None, progress: bool = False, engine: str = "auto") -> SimResult:
+             nodes: Iterable[str] | None = None, progress: bool = False, engine: str = "auto",
+             device: str | None = None) -> SimResult:
     """Prepare ``graph`` and run it once. See :class:`Program` and the module docstring for the semantics."""
-    return Program(graph, arithmetic).run(spikes, record=record, nodes=nodes, progress=progress, engine=engine)
+    return Program(graph, arithmetic).run(spikes, record=record, nodes=nodes, progress=progress, engine=engine,
+                                          device=device)
