@@ -345,6 +345,9 @@ def _small(**changes) -> Graph:
     ({"n": CubaLIF(shape=(2,), dv=1 + 0j)}, "'dv' must be a real number"),
     ({"n": CubaLIF(shape=(2,), readout="yes")}, "'readout' must be true or false"),
     ({"out": Output(shape=(5,))}, "declares shape [5]"),
+    ({"fc": Dense(weight=np.ones((2, 3)), delays=np.full((2, 3), -1))}, "'delays' holds -1"),
+    ({"fc": Dense(weight=np.ones((2, 3)), delays=np.full((2, 3), 10**9))}, "'delays' holds 1000000000"),
+    ({"fc": Dense(weight=np.ones((2, 3)), delays=np.full((2, 3), 1.5))}, "'delays' must hold integers"),
 ])
 def test_ir_validation_names_the_node_and_field(changes, expect):
     with pytest.raises(IRError, match="node '") as info:

@@ -185,11 +185,6 @@ class Graph:
         if op.sign_mode is not None and op.sign_mode not in SIGN_MODES:
             raise IRError(f"sign_mode '{op.sign_mode}' is not one of {SIGN_MODES}", node=name,
                           fix="use mixed, excitatory or inhibitory")
-        if op.delays is not None:
-            delays = np.asarray(op.delays)
-            if delays.size and (delays.min() < 0 or not np.issubdtype(delays.dtype, np.integer)):
-                raise IRError("synaptic delays must be non-negative integers (steps)", node=name,
-                              fix="round delays to whole time steps with dt")
         if isinstance(op, Sparse):
             self._validate_sparse(name, op)
 
