@@ -7,7 +7,7 @@ PY310 := $(shell scripts/find_python.sh 3.10)
 
 .PHONY: demo test lint bench envs clean browser fuzz
 
-envs: .venv/.installed .venv-lava/.installed
+envs: .venv/.installed .venv-lava/.installed .venv-spynnaker/.installed
 
 .venv/.installed: pyproject.toml
 	test -x .venv/bin/python || $(PY311) -m venv .venv
@@ -20,6 +20,13 @@ envs: .venv/.installed .venv-lava/.installed
 	.venv-lava/bin/pip install -q -e '.[lava]' pytest
 	touch $@
 
+# sPyNNaker 1!7.4.1 (SpiNNaker's PyNN backend, Python 3.11; it pins its own PyNN): tests/spynnaker runs the emitted
+# pynn/model.py scripts with it on a virtual SpiNN-5 board (HOME with a .spynnaker.cfg made by the tests).
+.venv-spynnaker/.installed:
+	test -x .venv-spynnaker/bin/python || $(PY311) -m venv .venv-spynnaker
+	.venv-spynnaker/bin/pip install -q 'spynnaker==1!7.4.1'
+	touch $@
+
 # Debian's chromium for tests/test_report_browser.py (apt-get install -y chromium when /usr/bin/chromium is missing).
 browser:
 	scripts/ensure_chromium.sh
@@ -29,7 +36,8 @@ demo: .venv/.installed
 
 test: envs browser
 	.venv/bin/ruff check .
-	NEURODEPLOY_REQUIRE_LAVA=1 NEURODEPLOY_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q tests --ignore=tests/lava
+	NEURODEPLOY_REQUIRE_LAVA=1 NEURODEPLOY_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q tests --ignore=tests/lava --ignore=tests/spynnaker
+	NEURODEPLOY_REQUIRE_SPYNNAKER=1 .venv/bin/python -m pytest -q tests/spynnaker
 	NEURODEPLOY_REQUIRE_LAVA=1 .venv-lava/bin/python -m pytest -q tests/lava
 
 # thousands of fresh mutants of every input kind through the CLI (figures in benchmarks/RESULTS.md); CASES=N per kind
@@ -40,4 +48,4 @@ bench: envs
 	.venv-lava/bin/python benchmarks/bench_emulator_vs_lava.py
 
 clean:
-	rm -rf .venv .venv-lava out
+	rm -rf .venv .venv-lava .venv-spynnaker out

@@ -104,6 +104,34 @@ def fabric(seed=4):
                   ("sc", "C"), ("C", "out")], "fabric")
 
 
+SPLIT_N = 300  # split_reservoir's neurons: blocks of 64 give 4 full blocks and one of 44
+
+
+def split_reservoir(seed=0):
+    """40 inputs -> a 300-neuron recurrent reservoir (80 % excitatory rows, 20 % inhibitory, delays 0..7, a few
+    synapses repeated at another delay: layers) -> a 5-neuron readout; Outputs on the reservoir and the readout."""
+    rng = np.random.default_rng(seed)
+    n = SPLIT_N
+    k_in, k_rec = 600, 4000
+    w_in = Sparse(out_shape=(n,), in_size=40, row=rng.integers(0, n, k_in), col=rng.integers(0, 40, k_in),
+                  value=rng.integers(20, 60, k_in), quant=Q)
+    col = rng.integers(0, n, k_rec)
+    row = rng.integers(0, n, k_rec)
+    row[:100], col[:100] = row[100:200], col[100:200]  # the same pairs twice, at other delays: two layers
+    # even values: Lava truncates the lowest bit of a mixed-sign matrix, and check_limits refuses a change
+    value = 2 * np.where(col < 0.8 * n, rng.integers(3, 20, k_rec), -rng.integers(3, 30, k_rec))
+    rec = Sparse(out_shape=(n,), in_size=n, row=row, col=col, value=value, delays=rng.integers(0, 8, k_rec),
+                 sign_mode="mixed", quant=Q)
+    readout = Sparse(out_shape=(5,), in_size=n, row=rng.integers(0, 5, 500), col=rng.integers(0, n, 500),
+                     value=rng.integers(5, 30, 500), delays=rng.integers(0, 3, 500), quant=Q)
+    return Graph({"in": Input(shape=(40,)), "w_in": w_in,
+                  "res": CubaLIF(shape=(n,), du=1200, dv=500, vth=60, bias=np.zeros(n, np.int64), quant=Q),
+                  "rec": rec, "w_out": readout, "o": CubaLIF(shape=(5,), du=1000, dv=400, vth=80, quant=Q),
+                  "res_spikes": Output(), "out": Output()},
+                 [("in", "w_in"), ("w_in", "res"), ("res", "rec"), ("rec", "res"), ("res", "w_out"),
+                  ("w_out", "o"), ("res", "res_spikes"), ("o", "out")], meta={"name": "reservoir"}).validate()
+
+
 MAPPING_NETWORKS = {"mlp": mlp, "delayed": delayed, "wide": wide, "reservoir": reservoir, "fabric": fabric}
 
 

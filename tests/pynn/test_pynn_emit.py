@@ -26,19 +26,19 @@ def emitted(tmp_path_factory):
 
 def test_files_written_and_returned(emitted):
     out, files = emitted
-    assert files == ["pynn/model.py", "pynn/data.npz", "pynn/params.json", "pynn/quantization.json",
-                     "pynn/quantization.npz", "pynn/mapping.json"]
+    assert files == ["pynn/model.py", "pynn/nd_support.py", "pynn/data.npz", "pynn/params.json",
+                     "pynn/quantization.json", "pynn/quantization.npz", "pynn/mapping.json"]
     assert all((out / f).is_file() for f in files)
 
 
 def test_script_imports_pyNN_spiNNaker_by_default(emitted):
     source = (emitted[0] / "pynn" / "model.py").read_text()
-    assert "\n        import pyNN.spiNNaker as sim  # SpiNNaker through sPyNNaker\n" in source
+    support = (emitted[0] / "pynn" / "nd_support.py").read_text()
+    assert "\n        import pyNN.spiNNaker as sim  # SpiNNaker through sPyNNaker\n" in support
     assert '\nSIMULATOR = "spiNNaker"  # change to "brian2"' in source  # the one line to change
+    assert "sim = nd.load_simulator(args.simulator)" in source and 'default=SIMULATOR' in source
     tree = ast.parse(source)
-    assert {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)} >= {
-        "load_simulator", "load_model", "Network", "main"}
-    assert "@TITLE@" not in source
+    assert [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)] == ["build", "run", "main"]
 
 
 def test_script_without_spynnaker_says_what_to_install(emitted, tmp_path):

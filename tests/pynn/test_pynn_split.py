@@ -2,48 +2,26 @@
 connected block pair) and gives exactly the spikes and voltages of the one-population script; the mapping report
 counts what the script built."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from pynn_networks import SPLIT_N as N
+from pynn_networks import split_reservoir as reservoir
 
 from neurodeploy.artifact import Artifact, load_artifact
 from neurodeploy.backends.pynn import deploy, emit, run
-from neurodeploy.backends.pynn.runner import import_brian2, load_script
+from neurodeploy.backends.pynn.emit import write_deployment
+from neurodeploy.backends.pynn.runner import import_brian2
 from neurodeploy.cli import main
 from neurodeploy.errors import InputError
-from neurodeploy.ir import CubaLIF, Graph, Input, Output, QuantInfo, Sparse, save_graph
+from neurodeploy.ir import save_graph
 
 pytest.importorskip("pyNN.brian2")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyparsing 3 names used by Brian2 2.9
-Q = QuantInfo(scale=100.0)
-N = 300  # reservoir neurons: blocks of 64 give 4 full blocks and one of 44
-
-
-def reservoir(seed=0):
-    """40 inputs -> a 300-neuron recurrent reservoir (80 % excitatory rows, 20 % inhibitory, delays 0..7, a few
-    synapses repeated at another delay: layers) -> a 5-neuron readout; Outputs on the reservoir and the readout."""
-    rng = np.random.default_rng(seed)
-    k_in, k_rec = 600, 4000
-    w_in = Sparse(out_shape=(N,), in_size=40, row=rng.integers(0, N, k_in), col=rng.integers(0, 40, k_in),
-                  value=rng.integers(20, 60, k_in), quant=Q)
-    col = rng.integers(0, N, k_rec)
-    row = rng.integers(0, N, k_rec)
-    row[:100], col[:100] = row[100:200], col[100:200]  # the same pairs twice, at other delays: two layers
-    # even values: Lava truncates the lowest bit of a mixed-sign matrix, and check_limits refuses a change
-    value = 2 * np.where(col < 0.8 * N, rng.integers(3, 20, k_rec), -rng.integers(3, 30, k_rec))
-    rec = Sparse(out_shape=(N,), in_size=N, row=row, col=col, value=value, delays=rng.integers(0, 8, k_rec),
-                 sign_mode="mixed", quant=Q)
-    readout = Sparse(out_shape=(5,), in_size=N, row=rng.integers(0, 5, 500), col=rng.integers(0, N, 500),
-                     value=rng.integers(5, 30, 500), delays=rng.integers(0, 3, 500), quant=Q)
-    return Graph({"in": Input(shape=(40,)), "w_in": w_in,
-                  "res": CubaLIF(shape=(N,), du=1200, dv=500, vth=60, bias=np.zeros(N, np.int64), quant=Q),
-                  "rec": rec, "w_out": readout, "o": CubaLIF(shape=(5,), du=1000, dv=400, vth=80, quant=Q),
-                  "res_spikes": Output(), "out": Output()},
-                 [("in", "w_in"), ("w_in", "res"), ("res", "rec"), ("rec", "res"), ("res", "w_out"),
-                  ("w_out", "o"), ("res", "res_spikes"), ("o", "out")], meta={"name": "reservoir"}).validate()
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +51,41 @@ def test_split_script_gives_exactly_the_unsplit_spikes_and_voltages(runs):
     assert any("population_size" in note for note in raw["notes"])
 
 
-def test_mapping_report_counts_what_the_script_built(runs):
+class CountingSim:
+    """A PyNN backend module that remembers every Population and Projection a script creates."""
+
+    def __init__(self, sim):
+        self.sim, self.populations, self.projections = sim, [], []
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+    def Population(self, *args, **kwargs):  # noqa: N802 (PyNN's name)
+        self.populations.append(self.sim.Population(*args, **kwargs))
+        return self.populations[-1]
+
+    def Projection(self, *args, **kwargs):  # noqa: N802 (PyNN's name)
+        self.projections.append(self.sim.Projection(*args, **kwargs))
+        return self.projections[-1]
+
+
+def test_mapping_report_counts_what_the_script_built(runs, tmp_path):
     art, *_ = runs
     dep = deploy(art, population_size=64)
-    module = load_script(sys.modules["neurodeploy.backends.pynn.emit"].TEMPLATE)
-    from neurodeploy.backends.pynn.emit import data_arrays, params_json
-
-    sim = import_brian2()
+    write_deployment(dep, tmp_path / "pynn")
+    spec = importlib.util.spec_from_file_location("split_model", tmp_path / "pynn" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the test imports the script to count what it builds; neurodeploy never does
+    sim = CountingSim(import_brian2())
+    module.nd.setup(sim, module.TIMESTEP)
     try:
-        network = module.Network(sim, params_json(dep), data_arrays(dep))
-        built = {"populations": len(network.populations), "projections": len(network.projections),
-                 "synapses": sum(p.size() for p in network.projections)}
+        module.build(sim, module.nd.load_data(tmp_path / "pynn" / "data.npz"), {"in": [[] for _ in range(40)]})
+        built = {"populations": len(sim.populations), "projections": len(sim.projections),
+                 "synapses": sum(p.size() for p in sim.projections)}
+        labels = [p.label for p in sim.populations]
     finally:
         sim.end()
+    assert labels == list(dep.mapping["populations"])  # the mapping's populations, in creation order
     pynn = dep.mapping["pynn"]
     assert {k: pynn[k] for k in built} == built
     assert pynn["split"] == {"res": [f"res[{a}:{min(a + 64, N)}]" for a in range(0, N, 64)]}
