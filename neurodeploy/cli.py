@@ -259,6 +259,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     click.echo(f"warning: {message}", err=True)
 
 
+from neurodeploy.sweep.command import sweep_cmd  # noqa: E402 (registered last; Ray is imported only by a sweep)
+
+cli.add_command(sweep_cmd)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning user errors into one-paragraph messages and exit code 2, and
     warnings into ``warning: ...`` lines."""

@@ -22,13 +22,16 @@ latency_steps = output_latency  # per Output: see neurodeploy.ir.timing
 
 
 def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarray | None = None,
-                  dump_dir: str | Path | None = None, chips: int | None = None) -> Artifact:
+                  dump_dir: str | Path | None = None, chips: int | None = None,
+                  quantize_options: dict | None = None) -> Artifact:
     """Run the compile passes for ``target`` on a float (or already quantized) graph; return the artifact.
 
     ``chips`` is the size of the target system in chips (default: the profile's ``limits.chips``, for Loihi 2 the
     largest built system). The chips a network needs are a result: the partition pass reports them in
     ``manifest["mapping"]["chips"]`` next to ``system_chips``; only a network larger than the system is rejected
     (:class:`~neurodeploy.errors.CapacityError`, from check_limits' lower bound or the partition's count).
+    ``quantize_options`` go to the quantize pass (:func:`neurodeploy.passes.quantize.quantize`: ``method``,
+    ``num_weight_bits``, ``calibration_batch``, ...).
     """
     from neurodeploy.errors import CapacityError, InputError, QuantizationWarning
     from neurodeploy.passes.diagnose import diagnose
@@ -40,7 +43,7 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
 
     spec = get_target(target)
     profile = load_profile(spec.profile)
-    quantize_pass = QuantizePass(profile, calibration)
+    quantize_pass = QuantizePass(profile, calibration, **(quantize_options or {}))
     if chips is not None and (int(chips) != chips or chips < 1):
         raise InputError(f"chips = {chips} is not a positive number of chips", fix="give the system size in chips")
     system = None if profile.limits is None else int(profile.limits.chips if chips is None else chips)
