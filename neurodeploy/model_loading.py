@@ -46,9 +46,16 @@ def _load_object(spec: str) -> Any:
 
 def load_model(spec: str, input_shape: tuple[int, ...] | None = None, dt: float | None = None,
                reset: str | None = None, ann_calibration: Any = None) -> Graph:
-    """Load MODEL (see the module docstring) as a float or quantized IR graph."""
+    """Load MODEL (see the module docstring) as a float or quantized IR graph.
+
+    Every defect of the file raises a :class:`~neurodeploy.errors.NeurodeployError` naming the file (and the node
+    and field where there is one); a graph read or converted from a file has passed
+    ``Graph.validate(finite=True)``.
+    """
     path = Path(spec)
-    if path.suffix == ".ndg":
+    if path.suffix.lower() in (".ndg", ".onnx", *NIR_SUFFIXES) and path.exists() and not path.is_file():
+        raise SerializationError(f"model '{path}' is a directory, not a file", fix="pass the model file itself")
+    if path.suffix.lower() == ".ndg":
         return load_graph(path)
     if path.suffix.lower() in NIR_SUFFIXES:
         if not path.is_file():
