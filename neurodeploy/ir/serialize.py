@@ -6,24 +6,21 @@ File format (``.ndg``, "neurodeploy graph"): a ZIP archive (stored, fixed timest
   each node is ``{"name", "op", "params"}`` where an array parameter is ``{"array": "<entry name>"}``;
 * one ``.npy`` entry per array parameter.
 
-Identical graphs give identical bytes. Loading never trusts a declared size: a member's declared length must fit
-its stored bytes (deflate at most 1032:1) and an ``.npy`` header's shape and dtype must match the bytes that follow
-(bool, integer or float only: no pickle, object, structured or complex arrays) before anything is allocated. It
-checks ``graph.json``'s structure (an object; nodes with a unique name, an op and a params object; edges as name
-pairs), the format name, the version, every op name and field, and validates the graph (every field's type and
-range, finite values: :mod:`neurodeploy.ir.fields`); any problem raises :class:`SerializationError` naming the file
-and what is wrong.
+Identical graphs give identical bytes. Loading never trusts a declared size: the archive is read with
+:func:`neurodeploy.fileio.read_zip_members` (a member's declared length must fit its stored bytes, an ``.npy``
+header's shape and dtype must match the bytes that follow, no pickle or object arrays) before anything is
+allocated; complex or string arrays are refused by the field checks. Then ``graph.json``'s structure is checked
+(an object; nodes with a unique name, an op and a params object; edges as name pairs), the format name, the
+version, every op name and field, and the graph is validated (every field's type and range, finite values:
+:mod:`neurodeploy.ir.fields`); any problem raises :class:`SerializationError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import os
-import tokenize
 import zipfile
-import zlib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import IRError, NeurodeployError, SerializationError
-from neurodeploy.fileio import write_bytes_atomic
+from neurodeploy.fileio import read_zip_members, write_bytes_atomic
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import OP_TYPES, Op, QuantInfo
 
@@ -126,71 +123,28 @@ def graph_from_bytes(data: bytes, source: str = "<bytes>") -> Graph:
 
 
 def _read_archive(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
-    """``graph.json`` (parsed) and every ``arrays/*.npy`` entry, each size checked before it is read."""
+    """``graph.json`` (parsed) and every ``arrays/*.npy`` entry, read with
+    :func:`neurodeploy.fileio.read_zip_members` (no pickle; declared sizes, dtypes and ``.npy`` headers checked
+    against the stored bytes before anything is allocated)."""
+    fix = "recompile the model to regenerate the file"
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = {info.filename: info for info in zf.infolist()}
-            if "graph.json" not in infos:
-                raise _BadArchive("it holds no graph.json")
-            doc = json.loads(_member(zf, infos["graph.json"]))
-            arrays = {}
-            for name, info in infos.items():
-                if name.startswith("arrays/") and name.endswith(".npy"):
-                    arrays[name[len("arrays/"):-len(".npy")]] = _read_npy(_member(zf, info), name)
-    except _BadArchive as err:
-        raise SerializationError(f"'{source}' is not a readable neurodeploy graph: {err}",
-                                 fix="recompile the model to regenerate the file") from None
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError, RecursionError,
-            UnicodeDecodeError) as err:
-        raise SerializationError(f"'{source}' is not a readable neurodeploy graph (corrupt or truncated: "
-                                 f"{type(err).__name__}: {err})",
-                                 fix="recompile the model to regenerate the file") from None
-    return doc, arrays
-
-
-class _BadArchive(Exception):
-    """Internal: the ZIP container or one of its arrays is unusable (turned into a SerializationError)."""
-
-
-#: Deflate cannot expand data more than 1032 times; a larger declared ratio is a decompression bomb.
-_MAX_RATIO = 1032
-
-
-def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """The bytes of one archive member, refusing declared sizes that the stored bytes cannot hold."""
-    if info.compress_type == zipfile.ZIP_STORED:
-        ok = info.file_size == info.compress_size
-    elif info.compress_type == zipfile.ZIP_DEFLATED:
-        ok = info.file_size <= _MAX_RATIO * info.compress_size + 64
-    else:
-        raise _BadArchive(f"entry '{info.filename}' uses compression method {info.compress_type} (neurodeploy writes "
-                          "stored entries)")
-    if not ok:
-        raise _BadArchive(f"entry '{info.filename}' declares {info.file_size} bytes but stores {info.compress_size}")
-    return zf.read(info)
-
-
-def _read_npy(data: bytes, name: str) -> np.ndarray:
-    """An ``.npy`` image as an array (a writable copy), without pickle and without trusting its header's shape."""
-    buf = io.BytesIO(data)
+        members, others = read_zip_members(data, _WHAT, other_members=("graph.json",))
+    except SerializationError as err:
+        problem = str(err).split(" Fix: ")[0].replace(f"{_WHAT} '<payload>' ", "", 1).rstrip(".")
+        raise SerializationError(f"'{source}' is not a readable neurodeploy graph (corrupt or truncated: {problem})",
+                                 fix=fix) from None
+    if "graph.json" not in others:
+        raise SerializationError(f"'{source}' is not a readable neurodeploy graph (corrupt or truncated: it holds no "
+                                 "graph.json)", fix=fix)
     try:
-        version = np.lib.format.read_magic(buf)
-        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in reader:
-            raise _BadArchive(f"array '{name}' has .npy format version {version}, not 1.0 or 2.0")
-        shape, fortran, dtype = reader[version](buf)
-    except (ValueError, SyntaxError, TypeError, OverflowError, RecursionError, tokenize.TokenError) as err:
-        raise _BadArchive(f"array '{name}' has a malformed .npy header ({type(err).__name__}: {err})") from None
-    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
-        raise _BadArchive(f"array '{name}' has dtype {dtype}; IR arrays hold bool, integer or float numbers")
-    if not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise _BadArchive(f"array '{name}' declares the shape {shape}")
-    count = math.prod(shape)
-    if count * dtype.itemsize != len(data) - buf.tell():
-        raise _BadArchive(f"array '{name}' declares shape {list(shape)} ({count * dtype.itemsize} bytes of {dtype}) "
-                          f"but holds {len(data) - buf.tell()} bytes")
-    flat = np.frombuffer(data, dtype=dtype, count=count, offset=buf.tell())
-    return flat.reshape(shape, order="F" if fortran else "C").copy()
+        doc = json.loads(others["graph.json"])
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise SerializationError(f"'{source}' is not a readable neurodeploy graph (corrupt or truncated: graph.json "
+                                 f"is not JSON: {type(err).__name__}: {err})", fix=fix) from None
+    return doc, {k[len("arrays/"):]: v for k, v in members.items() if k.startswith("arrays/")}
+
+
+_WHAT = "neurodeploy graph"
 
 
 def _check_document(doc: Any, source: str) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
