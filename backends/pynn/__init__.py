@@ -1,11 +1,14 @@
 """The PyNN backend: SpiNNaker through a standalone PyNN script (sPyNNaker), runnable locally on pyNN.brian2.
 
-* :func:`emit` (compiler hook): ``out_dir/pynn/`` with ``model.py`` (imports ``pyNN.spiNNaker``; ``--simulator
-  brian2`` runs it locally), ``data.npz``, ``params.json``, ``quantization.json`` and ``mapping.json``; option
+* :func:`emit` (compiler hook): ``out_dir/pynn/`` with ``model.py`` (the network as PyNN code, :mod:`.codegen`;
+  imports ``pyNN.spiNNaker``, ``--simulator brian2`` runs it locally; runs unchanged on sPyNNaker 1!7.4.1),
+  ``nd_support.py`` (files and simulator workarounds, :mod:`.nd_support`), ``data.npz``, ``params.json``,
+  ``quantization.json`` and ``mapping.json``; option
   ``population_size=N`` (``neurodeploy compile --target spinnaker --population-size N``) builds nodes larger than
   N neurons as several PyNN populations, as sPyNNaker needs for large populations (mapping.json describes that
   script; its ``pynn`` entry counts the populations and projections);
-* :func:`run` (``neurodeploy run DIR --backend pynn``): the emitted script on pyNN.brian2, emulator ``.npz`` contract;
+* :func:`run` (``neurodeploy run DIR --backend pynn``): the emitted script on pyNN.brian2 in a child process,
+  emulator ``.npz`` contract;
 * :func:`mapping_report` / :func:`quantization_report`: the SpiNNaker mapping and 16-bit weight reports;
 * :func:`agreement` (used by ``neurodeploy profile``) and :func:`compare_with_emulator`.
 

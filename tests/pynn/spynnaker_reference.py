@@ -9,10 +9,11 @@ refresh ``tests/pynn/data/spynnaker_reference.json``, which tests/pynn/test_pynn
 with ``/tmp/vbhome/.spynnaker.cfg`` holding ``[Machine] virtual_board = True, version = 5``. For SpiNNaker 2
 (``tests/pynn/data/spynnaker2_reference.json``): emit with ``pynn_networks.py /tmp/nets2 spinnaker2`` and map with
 ``version = 248`` in that file. For each network it
-builds the emitted ``model.py``'s ``Network`` with ``pyNN.spiNNaker``, runs one step (mapping only, the board is
-virtual) and records placements per population, delay-extension cores, ring-buffer shifts, the synaptic-matrix
-SDRAM per core and the uncompressed routing entries per chip; then rebuilds it without the script's
-``max_expected_summed_weight`` to record the shifts sPyNNaker picks by itself.
+builds the network of the emitted ``model.py`` (its ``build``) with ``pyNN.spiNNaker``, runs one step (mapping only,
+the board is virtual) and records placements per population, delay-extension cores, ring-buffer shifts, the
+synaptic-matrix SDRAM per core and the uncompressed routing entries per chip; then rebuilds it without the script's
+``max_expected_summed_weight`` to record the shifts sPyNNaker picks by itself. (tests/spynnaker runs the scripts
+themselves, ``python model.py ...`` with a stimulus, on the virtual board in CI.)
 """
 
 import importlib.util
@@ -35,9 +36,14 @@ def reference(directory):
     import pyNN.spiNNaker as sim
     from pacman.data import PacmanDataView
 
-    module = load(Path(directory) / "model.py")
-    params, data = module.load_model(directory)
-    network = module.Network(sim, params, data)
+    directory = Path(directory)
+    module = load(directory / "model.py")
+    nd = module.nd
+    data = nd.load_data(directory / "data.npz")
+    silent = {name: nd.spike_times(sim, np.zeros((1, *shape), np.uint8), module.TIMESTEP)
+              for name, shape in module.INPUTS.items()}
+    nd.setup(sim, module.TIMESTEP)
+    module.build(sim, data, silent)
     sim.run(1.0)
     cores, chips, kinds = defaultdict(int), defaultdict(set), defaultdict(str)
     synaptic = {}
@@ -57,17 +63,19 @@ def reference(directory):
     tables = PacmanDataView.get_uncompressed()
     entries = {f"{t.x},{t.y}": t.number_of_entries for t in tables.routing_tables}
     used = sorted({xy for c in chips.values() for xy in c})
-    del network
     sim.end()
     # sPyNNaker's own shifts, without the script's max_expected_summed_weight (every input fires at step 0)
-    for pop in params["populations"].values():
-        if "max_expected_summed_weight" in pop:
-            pop["max_expected_summed_weight"] = None
-    network = module.Network(sim, params, data)
-    for name, pop in params["populations"].items():
-        if pop["cell_type"] == "SpikeSourceArray":
-            network._set_spikes(name, np.ones((1, pop["size"]), np.uint8))
-    default_shifts = {name: list(p._vertex.get_ring_buffer_shifts()) for name, p in network.populations.items()
+    own = nd.spinnaker_options
+    nd.spinnaker_options = lambda sim, neurons_per_core, max_expected_summed_weight: {
+        "additional_parameters": {"neurons_per_core": neurons_per_core, "max_expected_summed_weight": None}}
+    nd.setup(sim, module.TIMESTEP)
+    at_zero = {name: nd.spike_times(sim, np.ones((1, *shape), np.uint8), module.TIMESTEP)
+               for name, shape in module.INPUTS.items()}
+    try:
+        pop = module.build(sim, data, at_zero)
+    finally:
+        nd.spinnaker_options = own
+    default_shifts = {name: list(p._vertex.get_ring_buffer_shifts()) for name, p in pop.items()
                       if hasattr(p._vertex, "get_ring_buffer_shifts")}
     sim.end()
     out = {

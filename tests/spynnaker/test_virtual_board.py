@@ -67,7 +67,7 @@ def check(artifact_dir: Path, stimulus: dict[str, np.ndarray], tmp: Path) -> dic
         assert sum(run["cores"].values()) == mapping["application_cores"]
         sent = {name: int(np.asarray(x[b]).sum()) for name, x in stimulus.items()}
         assert run["spikes"] == sent, (b, run["spikes"], sent)
-        assert sum(sent.values()) > 0  # a real stimulus
+    assert sum(int(np.asarray(x).sum()) for x in stimulus.values()) > 0  # a real stimulus
     return res
 
 
@@ -88,7 +88,8 @@ def test_digits_example(tmp_path):
     main(["compile", str(ROOT / "examples/digits/digits_snn.nir"), "--target", "spinnaker", "--out", str(out),
           "--dt", "1e-3"])
     with np.load(ROOT / "examples/digits/digits_test.npz") as d:
-        spikes = d["spikes"][:2]
+        spikes = d["spikes"][:3].copy()
+    spikes[1] = 0  # a sample without any spike (sPyNNaker 1!7.4.1 takes no list of empty spike lists)
     check(out, {"input": spikes}, tmp_path)
 
 
