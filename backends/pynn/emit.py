@@ -219,6 +219,8 @@ def emit(artifact, out_dir: str | Path, **options: Any) -> list[str]:
     (relative to ``out_dir``). Options as :func:`deploy`."""
     dep = deploy(artifact, **options)
     source = (getattr(artifact, "manifest", None) or {}).get("source") or {}
-    name = source.get("path") or source.get("name") or "a neurodeploy model"
+    graph = getattr(artifact, "graph", artifact)
+    name = source.get("path") or source.get("name") or (getattr(graph, "meta", None) or {}).get("name") \
+        or "a neurodeploy model"
     return write_deployment(dep, Path(out_dir) / "pynn", title=f"{name} on {dep.spec.name} through PyNN "
                                                                f"(neurodeploy {__version__})")

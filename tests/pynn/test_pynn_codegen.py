@@ -128,10 +128,13 @@ def test_run_executes_the_artifacts_script_in_a_child_process(digits, tmp_path):
         "\ndef main(argv=None):\n",
         f"\ndef main(argv=None):\n    Path({str(marker)!r}).write_text(str(__import__('os').getpid()))\n", 1))
     before = set(sys.modules)
-    arrays, raw = run(art, spikes[:1], directory=copy)
+    x = spikes[:2].copy()
+    x[1] = 0  # a sample without any spike
+    arrays, raw = run(art, x, directory=copy)
     assert int(marker.read_text()) != os.getpid()  # main() ran, in another process
     assert raw["directory"] == str(copy) and {"build_seconds", "run_seconds"} <= set(raw)
-    assert arrays["spikes"].shape == (1, 20, 10)
+    assert arrays["spikes"].shape == (2, 20, 10)
+    assert arrays["spikes"][0].sum() > 0 and arrays["spikes"][1].sum() == 0  # no bias: silent without input
     loaded = {name for name in set(sys.modules) - before
               if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(tmp_path))}
     assert not loaded and "nd_support" not in sys.modules
