@@ -20,9 +20,11 @@ from neurodeploy.backends.pynn.emit import deploy, write_deployment
 from neurodeploy.backends.pynn.runner import import_brian2
 from neurodeploy.cli import main
 from neurodeploy.errors import BackendError
+from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo
 
 pytest.importorskip("pyNN.brian2")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyparsing 3 names used by Brian2 2.9
+Q = QuantInfo(scale=100.0)
 LEGACY = os.path.join(os.path.dirname(__file__), "legacy_model.py")
 
 
@@ -98,11 +100,28 @@ def _legacy(directory, spikes, record):
         sim.end()
 
 
-@pytest.mark.parametrize("case", ["digits", "split_reservoir"])
+def readout_chain():
+    """8 inputs -> 30 LIF with a bias (exp synapses) -> a 4-neuron integrator readout (its output is v)."""
+    rng = np.random.default_rng(2)
+    return Graph({"in": Input(shape=(8,)), "fc1": Dense(weight=rng.integers(-20, 60, (30, 8)) * 2, quant=Q),
+                  "h": CubaLIF(shape=(30,), du=1200, dv=500, vth=60, bias=np.full(30, 3, np.int64), quant=Q),
+                  "fc2": Dense(weight=rng.integers(-30, 40, (4, 30)), quant=Q),
+                  "r": CubaLIF(shape=(4,), du=4095, dv=300, vth=2 ** 17 - 1, readout=True, quant=Q),
+                  "out": Output()},
+                 [("in", "fc1"), ("fc1", "h"), ("h", "fc2"), ("fc2", "r"), ("r", "out")]).validate()
+
+
+@pytest.mark.parametrize("case", ["digits", "split_reservoir", "readout"])
 def test_generated_script_gives_the_former_scripts_spikes(case, digits, tmp_path):
     if case == "digits":
         art, spikes = digits
         stimulus, directory, options = {"input": spikes}, art.path / "pynn", {}
+    elif case == "readout":
+        art = Artifact(readout_chain(), {"profile": "spinnaker1"})
+        spikes = (np.random.default_rng(3).random((2, 25, 8)) < 0.3).astype(np.uint8)
+        directory = tmp_path / "pynn"
+        write_deployment(deploy(art), directory)
+        stimulus, options = {"in": spikes}, {"directory": directory}
     else:
         art = Artifact(split_reservoir(), {"profile": "spinnaker1"})
         spikes = (np.random.default_rng(1).random((2, 40, 40)) < 0.15).astype(np.uint8)
@@ -116,6 +135,9 @@ def test_generated_script_gives_the_former_scripts_spikes(case, digits, tmp_path
         np.testing.assert_array_equal(new[key], old[key], err_msg=key)
         assert new[key].dtype == old[key].dtype
     assert sum(int(v.sum()) for k, v in new.items() if k.endswith("/spikes")) > 100  # an active network
+    if case == "readout":  # the output is the integrator's v (Loihi units), not spikes
+        assert new["out"].dtype == np.float64 and np.array_equal(new["out"], new["r/v"])
+        assert np.isfinite(new["out"]).all() and np.abs(new["out"]).max() > 0
 
 
 def test_run_executes_the_artifacts_script_in_a_child_process(digits, tmp_path):
