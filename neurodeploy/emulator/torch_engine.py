@@ -487,7 +487,7 @@ class _Runner:
 
     def _groups(self, syn: _Synapse, b_idx, j_idx):
         """The (active pair, bucket) groups, in slices of at most ``group_block``: ``(b, bucket, column start,
-        entries)`` each."""
+        entries)`` each (``bucket`` is ``None`` for a one-bucket synapse)."""
         torch = self.torch
         nb = syn.n_buckets
         per_slice = max(1, self.plan.group_block // nb)
@@ -500,8 +500,8 @@ class _Runner:
                 g = (j[:, None] + syn.bucket_base[None, :]).reshape(-1)
                 gb = b[:, None].expand(-1, nb).reshape(-1)
                 gk = torch.arange(nb, device=b.device)[None, :].expand(b.numel(), -1).reshape(-1)
-            start = syn.ptr[g]
-            yield gb, gk, start, syn.ptr[g + 1] - start
+            start = syn.ptr.index_select(0, g)
+            yield gb, gk, start, syn.ptr.index_select(0, g + 1) - start
 
     def _blocks(self, syn: _Synapse, b_idx, j_idx):
         """Gathered entries in blocks of about ``event_block``: ``(b, bucket, rep, pos)`` with ``pos`` the entry
@@ -525,32 +525,52 @@ class _Runner:
             for a, z, e0, e1 in bounds:
                 c = cnt[a:z]
                 rep = torch.repeat_interleave(torch.arange(z - a, device=c.device), c, output_size=e1 - e0)
-                pos = (start[a:z] - (first[a:z] - e0))[rep] + self.arange(e1 - e0)
+                pos = (start[a:z] - (first[a:z] - e0)).index_select(0, rep) + self.arange(e1 - e0)
                 yield gb[a:z], (None if gk is None else gk[a:z]), rep, pos
+
+    def _targets(self, syn: _Synapse, k: int, gb, gk, rep, pos) -> tuple:
+        """Per gathered entry: its row, its ring position at step ``k`` and (``weight_exp < 0``) its scratch
+        position; ring ``[L, B, n_out]`` and scratch ``[n_buckets, B, n_out]``, flattened."""
+        n_out, plane = syn.n_out, self.batch * syn.n_out
+        rows = syn.rows.index_select(0, pos)
+        slots = (k + 1 + syn.delays_t) % syn.length  # ring slot of each bucket at this step
+        slot = slots[:1] if gk is None else slots.index_select(0, gk)
+        ring_at = (slot * plane + gb * n_out).index_select(0, rep) + rows
+        if syn.exp >= 0:
+            return ring_at, None
+        bucket = 0 if gk is None else gk
+        return ring_at, (bucket * plane + gb * n_out).index_select(0, rep) + rows
 
     def _deliver(self, k: int, syn: _Synapse, ring, scratch, b_idx, j_idx) -> None:
         """Step 4 for one synapse: the gathered weights reach ``ring`` (module docstring)."""
-        n_out, batch = syn.n_out, self.batch
-        slots = (k + 1 + syn.delays_t) % syn.length  # ring slot of each bucket at this step
+        int64 = self.torch.int64
         flat = ring.view(-1)
         if syn.exp >= 0:
-            for gb, gk, rep, pos in self._blocks(syn, b_idx, j_idx):
-                slot = slots[0] if gk is None else slots[gk]
-                target = (slot * (batch * n_out) + gb * n_out)[rep] + syn.rows[pos]
-                weight = syn.vals[pos].to(self.torch.int64)
+            for block in self._blocks(syn, b_idx, j_idx):
+                ring_at, _ = self._targets(syn, k, *block)
+                weight = syn.vals.index_select(0, block[3]).to(int64)
                 if syn.exp:
                     weight <<= syn.exp
-                flat.index_add_(0, target, weight)
+                flat.index_add_(0, ring_at, weight)
             return
         sums = scratch.view(-1)
-        for gb, gk, rep, pos in self._blocks(syn, b_idx, j_idx):  # exact int64 sums per (bucket, sample, row)
-            bucket = 0 if gk is None else gk
-            sums.index_add_(0, (bucket * (batch * n_out) + gb * n_out)[rep] + syn.rows[pos],
-                            syn.vals[pos].to(self.torch.int64))
-        for gb, gk, rep, pos in self._blocks(syn, b_idx, j_idx):  # each sum, floor-shifted, once into its slot
-            bucket, slot = (0, slots[0]) if gk is None else (gk, slots[gk])
-            rows = syn.rows[pos]
-            at = (bucket * (batch * n_out) + gb * n_out)[rep] + rows
-            target = (slot * (batch * n_out) + gb * n_out)[rep] + rows
-            flat[target] = flat[target] + (sums[at] >> -syn.exp)
-            sums[at] = 0
+        kept, n_blocks = None, 0
+        for block in self._blocks(syn, b_idx, j_idx):  # exact int64 sums per (bucket, sample, row)
+            ring_at, at = self._targets(syn, k, *block)
+            sums.index_add_(0, at, syn.vals.index_select(0, block[3]).to(int64))
+            n_blocks += 1
+            kept = (ring_at, at) if n_blocks == 1 else None
+        if n_blocks == 1:
+            self._apply_shifted(syn, flat, sums, *kept)
+        elif n_blocks:  # the positions again, block by block (bounded memory)
+            for block in self._blocks(syn, b_idx, j_idx):
+                self._apply_shifted(syn, flat, sums, *self._targets(syn, k, *block))
+
+    @staticmethod
+    def _apply_shifted(syn: _Synapse, flat, sums, ring_at, at) -> None:
+        """``ring[ring_at] += sums[at] >> -weight_exp`` once per position, then ``sums[at] = 0``: repeated
+        positions read the same sum and the same ring value and write the same result; a position already applied
+        by an earlier block reads a cleared sum, ``0 >> n = 0``."""
+        shifted = sums.index_select(0, at) >> -syn.exp
+        flat.index_copy_(0, ring_at, flat.index_select(0, ring_at) + shifted)
+        sums.index_fill_(0, at, 0)
