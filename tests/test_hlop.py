@@ -48,22 +48,37 @@ def test_oja_subspace_learns_orthonormal_principal_subspace_and_projection_remov
     assert float((sub.m[3:] @ m.T).abs().max()) < 0.1
 
 
-def test_short_sequence_hlop_forgets_less_than_finetuning():
-    data = split_digits(0)
-    kw = dict(setting="class", epochs=3, hebb_epochs=300)
-    base = run_sequence(HLOPConfig(method="finetune", **kw), data)
-    hlop = run_sequence(HLOPConfig(method="hlop", **kw), data)
+# ----------------------------------------------------------------------- the README's run (seed 0, T = 10, 450 digits)
+# examples/hlop_digits/run.py's defaults: HLOPConfig() for HLOP and HLOPConfig(method="finetune"), both on
+# split_digits(0). The README prints accuracies in % and BWT / forgetting in points with one decimal; the pipeline is
+# seeded and deterministic (torch on one thread), so the printed figures are asserted exactly at that precision.
+def pct(x: float) -> float:
+    return round(100 * float(x), 1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return split_digits(0)
+
+
+@pytest.fixture(scope="module")
+def hlop_run(data):
+    cfg = HLOPConfig()
+    return cfg, run_sequence(cfg, data)
+
+
+def test_readme_sequence_hlop_forgets_less_than_finetuning(data, hlop_run):
+    base = run_sequence(HLOPConfig(method="finetune"), data)
+    cfg, hlop = hlop_run
+    assert cfg.epochs == 30 and cfg.hebb_epochs == 3000 and cfg.steps == 10 and len(data["y_test"]) == 450
     assert np.asarray(base["R"]).shape == (5, 5)
-    assert base["BWT"] < -0.8                                           # class-incremental fine-tuning forgets
-    assert hlop["BWT"] > base["BWT"] + 0.4
+    assert (pct(base["ACC"]), pct(base["BWT"])) == (20.0, -99.7)        # README: fine-tuning (torch)
+    assert (pct(hlop["ACC"]), pct(hlop["BWT"])) == (85.9, -8.3)         # README: HLOP (torch)
+    assert hlop["BWT"] - base["BWT"] > 0.9                              # it forgets 91 points less
     assert hlop["subspace_sizes"] == [24, 64]                           # 4 consolidations, below 64 / 128
 
 
 # ------------------------------------------------------------------ items 2-4: targets, on-chip learning, forgetting
-@pytest.fixture(scope="module")
-def short_hlop():
-    cfg = HLOPConfig(setting="class", epochs=3, hebb_epochs=300)
-    return cfg, run_sequence(cfg, split_digits(0))
 
 
 def test_projection_helpers_and_stream():
@@ -87,11 +102,11 @@ def test_projection_helpers_and_stream():
     assert x.shape == (1, 2 * 2 * 5, 4) and not x[0, 3:5].any()        # each digit: 3 steps, then 2 empty ones
 
 
-def test_projected_update_leaves_old_subspace_outputs_unchanged(short_hlop):
+def test_projected_update_leaves_old_subspace_outputs_unchanged(hlop_run):
     from neurodeploy.families.hlop.learner import build_net
     from neurodeploy.families.hlop.onchip import permuted_task, stacked_basis, train_projected
 
-    cfg, out = short_hlop
+    cfg, out = hlop_run
     net = build_net(cfg)
     net.load_state_dict(out["net"].state_dict())
     bases = [stacked_basis(np.asarray(s, np.float64), None) for s in out["subspaces"]]
@@ -104,25 +119,36 @@ def test_projected_update_leaves_old_subspace_outputs_unchanged(short_hlop):
         assert np.abs(dw @ b.T).max() < 1e-4 * max(1.0, np.abs(dw).max())  # but not along the old subspaces
 
 
-def test_deploy_to_three_targets(short_hlop):
+def test_deploy_to_three_targets(hlop_run):
+    """README, "HLOP deployed": the integer emulator rows on every test digit; Lava and PyNN on the first digit of
+    each task here (the README's run: every digit)."""
     from neurodeploy.families.hlop.deploy import deploy_targets
 
     lava_python_or_skip()
-    cfg, out = short_hlop
+    cfg, out = hlop_run
     rep = deploy_targets(out["net"], out["data"], cfg, lava_per_task=1, pynn_per_task=1)
-    assert rep["lava"]["identical_to_emulator"] is True                 # loihi2 artifact: Lava == emulator
     assert set(rep["per_task"]) == {"loihi2_emulator", "spinnaker_emulator", "lava", "pynn_brian2"}
-    assert all(len(v) == 5 for v in rep["per_task"].values())
     assert rep["samples_per_task"]["loihi2_emulator"] == [91, 90, 91, 90, 88]
-    assert abs(rep["ACC"]["loihi2_emulator"] - out["ACC"]) < 0.1         # the same spikes as the torch evaluation
-    assert 0.0 <= rep["pynn"]["argmax_agreement_with_emulator"] <= 1.0
+    per_task = rep["per_task"]["loihi2_emulator"]
+    assert [pct(a) for a in per_task] == [89.0, 85.6, 91.2, 88.9, 72.7]  # README: loihi2 artifact, integer emulator
+    assert pct(rep["ACC"]["loihi2_emulator"]) == 85.5
+    assert rep["per_task"]["spinnaker_emulator"] == per_task             # README: the spinnaker artifact's row
+    assert rep["lava"]["identical_to_emulator"] is True                 # loihi2 artifact: Lava == emulator
+    assert rep["samples_per_task"]["lava"] == rep["samples_per_task"]["pynn_brian2"] == [1] * 5
+    assert rep["pynn"]["argmax_agreement_with_emulator"] == 1.0          # README: argmax = emulator's for 100 %
+    # README: hidden spike-count correlation 0.9999 over all 450 digits (57,600 (digit, neuron) counts). Here each
+    # task's figure is over one digit's 128 counts, where Brian2's continuous integration (DESIGN.md section 5:
+    # statistical, not bit-exact agreement) moving a single spike costs ~4e-4; 0.999 allows two such spikes.
+    assert min(rep["pynn"]["hidden_sample_count_correlation"]) >= 0.999, rep["pynn"]
 
 
-def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(short_hlop):
+def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(hlop_run):
+    """README, continual learning on the deployed integer network, CI-sized: one pass of the on-chip stream and 3
+    epochs of the further task (the README's full run: 3 passes, 30 epochs)."""
     from neurodeploy.families.hlop.onchip import run_continual
 
     lava_python_or_skip()
-    cfg, out = short_hlop
+    cfg, out = hlop_run
     rep = run_continual(out["net"], out["data"], cfg, out["subspaces"], passes=1, further_epochs=3, lava_digits=4)
     agreement = rep["lava_agreement"]
     lateral = [e for n, e in agreement.items() if n.startswith("lat_")]
@@ -132,8 +158,19 @@ def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(short_h
     for layer in rep["layers"]:
         assert layer["chip_rank"] >= 1 and layer["lateral_spikes"] > 0
         assert layer["total_captured_chip"] >= layer["energy_captured_by_old"]
+    # captured energy of task 5 activity, hidden / input layer (README's table; old and float Oja rows do not depend
+    # on the stream, so they are the full run's figures)
+    hidden, inputs = rep["layers"][1], rep["layers"][0]
+    assert (pct(hidden["energy_captured_by_old"]), pct(inputs["energy_captured_by_old"])) == (84.2, 93.2)
+    assert (pct(hidden["total_captured_chip"]), pct(inputs["total_captured_chip"])) == (97.2, 94.6)  # one pass
+    assert (pct(hidden["total_captured_float_oja"]), pct(inputs["total_captured_float_oja"])) == (99.2, 97.4)
     v = rep["further_task"]["variants"]
     assert set(v) == {"finetune", "hlop_old_subspaces", "hlop_on_chip_subspace", "hlop_float_oja_subspace"}
-    assert v["finetune"]["permuted_task_accuracy"] > 0.3                 # the further task is learned (chance 0.1)
-    # (forgetting is compared on the fully trained network by examples/hlop_digits/run.py; this short network has
-    # little left to forget)
+    # forgetting on tasks 1-5 (mean, points) / on task 5 / permuted-digit accuracy, after 3 epochs of the further task
+    table = {name: (pct(r["forgetting_mean"]), pct(r["forgetting_last_task"]), pct(r["permuted_task_accuracy"]))
+             for name, r in v.items()}
+    assert table == {"finetune": (-28.0, 6.8, 91.1), "hlop_old_subspaces": (0.6, -5.7, 80.7),
+                     "hlop_on_chip_subspace": (0.7, -1.1, 73.3), "hlop_float_oja_subspace": (-0.0, -5.7, 76.4)}
+    # the claim itself: every projected update forgets (mean over the 5 tasks) at least 25 points less than
+    # fine-tuning (README's full run: 44.7 points or more)
+    assert all(r["forgetting_mean"] - v["finetune"]["forgetting_mean"] >= 0.25 for n, r in v.items() if n != "finetune")
