@@ -242,3 +242,21 @@ def test_logistic_readout_on_a_training_file(tmp_path):
     (row,) = doc["rows"]
     assert row["status"] == "ok" and row["quantized_accuracy"] > 0.85 and row["float_accuracy"] > 0.85
     assert doc["tasks"]["run_by_kind"] == {"float": 4, "compile": 1, "quant": 4}  # 2 test + 2 train shards each
+
+
+def test_html_page_renders_in_chromium(small, tmp_path):
+    """The page in headless Chromium (as the energy report's, tests/test_report_browser.py): both Pareto plots
+    rendered with their fronts, every table there, no script error."""
+    from test_report_browser import body_attrs, console_errors, headless
+
+    from neurodeploy.sweep.results import write_results
+
+    _, _, doc = small
+    page = write_results(doc, tmp_path / "page")["html"]
+    done = headless(tmp_path, page, "--dump-dom")
+    attrs = body_attrs(done.stdout)
+    assert attrs["data-plots"] == "2" and attrs["data-plots-rendered"] == "2", attrs
+    assert attrs["data-errors"] == "0" and attrs["data-tables"] == "4", attrs
+    assert not console_errors(done.stderr)
+    for name in ("accuracy-energy", "accuracy-cores"):
+        assert f'data-plot="{name}"' in done.stdout
