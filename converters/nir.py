@@ -169,10 +169,25 @@ def _walk_datasets(p: Path, group: Any, where: str) -> int:
                                      node=where.rpartition("/")[2], fix="export the model with NIR's own node types")
     for key, item in group.items():
         path = f"{where}/{key}"
-        if isinstance(item, h5py.Group):
+        if isinstance(item, h5py.Group) and key == "metadata":
+            total += _metadata_bytes(p, item, path)
+        elif isinstance(item, h5py.Group):
             total += _walk_datasets(p, item, path)
         elif isinstance(item, h5py.Dataset):
             _check_dataset(p, item, path)
+            total += int(item.size or 0) * int(item.dtype.itemsize)
+    return total
+
+
+def _metadata_bytes(p: Path, group: Any, where: str) -> int:
+    """Declared bytes of a metadata group (free-form: a key named 'type' there is not a node type)."""
+    import h5py
+
+    total = 0
+    for key, item in group.items():
+        if isinstance(item, h5py.Group):
+            total += _metadata_bytes(p, item, f"{where}/{key}")
+        elif isinstance(item, h5py.Dataset):
             total += int(item.size or 0) * int(item.dtype.itemsize)
     return total
 

@@ -61,11 +61,14 @@ def _error(path: Path, **kw) -> NeurodeployError:
     return info.value
 
 
-def test_the_good_nir_model_loads_without_warnings():
+def test_the_good_nir_model_loads_without_warnings(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         graph = load_model(str(DIGITS_NIR), dt=1e-3)
-    assert graph.outputs == ["output"]
+        assert graph.outputs == ["output"]
+        # free-form metadata may use any key, 'type' included
+        path = _nir_copy(tmp_path, lambda f: f["node/nodes/net.1/metadata"].create_dataset("type", data=b"mine"))
+        assert load_model(str(path), dt=1e-3).nodes.keys() == graph.nodes.keys()
 
 
 def test_nir_without_edges_is_refused_not_given_invented_inputs(tmp_path):
