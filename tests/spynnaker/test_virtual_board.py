@@ -134,7 +134,6 @@ def test_lsm_reservoir(tmp_path):
 def test_hlop_artifact(tmp_path):
     """The HLOP family's inference network (Linear 64-128, Leaky, Linear 128-10) as families.hlop.deploy compiles it
     for spinnaker (weights as initialised: the structure and the mapping do not depend on training)."""
-    pytest.importorskip("torch")
     from neurodeploy.compiler import write_artifact
     from neurodeploy.families import targets
     from neurodeploy.families.hlop.deploy import calibration_spikes, export_graph, padded, test_spikes
@@ -160,7 +159,8 @@ def test_sdt_artifact(tmp_path):
     (16 channels, one block, two heads; weights as initialised): the shipped 48-channel model takes a minute to
     quantize and 25 s per sample for sPyNNaker to generate its 1.8M synapses' data (it maps and runs the same way:
     docs/spinnaker.md)."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     from neurodeploy.compiler import write_artifact
     from neurodeploy.families import targets
     from neurodeploy.families.sdt.lower import lower
