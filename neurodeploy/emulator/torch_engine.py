@@ -32,8 +32,9 @@ wrapped explicitly, as :func:`neurodeploy.emulator.arithmetic.wrap_int32` does);
        sum, so each gathered weight is shifted and ``index_add_``-ed straight into the ring (the kernel's int64
        ``acc << e`` wraps the same way; for ``e = 0`` this is the kernel's own sparse path);
      * ``weight_exp < 0``: the floor shift does not distribute, so the weights are first ``index_add_``-ed into a
-       scratch ``[n_buckets, B, n_out]`` (exact int64 sums), then every touched sum is read, shifted, added to its
-       ring slot, and its scratch entry cleared (a position touched again by a later block reads 0 and adds 0).
+       scratch shaped like the ring (exact int64 sums; at one step each bucket has its own slot, so a scratch
+       position is one (bucket, sample, row) sum), then every touched sum is read, shifted, added to the ring at
+       the same position, and cleared (a position touched again by a later block reads 0 and adds 0).
 
   Integer sums are exact in any order, so ``index_add_``'s order (atomic on CUDA) cannot change a bit.
 
@@ -305,7 +306,7 @@ def per_sample_bytes(prep: Prepared, steps: int, rec_width: dict[str, int]) -> i
     stimulus and the staged recordings."""
     state = prep.n_neurons * (STATE_WORDS * BYTES_INT64 + 2)
     rings = sum(s.length * s.n_out * BYTES_INT64 for s in prep.synapses)
-    scratch = sum(s.n_buckets * s.n_out * BYTES_INT64 for s in prep.synapses if s.exp < 0)
+    scratch = sum(s.length * s.n_out * BYTES_INT64 for s in prep.synapses if s.exp < 0)
     stimulus = steps * prep.n_in
     staged = min(steps, RECORD_STEPS) * sum(FIELD_BYTES[f] * w for f, w in rec_width.items())
     return state + rings + scratch + stimulus + staged
@@ -430,8 +431,7 @@ class _Runner:
         self.v = torch.zeros_like(self.u)
         self.a_in = torch.zeros_like(self.u)
         self.rings = [torch.zeros((s.length, batch, s.n_out), dtype=torch.int64, device=dev) for s in prep.synapses]
-        self.scratch = [torch.zeros((s.n_buckets, batch, s.n_out), dtype=torch.int64, device=dev) if s.exp < 0
-                        else None for s in prep.synapses]
+        self.scratch = [torch.zeros_like(ring) if s.exp < 0 else None for s, ring in zip(prep.synapses, self.rings)]
         self._arange = torch.zeros(0, dtype=torch.int64, device=dev)
 
     def arange(self, n: int):
@@ -528,18 +528,12 @@ class _Runner:
                 pos = (start[a:z] - (first[a:z] - e0)).index_select(0, rep) + self.arange(e1 - e0)
                 yield gb[a:z], (None if gk is None else gk[a:z]), rep, pos
 
-    def _targets(self, syn: _Synapse, k: int, gb, gk, rep, pos) -> tuple:
-        """Per gathered entry: its row, its ring position at step ``k`` and (``weight_exp < 0``) its scratch
-        position; ring ``[L, B, n_out]`` and scratch ``[n_buckets, B, n_out]``, flattened."""
-        n_out, plane = syn.n_out, self.batch * syn.n_out
-        rows = syn.rows.index_select(0, pos)
+    def _targets(self, syn: _Synapse, k: int, gb, gk, rep, pos):
+        """Per gathered entry: its position in the ring ``[L, B, n_out]`` (flattened) at step ``k``."""
         slots = (k + 1 + syn.delays_t) % syn.length  # ring slot of each bucket at this step
         slot = slots[:1] if gk is None else slots.index_select(0, gk)
-        ring_at = (slot * plane + gb * n_out).index_select(0, rep) + rows
-        if syn.exp >= 0:
-            return ring_at, None
-        bucket = 0 if gk is None else gk
-        return ring_at, (bucket * plane + gb * n_out).index_select(0, rep) + rows
+        plane = self.batch * syn.n_out
+        return (slot * plane + gb * syn.n_out).index_select(0, rep) + syn.rows.index_select(0, pos)
 
     def _deliver(self, k: int, syn: _Synapse, ring, scratch, b_idx, j_idx) -> None:
         """Step 4 for one synapse: the gathered weights reach ``ring`` (module docstring)."""
@@ -547,30 +541,29 @@ class _Runner:
         flat = ring.view(-1)
         if syn.exp >= 0:
             for block in self._blocks(syn, b_idx, j_idx):
-                ring_at, _ = self._targets(syn, k, *block)
                 weight = syn.vals.index_select(0, block[3]).to(int64)
                 if syn.exp:
                     weight <<= syn.exp
-                flat.index_add_(0, ring_at, weight)
+                flat.index_add_(0, self._targets(syn, k, *block), weight)
             return
         sums = scratch.view(-1)
         kept, n_blocks = None, 0
         for block in self._blocks(syn, b_idx, j_idx):  # exact int64 sums per (bucket, sample, row)
-            ring_at, at = self._targets(syn, k, *block)
+            at = self._targets(syn, k, *block)
             sums.index_add_(0, at, syn.vals.index_select(0, block[3]).to(int64))
             n_blocks += 1
-            kept = (ring_at, at) if n_blocks == 1 else None
+            kept = at if n_blocks == 1 else None
         if n_blocks == 1:
-            self._apply_shifted(syn, flat, sums, *kept)
+            self._apply_shifted(syn, flat, sums, kept)
         elif n_blocks:  # the positions again, block by block (bounded memory)
             for block in self._blocks(syn, b_idx, j_idx):
-                self._apply_shifted(syn, flat, sums, *self._targets(syn, k, *block))
+                self._apply_shifted(syn, flat, sums, self._targets(syn, k, *block))
 
     @staticmethod
-    def _apply_shifted(syn: _Synapse, flat, sums, ring_at, at) -> None:
-        """``ring[ring_at] += sums[at] >> -weight_exp`` once per position, then ``sums[at] = 0``: repeated
-        positions read the same sum and the same ring value and write the same result; a position already applied
-        by an earlier block reads a cleared sum, ``0 >> n = 0``."""
+    def _apply_shifted(syn: _Synapse, flat, sums, at) -> None:
+        """``ring[at] += sums[at] >> -weight_exp`` once per position, then ``sums[at] = 0``: repeated positions
+        read the same sum and the same ring value and write the same result; a position already applied by an
+        earlier block reads a cleared sum, ``0 >> n = 0``."""
         shifted = sums.index_select(0, at) >> -syn.exp
-        flat.index_copy_(0, ring_at, flat.index_select(0, ring_at) + shifted)
+        flat.index_copy_(0, at, flat.index_select(0, at) + shifted)
         sums.index_fill_(0, at, 0)
