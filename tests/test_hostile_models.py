@@ -93,6 +93,13 @@ def test_nir_non_finite_parameters_are_refused_naming_node_and_field(tmp_path, n
     assert f"node '{node}'" in str(err) and f"'{field}'" in str(err) and ("inf" in str(err) or "nan" in str(err))
 
 
+def test_nir_absurd_magnitudes_are_refused_before_quantization(tmp_path):
+    path = _nir_copy(tmp_path, lambda f: _replace(f, "node/nodes/net.0/weight", np.full((64, 64), -1e308)))
+    err = _error(path, dt=1e-3)
+    assert isinstance(err, ConversionError) and "node 'net.0'" in str(err) and "'weight'" in str(err)
+    assert "beyond" in str(err) and "magnitude" in str(err)
+
+
 @pytest.mark.parametrize("field, value, kind", [
     ("v_threshold", np.full(10, 1 + 1j), "complex"),
     ("v_leak", np.full(10, 1j), "complex"),

@@ -11,9 +11,10 @@ naming the node and the field before any pass or backend computes with them:
   ``>= 1``, each at most ``MAX_ELEMENTS``;
 * integers: whole numbers (``2`` or ``2.0``, not ``True`` or ``"2"``) inside the field's range in
   :data:`INT_RANGES` (int64 for the others);
-* reals (``float``): real numbers (not complex, not a list or array), finite unless ``finite=False``;
-* arrays: real numeric arrays (bool, integer or float dtype; not complex, string, object or structured), finite
-  unless ``finite=False``;
+* reals (``float``): real numbers (not complex, not a list or array); unless ``finite=False``, finite and at most
+  :data:`MAX_MAGNITUDE` in magnitude;
+* arrays: real numeric arrays (bool, integer or float dtype; not complex, string, object or structured); unless
+  ``finite=False``, finite and at most :data:`MAX_MAGNITUDE` in magnitude;
   :data:`INTEGER_ARRAYS` must hold integers in their range;
 * strings, booleans and :class:`~neurodeploy.ir.ops.QuantInfo` values of the right type.
 
@@ -39,6 +40,9 @@ MAX_ELEMENTS = 2**31 - 1
 #: The longest synaptic or axonal delay the IR represents, in steps (targets have their own, smaller limits).
 MAX_DELAY = 2**16 - 1
 _INT64 = (-(2**63), 2**63 - 1)
+#: Largest magnitude of a real parameter when finite values are required: no trained model comes near it, and
+#: beyond it the quantizer's products and sums of parameters overflow float64 (a corrupted file, not a model).
+MAX_MAGNITUDE = 2.0**64
 
 #: Ranges of integer fields (inclusive). Target profiles impose narrower ones in the limits pass; these bound
 #: what the emulator's integer arithmetic can do without overflow.
@@ -138,6 +142,9 @@ def _check_real(name: str, op: Op, fld: str, value: Any, finite: bool = True) ->
     if finite and not math.isfinite(float(value)):
         raise _fail(name, op, fld, f"= {float(value)} is not finite", f"set {fld} to a finite number; check the "
                     "source model's parameters (an infinite threshold or gain silences the layer)")
+    if finite and abs(float(value)) > MAX_MAGNITUDE:
+        raise _fail(name, op, fld, f"= {float(value):.6g} exceeds {MAX_MAGNITUDE:.6g} in magnitude",
+                    "check the source model's parameters (the file may be corrupt)")
 
 
 def _all_finite(arr: np.ndarray) -> bool:
@@ -163,6 +170,10 @@ def _check_array(name: str, op: Op, fld: str, value: Any, finite: bool = True) -
         index = tuple(int(i) for i in np.unravel_index(int(bad[0]), arr.shape))
         raise _fail(name, op, fld, f"holds {bad.size} NaN or infinite value(s) (first at index {index}: "
                     f"{arr.ravel()[bad[0]]})", "check the source model's parameters; every value must be finite")
+    if finite and arr.dtype.kind == "f" and arr.size and max(-float(arr.min()), float(arr.max())) > MAX_MAGNITUDE:
+        worst = float(arr.max()) if float(arr.max()) > -float(arr.min()) else float(arr.min())
+        raise _fail(name, op, fld, f"holds {worst:.6g}, beyond {MAX_MAGNITUDE:.6g} in magnitude",
+                    "check the source model's parameters (the file may be corrupt)")
     if fld in INTEGER_ARRAYS and arr.size and arr.dtype.kind not in "iu":
         raise _fail(name, op, fld, f"must hold integers, got dtype {arr.dtype}", f"store {fld} as whole numbers")
     if fld in INT_RANGES and arr.size:
@@ -262,4 +273,5 @@ def check_fields(name: str, op: Op, finite: bool = True) -> None:
             check(name, op, f.name, getattr(op, f.name))
 
 
-__all__ = ["check_fields", "shape_problem", "CHECKS", "INT_RANGES", "INTEGER_ARRAYS", "MAX_ELEMENTS", "MAX_DELAY"]
+__all__ = ["check_fields", "shape_problem", "CHECKS", "INT_RANGES", "INTEGER_ARRAYS", "MAX_ELEMENTS", "MAX_DELAY",
+           "MAX_MAGNITUDE"]
