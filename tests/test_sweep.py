@@ -260,3 +260,26 @@ def test_html_page_renders_in_chromium(small, tmp_path):
     assert not console_errors(done.stderr)
     for name in ("accuracy-energy", "accuracy-cores"):
         assert f'data-plot="{name}"' in done.stdout
+
+
+def test_energy_and_cores_equal_neurodeploy_report_energy(small):
+    """A row's energy per inference and cores are those of `neurodeploy report energy` on the same artifact and
+    samples (summed over shards instead of one run: equal to rounding)."""
+    import warnings
+
+    from neurodeploy.compiler import compile_graph
+    from neurodeploy.model_loading import load_model
+    from neurodeploy.reports import energy_report
+
+    _, _, doc = small
+    row = doc["rows"][2]
+    assert row["point"] == "digits/spinnaker/w4/calibrated/c16"
+    calib = np.load(ROOT / "examples" / "sweep" / "digits_calibration.npz")["spikes"][:16]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = compile_graph(load_model(str(DIGITS / "digits_snn.nir"), dt=1e-3), "spinnaker", calibration=calib,
+                            quantize_options={"num_weight_bits": 4, "method": "calibrated"})
+    x = np.load(DIGITS / "digits_test.npz")["spikes"][:120]
+    (prof,) = energy_report(art, x, ["spinnaker1"])["profiles"]
+    assert row["energy_per_inference_J"] == pytest.approx(prof["per_inference_J"], rel=1e-12)
+    assert row["cores"] == prof["mapping"]["cores"] and row["chips"] == prof["mapping"]["chips"]
