@@ -57,6 +57,17 @@ class Notes:
             self.items.append(entry)
 
 
+def in_source(err: NeurodeployError, kind: str, path: Any) -> NeurodeployError:
+    """``err`` (same class, node and fix) with "``kind`` file '``path``'" in front of its message, unless it names
+    the file already: converter errors name the node and field, this adds the file."""
+    text = str(err)
+    if f"'{path}'" in text:
+        return err
+    renamed = type(err)(f"{kind} file '{path}', {text}")
+    renamed.node, renamed.fix = err.node, err.fix
+    return renamed
+
+
 def size(shape: Shape) -> int:
     return int(math.prod(shape))
 
@@ -280,5 +291,5 @@ def finish(nodes: dict[str, Op], edges: Iterable[tuple[str, str]], meta: dict[st
     return graph
 
 
-__all__ = ["ModelWarning", "Notes", "finish", "latency_steps", "per_neuron", "scalar", "compact", "uniform",
-           "is_one", "size", "GAIN_RTOL"]
+__all__ = ["ModelWarning", "Notes", "finish", "in_source", "latency_steps", "per_neuron", "scalar", "compact",
+           "uniform", "is_one", "size", "GAIN_RTOL"]

@@ -61,8 +61,18 @@ from typing import Any
 
 import numpy as np
 
-from neurodeploy.converters._common import ModelWarning, Notes, compact, finish, is_one, per_neuron, scalar, uniform
-from neurodeploy.errors import ConversionError, SerializationError, UnsupportedOpError
+from neurodeploy.converters._common import (
+    ModelWarning,
+    Notes,
+    compact,
+    finish,
+    in_source,
+    is_one,
+    per_neuron,
+    scalar,
+    uniform,
+)
+from neurodeploy.errors import ConversionError, NeurodeployError, SerializationError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import (
     IF,
@@ -525,8 +535,17 @@ def from_nir(nir_graph_or_path: Any, dt: float | None = None, *, reset: str = "z
     """Convert a NIR graph (object or ``.nir`` file) into a float IR graph; see the module docstring.
 
     ``dt`` (seconds per step) is required: NIR is continuous-time. ``reset`` is the reset mode of every spiking
-    neuron whose NIR metadata does not set one ("zero" is NIR's ``v -> v_reset = 0``).
+    neuron whose NIR metadata does not set one ("zero" is NIR's ``v -> v_reset = 0``). Errors about a file name it.
     """
+    try:
+        return _from_nir(nir_graph_or_path, dt, reset)
+    except NeurodeployError as err:
+        if not isinstance(nir_graph_or_path, str | os.PathLike):
+            raise
+        raise in_source(err, "NIR", nir_graph_or_path) from None
+
+
+def _from_nir(nir_graph_or_path: Any, dt: float | None, reset: str) -> Graph:
     import nir
 
     if dt is None:

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.converters import onnx_expr as ex
-from neurodeploy.converters._common import compact, finish
+from neurodeploy.converters._common import compact, finish, in_source
 from neurodeploy.converters.onnx_expr import Expr, Matrices
 from neurodeploy.converters.onnx_ops import Node, Pop, State, handle
 from neurodeploy.errors import ConversionError, NeurodeployError, SerializationError
@@ -455,7 +455,20 @@ def from_onnx(model: Any, calibration: Any = None, timesteps: int | None = None,
     "zero" (what Lava/Loihi's LIF does). ``readout``: "integrator" or "spikes". ``input_shape``: feature shape
     (batch excluded) for inputs whose ONNX shape is not fixed. ``verify``: compare the converted ANN with onnx's
     reference evaluator on a few calibration samples (``meta["ann_check_error"]``; a mismatch raises).
+    Errors about a file name it.
     """
+    try:
+        return _from_onnx(model, calibration, timesteps, neuron, percentile, dt, reset=reset, readout=readout,
+                          input_shape=input_shape, verify=verify)
+    except NeurodeployError as err:
+        if not isinstance(model, str | os.PathLike):
+            raise
+        raise in_source(err, "ONNX", model) from None
+
+
+def _from_onnx(model: Any, calibration: Any, timesteps: int | None, neuron: str, percentile: float, dt: float, *,
+               reset: str, readout: str, input_shape: Any, verify: bool) -> Graph:
+    """:func:`from_onnx` without naming the file in its errors."""
     if neuron not in NEURONS:
         raise ConversionError(f"neuron {neuron!r} is not supported", fix=f"use one of {NEURONS}")
     if reset not in ("subtract", "zero"):

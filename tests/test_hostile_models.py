@@ -56,8 +56,10 @@ def _replace(f, name: str, value=None, **options) -> None:
 
 
 def _error(path: Path, **kw) -> NeurodeployError:
+    """The error of loading and compiling ``path``, which must name the file."""
     with pytest.raises(NeurodeployError) as info:
         compile_graph(load_model(str(path), **kw), "emulator")
+    assert str(path) in str(info.value)
     return info.value
 
 
