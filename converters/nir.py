@@ -73,6 +73,7 @@ from neurodeploy.converters._common import (
     uniform,
 )
 from neurodeploy.errors import ConversionError, NeurodeployError, SerializationError, UnsupportedOpError
+from neurodeploy.ir.fields import MAX_DELAY
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import (
     IF,
@@ -524,6 +525,9 @@ def _convert_node(kind: str, node: Any, name: str, dt: float, reset: str, notes:
         rounded = np.rint(steps)
         if np.any(rounded < 0):
             raise ConversionError("negative delay", node=name, fix="use delays >= 0")
+        if np.any(rounded > MAX_DELAY):
+            raise ConversionError(f"field 'delay' = {np.max(steps):.6g} steps of dt = {dt:g} s, more than the IR's "
+                                  f"{MAX_DELAY}", node=name, fix="check the delay's unit (seconds) and dt")
         if not np.allclose(steps, rounded, rtol=0, atol=1e-6):
             notes.add(name, f"delays rounded to whole steps of dt = {dt:g} s (max error "
                             f"{np.max(np.abs(steps - rounded)) * dt:.3g} s)")
