@@ -283,3 +283,11 @@ def test_energy_and_cores_equal_neurodeploy_report_energy(small):
     (prof,) = energy_report(art, x, ["spinnaker1"])["profiles"]
     assert row["energy_per_inference_J"] == pytest.approx(prof["per_inference_J"], rel=1e-12)
     assert row["cores"] == prof["mapping"]["cores"] and row["chips"] == prof["mapping"]["chips"]
+
+
+def test_engine_choice_gives_the_same_rows(small, tmp_path):
+    """[data] engine = "numpy": every evaluation task on the numpy engine; the rows equal the numba ones."""
+    path, _, doc = small
+    text = path.read_text().replace("shard_size = 60", 'shard_size = 60\nengine = "numpy"')
+    other = run_sweep(_write(tmp_path, text), tmp_path / "out", serial=True, code=CODE)
+    assert _deterministic(other["rows"]) == _deterministic(doc["rows"])

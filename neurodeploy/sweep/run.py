@@ -57,7 +57,8 @@ def build_jobs(spec: SweepSpec, code: str) -> dict[str, Any]:
         for split in splits:
             float_jobs[m.spec.name][split.name] = [
                 Job("float", task_key("float", code, model=m.key, shard=key, decode=decode),
-                    f"{m.spec.name}/float/{split.name}[{a}:{b}]", tasks.evaluate_shard, (m.data, x, decode, None))
+                    f"{m.spec.name}/float/{split.name}[{a}:{b}]", tasks.evaluate_shard,
+                    (m.data, x, decode, None, spec.data.engine))
                 for (a, b), key, x in zip(split.shards, split.keys, xs[split.name])]
             jobs += float_jobs[m.spec.name][split.name]
     by_name = {m.spec.name: m for m in models}
@@ -78,7 +79,8 @@ def build_jobs(spec: SweepSpec, code: str) -> dict[str, Any]:
             energy = split.name == "test"
             per_split[split.name] = [
                 Job("quant", task_key("quant", code, compile=ckey, shard=key, decode=decode, energy=energy),
-                    f"{p.label}/{split.name}[{a}:{b}]", tasks.quantized_shard, (cjob, x, decode, energy))
+                    f"{p.label}/{split.name}[{a}:{b}]", tasks.quantized_shard,
+                    (cjob, x, decode, energy, spec.data.engine))
                 for (a, b), key, x in zip(split.shards, split.keys, xs[split.name])]
         quant_jobs.append(per_split)
     jobs += compile_jobs

@@ -23,6 +23,7 @@ file; relative paths are relative to the TOML file)::
     decode = "count"                     # "count": the output summed over time; "last": its last step
     readout = "argmax"                   # "argmax" of the decoded output, or "logistic" (a host readout trained
     readout_alpha = 1.0                  # on the decoded outputs of the training data, as the LSM family does)
+    engine = "auto"                      # the emulator engine of every evaluation task: auto | numpy | numba
 
     [calibration]                        # the quantizer's calibration stimuli: the first calibration_size samples
     file = "calib.npz"                   # of this file (array "spikes"), or source = "train" (the training data)
@@ -71,7 +72,7 @@ _TOP = ("name", "description", "model", "data", "calibration", "axes", "energy",
 _MODEL_FILE = ("name", "path", "dt", "reset", "input_shape")
 _MODEL_FAMILY = ("name", "family", "reservoir", "inputs", "neuron")
 _DATA = ("file", "stimulus", "labels", "train_file", "family", "steps", "max_rate", "seed", "samples",
-         "shard_size", "decode", "readout", "readout_alpha")
+         "shard_size", "decode", "readout", "readout_alpha", "engine")
 _CALIBRATION = ("file", "source")
 _RAY = ("memory_mb", "max_retries")
 
@@ -101,6 +102,7 @@ class DataSpec:
     decode: str = "count"
     readout: str = "argmax"
     readout_alpha: float = 1.0
+    engine: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,8 @@ def _data(path: Path, value: Any) -> DataSpec:
         kw["samples"] = _positive(path, "data.samples", d["samples"])
     if "shard_size" in d:
         kw["shard_size"] = _positive(path, "data.shard_size", d["shard_size"])
-    for key, choices in (("decode", ("count", "last")), ("readout", ("argmax", "logistic"))):
+    for key, choices in (("decode", ("count", "last")), ("readout", ("argmax", "logistic")),
+                         ("engine", ("auto", "numpy", "numba"))):
         if key in d and d[key] not in choices:
             raise _err(path, f"'data.{key}'", f"= {d[key]!r} is not one of {choices}", f"use one of {choices}")
         if key in d:

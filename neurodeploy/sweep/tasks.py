@@ -89,17 +89,18 @@ def _compile(graph, params: dict[str, Any], calibration: np.ndarray | None, ener
     return result
 
 
-def evaluate_shard(graph_bytes: bytes, x: np.ndarray, decode: str, energy: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
+def evaluate_shard(graph_bytes: bytes, x: np.ndarray, decode: str, energy: dict[str, Any] | None = None,
+                   engine: str = "auto") -> dict[str, Any]:
     """Run one shard ``x`` ``[b, T, ...]`` through the graph (integer or float by the graph); see the module
-    docstring. ``energy`` (quantized test shards): ``{"profile", "slices", "chips", "latency_steps"}``."""
+    docstring. ``energy`` (quantized test shards): ``{"profile", "slices", "chips", "latency_steps"}``; ``engine``:
+    the emulator engine (both compute the same numbers, see :mod:`neurodeploy.emulator.engine`)."""
     from neurodeploy.emulator import Program
     from neurodeploy.ir.serialize import graph_from_bytes
 
     start = time.perf_counter()
     graph = graph_from_bytes(graph_bytes, "<sweep graph>")
     program = Program(graph)
-    out = program.run(x).outputs[graph.outputs[0]]
+    out = program.run(x, engine=engine).outputs[graph.outputs[0]]
     out = np.asarray(out, np.float64).reshape(out.shape[0], out.shape[1], -1)
     features = out.sum(axis=1) if decode == "count" else out[:, -1]
     result: dict[str, Any] = {"features": features, "energy_J": None, "synaptic_ops": None}
@@ -123,7 +124,8 @@ def _energy(graph, x: np.ndarray, energy: dict[str, Any]) -> dict[str, Any]:
             "energy_missing": [m["operation"] for m in priced["missing"]]}
 
 
-def quantized_shard(compiled: dict[str, Any], x: np.ndarray, decode: str, with_energy: bool) -> dict[str, Any]:
+def quantized_shard(compiled: dict[str, Any], x: np.ndarray, decode: str, with_energy: bool, engine: str = "auto"
+                    ) -> dict[str, Any]:
     """:func:`evaluate_shard` on the graph :func:`compile_point` produced; ``{"skipped": True}`` when that point
     failed to compile (its row carries the error)."""
     if not compiled["ok"]:
@@ -132,4 +134,4 @@ def quantized_shard(compiled: dict[str, Any], x: np.ndarray, decode: str, with_e
     if with_energy:
         energy = {"profile": compiled["energy_profile"], "slices": compiled["slices"], "chips": compiled["chips"],
                   "latency_steps": compiled["latency_steps"]}
-    return evaluate_shard(compiled["graph"], x, decode, energy)
+    return evaluate_shard(compiled["graph"], x, decode, energy, engine)
