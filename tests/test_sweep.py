@@ -291,3 +291,11 @@ def test_engine_choice_gives_the_same_rows(small, tmp_path):
     text = path.read_text().replace("shard_size = 60", 'shard_size = 60\nengine = "numpy"')
     other = run_sweep(_write(tmp_path, text), tmp_path / "out", serial=True, code=CODE)
     assert _deterministic(other["rows"]) == _deterministic(doc["rows"])
+
+
+def test_a_memory_request_no_node_can_hold_is_refused(small, ray_cluster, tmp_path):
+    """[ray] memory_mb above every node's memory would leave the tasks waiting forever: a named error instead."""
+    path, _, _ = small
+    text = path.read_text().replace("memory_mb = 512", "memory_mb = 100000000")
+    with pytest.raises(BackendError, match="memory_mb = 100000000"):
+        run_sweep(_write(tmp_path, text), tmp_path / "out", code=CODE)

@@ -33,10 +33,6 @@ class Job:
     label: str
     fn: Callable[..., dict[str, Any]]
     args: tuple
-    deps: list[Job] = field(default_factory=list)
-
-    def __post_init__(self):
-        self.deps = [a for a in self.args if isinstance(a, Job)]
 
 
 @dataclass
@@ -122,6 +118,7 @@ def run_ray(jobs: list[Job], cache: Cache, memory_mb: int, max_retries: int, pro
             ) -> tuple[dict[str, dict], RunStats]:
     """Run the jobs the cache lacks as Ray tasks (Ray must be initialised: :func:`start_ray`)."""
     ray = import_ray()
+    _check_memory(ray, memory_mb)
     stats = RunStats()
     results = _from_cache(jobs, cache, stats)
     options = {"num_cpus": 1, "memory": int(memory_mb) << 20, "max_retries": int(max_retries),
@@ -154,6 +151,16 @@ def run_ray(jobs: list[Job], cache: Cache, memory_mb: int, max_retries: int, pro
                 _finish(job, _get(ray, ref, job), cache, stats, results)
                 bar.update(1)
     return results, stats
+
+
+def _check_memory(ray, memory_mb: int) -> None:
+    """A task asking more memory than any node has would wait forever: refuse it now, naming the setting."""
+    nodes = [n.get("Resources", {}).get("memory", 0) for n in ray.nodes() if n.get("Alive")]
+    largest = max(nodes, default=0)
+    if largest < int(memory_mb) << 20:
+        raise BackendError(f"each sweep task asks for [ray] memory_mb = {memory_mb} MiB, but the largest node of the "
+                           f"Ray cluster offers {largest / 2**20:.0f} MiB to tasks, so no task could ever start",
+                           fix="lower memory_mb in the sweep file's [ray] table (or add memory to the cluster)")
 
 
 def _put(ray, shared: dict[int, Any], value: Any):
