@@ -280,6 +280,7 @@ def test_the_good_ndg_round_trips(tmp_path, good_ndg):
     ("Dense", "weight_exp", 10**30, "outside [-31, 31]"),
     ("CubaLIF", "dv", [0.1, 0.2], "must be a real number"),
     ("CubaLIF", "vth", float("inf"), "not finite"),
+    ("CubaLIF", "vth", float("nan"), "not finite"),
     ("CubaLIF", "reset", ["zero"], "must be a string"),
     ("Output", "shape", [10**12], "outside [1, 2147483647]"),
     ("Output", "shape", [-5], "outside [1, 2147483647]"),
@@ -320,6 +321,17 @@ def test_ndg_array_headers_are_checked_before_allocating(tmp_path, good_ndg, des
     msg = _ndg_error(_ndg(tmp_path, good_ndg, edit_files=bomb))
     assert all(e in msg for e in expect), msg
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("key, value", [("dt", "inhibitory"), ("dt", -1.0), ("latency_steps", [1]),
+                                        ("output_latency_steps", 0), ("conversion_notes", {"quant": 1})])
+def test_ndg_meta_fields_that_code_reads_are_type_checked(tmp_path, good_ndg, key, value):
+    def edit(doc):
+        doc["meta"][key] = value
+        return doc
+
+    msg = _ndg_error(_ndg(tmp_path, good_ndg, edit))
+    assert f"meta field '{key}'" in msg
 
 
 def test_ndg_structure_errors_are_named(tmp_path, good_ndg):

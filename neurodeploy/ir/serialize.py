@@ -147,6 +147,31 @@ def _read_archive(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]
 _WHAT = "neurodeploy graph"
 
 
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+#: Types of the ``meta`` keys that converters and passes write and later code reads (other keys are free-form).
+_META_TYPES: dict[str, tuple[str, Any]] = {
+    "dt": ("a positive number of seconds", lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0),
+    "latency_steps": ("a whole number >= 0", _count),
+    "timesteps": ("null or a whole number >= 0", lambda v: v is None or _count(v)),
+    "output_latency_steps": ("an object of whole numbers >= 0",
+                             lambda v: isinstance(v, dict) and all(_count(x) for x in v.values())),
+    "node_latency_steps": ("an object of whole numbers >= 0",
+                           lambda v: isinstance(v, dict) and all(_count(x) for x in v.values())),
+    "conversion_notes": ("a list of {node, note} objects",
+                         lambda v: isinstance(v, list) and all(isinstance(x, dict) and isinstance(x.get("node"), str)
+                                                               and isinstance(x.get("note"), str) for x in v)),
+}
+
+
+def _check_meta(meta: dict[str, Any]) -> None:
+    for key, (want, ok) in _META_TYPES.items():
+        if key in meta and not ok(meta[key]):
+            raise _BadDocument(f"meta field '{key}' must be {want}, got {str(meta[key])[:60]}")
+
+
 def _check_document(doc: Any, source: str) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
     """The nodes (by name), edges and meta of a parsed ``graph.json`` after checking its documented structure."""
     if not isinstance(doc, dict):
@@ -161,6 +186,7 @@ def _check_document(doc: Any, source: str) -> tuple[dict[str, Any], list[tuple[s
     entries, edges, meta = doc.get("nodes"), doc.get("edges"), doc.get("meta", {})
     if not isinstance(entries, list) or not isinstance(edges, list) or not isinstance(meta, dict):
         raise _BadDocument("'nodes' and 'edges' must be lists and 'meta' an object")
+    _check_meta(meta)
     nodes: dict[str, Any] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or \
