@@ -136,10 +136,12 @@ def test_deploy_to_three_targets(hlop_run):
     assert rep["lava"]["identical_to_emulator"] is True                 # loihi2 artifact: Lava == emulator
     assert rep["samples_per_task"]["lava"] == rep["samples_per_task"]["pynn_brian2"] == [1] * 5
     assert rep["pynn"]["argmax_agreement_with_emulator"] == 1.0          # README: argmax = emulator's for 100 %
-    # README: hidden spike-count correlation 0.9999 over all 450 digits (57,600 (digit, neuron) counts). Here each
-    # task's figure is over one digit's 128 counts, where Brian2's continuous integration (DESIGN.md section 5:
-    # statistical, not bit-exact agreement) moving a single spike costs ~4e-4; 0.999 allows two such spikes.
-    assert min(rep["pynn"]["hidden_sample_count_correlation"]) >= 0.999, rep["pynn"]
+    # README: hidden spike-count correlation 0.9999 over all 450 digits (57,600 (digit, neuron) counts: ~60 spikes
+    # of difference in all, ~0.13 per digit). Here each task's figure is over one digit's 128 counts (variance 3.4 to
+    # 11 for these digits), where Brian2's continuous integration (DESIGN.md section 5: statistical, not bit-exact
+    # agreement) moving a single spike lowers r by 0.3e-3 to 1.0e-3 (measured: 0.9991 on task 1, 1.0 on the others);
+    # 0.997 allows two spikes of difference per digit.
+    assert min(rep["pynn"]["hidden_sample_count_correlation"]) >= 0.997, rep["pynn"]
 
 
 def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(hlop_run):

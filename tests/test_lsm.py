@@ -202,9 +202,9 @@ def test_regular_encoding_spike_counts():
 def test_readout_folds_into_weights_and_bias():
     task = encoding.load_task(steps=30)
     g = small_lsm().graph()
-    f_tr = readout.spike_features(deploy.reservoir_spikes(g, task.x_train[:200]))
-    f_te = readout.spike_features(deploy.reservoir_spikes(g, task.x_test[:50]))
-    ro = readout.fit(f_tr, task.y_train[:200])
+    f_tr = readout.spike_features(deploy.reservoir_spikes(g, task.x_train[:100]))
+    f_te = readout.spike_features(deploy.reservoir_spikes(g, task.x_test[:20]))
+    ro = readout.fit(f_tr, task.y_train[:100])
     w, b = ro.folded()
     assert np.allclose(f_te @ w.T + b, ro.scores(f_te))
 
