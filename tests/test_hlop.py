@@ -153,6 +153,7 @@ def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(hlop_ru
     cfg, out = hlop_run
     rep = run_continual(out["net"], out["data"], cfg, out["subspaces"], passes=1, further_epochs=3, lava_digits=4)
     agreement = rep["lava_agreement"]
+    assert agreement["steps"] == 4 * (cfg.steps + 6) == 64                # 4 digits of the stream, 6-step gaps
     lateral = [e for n, e in agreement.items() if n.startswith("lat_")]
     assert all(e["weights_equal"] == 1.0 for e in lateral)              # exact bound: see tests/lava
     assert max(e["weights_changed"] for e in lateral) > 0.1              # within the compared steps it learned
@@ -166,6 +167,8 @@ def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(hlop_ru
     assert (pct(hidden["energy_captured_by_old"]), pct(inputs["energy_captured_by_old"])) == (84.2, 93.2)
     assert (pct(hidden["total_captured_chip"]), pct(inputs["total_captured_chip"])) == (97.2, 94.6)  # one pass
     assert (pct(hidden["total_captured_float_oja"]), pct(inputs["total_captured_float_oja"])) == (99.2, 97.4)
+    # the input layer's instar prototypes capture about a third of the residual energy the float rule does
+    assert (pct(inputs["residual_captured_chip"]), pct(inputs["residual_captured_float_oja"])) == (20.7, 61.3)
     v = rep["further_task"]["variants"]
     assert set(v) == {"finetune", "hlop_old_subspaces", "hlop_on_chip_subspace", "hlop_float_oja_subspace"}
     # forgetting on tasks 1-5 (mean, points) / on task 5 / permuted-digit accuracy, after 3 epochs of the further task
