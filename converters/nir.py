@@ -212,15 +212,23 @@ def _node_type(p: Path, dataset: Any, where: str) -> str:
     raise _not_nir(p, f"'/{where}/type' is not a string")
 
 
+#: NIR node fields that hold numbers only (``padding`` may be a string: 'same' / 'valid').
+_NUMERIC_FIELDS = frozenset({"weight", "bias", "tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset",
+                             "w_in", "scale", "delay", "shape", "kernel_size", "stride", "dilation", "groups",
+                             "start_dim", "end_dim", "input_shape", "threshold"})
+
+
 def _check_dataset(p: Path, ds: Any, path: str) -> None:
-    """A dataset must hold real numbers, or be a string (node types, metadata, edge names)."""
+    """A dataset must hold real numbers, or be a string (node types, metadata, edge names; never a parameter)."""
     import h5py
 
     dtype = ds.dtype
-    if dtype.kind in "biuf" or dtype.kind == "S" or h5py.check_string_dtype(dtype) is not None:
-        return
-    kind = "complex" if dtype.kind == "c" else "structured" if dtype.fields is not None else f"{dtype} ({dtype.kind})"
     node, _, field = path.rpartition("/")
+    is_string = dtype.kind == "S" or h5py.check_string_dtype(dtype) is not None
+    if dtype.kind in "biuf" or (is_string and field not in _NUMERIC_FIELDS):
+        return
+    kind = "complex" if dtype.kind == "c" else "structured" if dtype.fields is not None else \
+        "strings" if is_string else f"{dtype} ({dtype.kind})"
     raise SerializationError(f"NIR file '{p}': dataset '/{path}' (node '{node.rpartition('/')[2]}', field "
                              f"'{field}') holds {kind} data; NIR parameters are real numbers",
                              fix=f"store {field} as a float array and re-export the model")

@@ -107,6 +107,7 @@ def test_nir_absurd_magnitudes_are_refused_before_quantization(tmp_path):
     ("v_leak", np.full(10, 1j), "complex"),
     ("tau", np.array([b"0.01"] * 10), "strings"),
     ("r", np.zeros(10, dtype=[("a", "f8")]), "structured"),
+    ("v_leak", "0.0", "strings"),
 ])
 def test_nir_complex_string_and_structured_parameters_are_refused(tmp_path, field, value, kind):
     path = _nir_copy(tmp_path, lambda f: _replace(f, f"node/nodes/net.3/{field}", value))
