@@ -51,7 +51,8 @@ def machine() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    info = {"cpu": cpu, "cpus": os.cpu_count(), "numba_threads": threads(), "torch_threads": torch.get_num_threads(),
+    # both CPU engines use NEURODEPLOY_THREADS (default: every CPU this process may run on)
+    info = {"cpu": cpu, "cpus": os.cpu_count(), "numba_threads": threads(), "torch_cpu_threads": threads(),
             "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
             "torch": torch.__version__, "cuda": None, "load_average": os.getloadavg()}
     if torch.cuda.is_available():

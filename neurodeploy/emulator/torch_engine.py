@@ -365,6 +365,7 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
                 b1 = min(batch, b0 + the_plan.chunk)
                 runner = _Runner(prep, the_plan, b1 - b0, steps)
                 runner.run(torch.as_tensor(stim[b0:b1]).to(dev), rec, traces, b0, spike_counts, bar)
+                del runner  # freed before the next chunk allocates its own: one chunk's memory at a time
     finally:
         torch.set_num_threads(threads)
         if bar is not None:
