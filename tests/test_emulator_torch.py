@@ -129,7 +129,8 @@ def test_small_gather_blocks_and_group_slices_give_the_same_integers(monkeypatch
     the negative-exponent read-back of sums touched in several blocks."""
     monkeypatch.setattr(te, "EVENT_BLOCK_MIN", 1)
     monkeypatch.setattr(te, "EVENT_BLOCK_MAX", 7)
-    monkeypatch.setattr(te, "GROUP_BLOCK", 5)
+    monkeypatch.setattr(te, "GROUP_BLOCK_MIN", 1)
+    monkeypatch.setattr(te, "GROUP_BLOCK_MAX", 5)
     group = make_group(**LAVA_GROUPS[name])
     program = Program(group.graph)
     got = te.plan(te.prepare(program, torch.device("cpu")), 2, 10, {}, usable=10**9)

@@ -82,8 +82,9 @@ BYTES_PER_GROUP = 128
 #: Bounds of the gathered entries per block: the plan takes a quarter of the usable memory within them.
 EVENT_BLOCK_MIN = 1 << 16
 EVENT_BLOCK_MAX = 1 << 25
-#: (active pair, bucket) groups per block.
-GROUP_BLOCK = 1 << 22
+#: Bounds of the (active pair, bucket) groups per slice: the plan takes an eighth of the usable memory within them.
+GROUP_BLOCK_MIN = 1 << 16
+GROUP_BLOCK_MAX = 1 << 25
 #: int64 words per neuron and sample held by the state and the update's temporaries (u, v, a_in and ~7 more).
 STATE_WORDS = 10
 #: Recorded steps staged on the device before one copy to the host.
@@ -318,7 +319,8 @@ def plan(prep: Prepared, batch: int, steps: int, rec_width: dict[str, int], usab
     max_column = max((s.max_column for s in prep.synapses), default=0)
     most = batch * max((int(s.rows.numel()) for s in prep.synapses), default=0)  # a step's entries, at most
     event_block = int(min(EVENT_BLOCK_MAX, most, max(EVENT_BLOCK_MIN, usable // 4 // BYTES_PER_EVENT)))
-    group_block = int(min(GROUP_BLOCK, max(1, batch * max((s.n_in * s.n_buckets for s in prep.synapses), default=1))))
+    most_groups = max(1, batch * max((s.n_in * s.n_buckets for s in prep.synapses), default=1))
+    group_block = int(min(GROUP_BLOCK_MAX, most_groups, max(GROUP_BLOCK_MIN, usable // 8 // BYTES_PER_GROUP)))
     work = (event_block + max_column) * BYTES_PER_EVENT + group_block * BYTES_PER_GROUP
     sample = per_sample_bytes(prep, steps, rec_width)
     chunk = min(batch, (usable - work) // sample) if usable > work else 0

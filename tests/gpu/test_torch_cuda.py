@@ -48,7 +48,8 @@ def test_cuda_small_blocks_and_slices(monkeypatch, name):
     positions in any order."""
     monkeypatch.setattr(te, "EVENT_BLOCK_MIN", 1)
     monkeypatch.setattr(te, "EVENT_BLOCK_MAX", 7)
-    monkeypatch.setattr(te, "GROUP_BLOCK", 5)
+    monkeypatch.setattr(te, "GROUP_BLOCK_MIN", 1)
+    monkeypatch.setattr(te, "GROUP_BLOCK_MAX", 5)
     group = base.make_group(**base.LAVA_GROUPS[name])
     base.assert_same(group.graph, group.spikes, device=CUDA)
 
