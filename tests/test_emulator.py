@@ -154,3 +154,13 @@ def test_bad_inputs_are_named():
                          "n": LI(shape=(1,)), "out": Output()}, [("in", "syn"), ("syn", "n"), ("n", "out")])
     with pytest.raises(UnsupportedOpError, match="node 'n'.*not quantized"):
         Program(float_graph, arithmetic="int")
+
+
+def test_an_empty_stimulus_is_a_named_error():
+    from graphs import random_net
+
+    g = random_net(4, 3)
+    for shape in ((0, 5, 4), (2, 0, 4)):
+        for engine in ("numpy", "numba"):
+            with pytest.raises(InputError, match="is empty"):
+                simulate(g, np.zeros(shape, np.uint8), engine=engine)

@@ -249,6 +249,9 @@ class Program:
                                  f"got {list(x.shape)}", fix="reshape the stimulus to [batch, time, *input_shape]")
             if batch is None:
                 batch, steps = x.shape[:2]
+                if batch < 1 or steps < 1:
+                    raise InputError(f"input '{name}' is empty (shape {list(x.shape)})",
+                                     fix="give at least one sample and one time step")
             elif x.shape[:2] != (batch, steps):
                 raise InputError(f"input '{name}' has batch/time {x.shape[:2]}, others have {(batch, steps)}")
             if self.integer:  # spikes: checked 0/1 (NaN fails too), held as uint8 by both engines
