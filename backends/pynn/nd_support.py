@@ -135,15 +135,22 @@ def collect(population, fields, steps, timestep, k_per_mv):
     ``[T, n]`` in the Loihi integer units (mV times ``k_per_mv``; the simulator samples v at the start of a step,
     Loihi reports it after the step, hence the run of T + 1 steps and the shift by one sample). Missing samples
     (a virtual SpiNNaker board records nothing) stay 0 (spikes) and NaN (v)."""
-    segment = population.get_data(fields).segments[-1]
     n = population.size
     sample = {}
+    events = _brian2_spike_events(population) if "spikes" in fields else None
+    neo_fields = [f for f in fields if f != "spikes" or events is None]
+    segment = population.get_data(neo_fields).segments[-1] if neo_fields else None
     if "spikes" in fields:
+        if events is None:
+            neurons = [np.full(len(train), int(train.annotations["source_index"])) for train in segment.spiketrains]
+            times = [np.asarray(train.magnitude, dtype=np.float64) for train in segment.spiketrains]
+            events = (np.concatenate(neurons or [np.zeros(0, np.int64)]).astype(np.int64),
+                      np.concatenate(times or [np.zeros(0)]))
+        neurons, times = events
+        index = np.rint(times / timestep).astype(np.int64)
+        keep = (index >= 0) & (index < steps)
         spikes = np.zeros((steps, n), np.uint8)
-        for train in segment.spiketrains:
-            index = np.rint(np.asarray(train.magnitude) / timestep).astype(np.int64)
-            index = index[(index >= 0) & (index < steps)]
-            spikes[index, int(train.annotations["source_index"])] = 1
+        spikes[index[keep], neurons[keep]] = 1
         sample["spikes"] = spikes
     if "v" in fields:
         signal = segment.filter(name="v")[0]
@@ -156,6 +163,24 @@ def collect(population, fields, steps, timestep, k_per_mv):
         v[:rows.shape[0], channels] = rows * k_per_mv
         sample["v"] = v
     return sample
+
+
+def _brian2_spike_events(population):
+    """(neuron index, time in ms) of every spike ``population`` recorded, read from pyNN.brian2's Brian2
+    ``SpikeMonitor``; None on other simulators.
+
+    Quirk (pyNN.brian2): ``get_data`` builds one neo ``SpikeTrain`` per neuron, seconds per sample for networks of
+    ~10k neurons (the spike-driven transformer: 5 s of an 18 s sample); the monitor holds the same events that
+    pyNN's own ``Recorder._get_spiketimes`` reads (``i`` relative to the population, ``t``)."""
+    if not type(population).__module__.startswith("pyNN.brian2"):
+        return None
+    monitor = getattr(getattr(population, "recorder", None), "_devices", {}).get("spikes")
+    if monitor is None:
+        raise RuntimeError(f"population {population.label}: pyNN.brian2 has no spike monitor for a recorded "
+                           "population (PyNN's recorder changed?)")
+    import brian2
+
+    return np.asarray(monitor.i, dtype=np.int64), np.asarray(monitor.t / brian2.ms, dtype=np.float64)
 
 
 def results(samples, stimulus, nodes, outputs, record):

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -137,3 +138,62 @@ def energy(artifact, lowered: Lowered, x: np.ndarray) -> dict[str, Any]:
                                f"T = {lowered.steps} steps as the papers do (same E_MAC; the SOP term unchanged)",
             "ann_fp32_J": report["reference"]["ann_fp32"]["per_inference_J"],
             "neurobench": report["neurobench"], "totals_per_inference": report["counts"]["totals_per_inference"]}
+
+
+# ----------------------------------------------------------------------------------------------- SpiNNaker, run
+def pynn_decisions(artifact, lowered: Lowered, x: np.ndarray, labels: np.ndarray, chunk: int = 20,
+                   log=None, **run_options: Any) -> dict[str, Any]:
+    """The SpiNNaker artifact's ``pynn/model.py`` on pyNN.brian2 (``neurodeploy run --backend pynn``'s API,
+    :func:`neurodeploy.backends.pynn.run`: the script in a child process, a fresh network per digit) against the
+    integer emulator on the same artifact, over encoded digits ``x`` ``[B, T, levels, 8, 8]``.
+
+    Decisions are the argmax of the logits read as the emulator's are (readout v at :attr:`Lowered.read_index`).
+    Returns the digits run, the fraction with the same decision as the emulator, both accuracies, the agreement
+    figures (:data:`neurodeploy.families.targets.AGREEMENT_FIGURES`) of the head LIF and every LIF population, and
+    the seconds per digit (child process wall time, and its build / run / read phases). ``chunk`` digits run per
+    child process (progress goes to ``log``); ``run_options`` go to :func:`neurodeploy.backends.pynn.run`.
+    """
+    from neurodeploy.backends import emulator, pynn
+    from neurodeploy.errors import InputError
+    from neurodeploy.families.targets import AGREEMENT_FIGURES
+
+    x = np.asarray(x)
+    labels = np.asarray(labels)
+    if x.shape[0] < 1 or x.shape[0] != labels.shape[0]:
+        raise InputError(f"pynn_decisions: {x.shape[0]} digits and {labels.shape[0]} labels",
+                         fix="pass at least one encoded digit and one label per digit")
+    stim = lowered.stimulus(x).astype(np.uint8)
+    ref, _ = emulator.run(artifact, stim, record=("spikes",))
+    parts: list[dict[str, np.ndarray]] = []
+    phases: dict[str, float] = {}
+    start = time.perf_counter()
+    for i in range(0, stim.shape[0], chunk):
+        arrays, raw = pynn.run(artifact, stim[i:i + chunk], record=("spikes",), **run_options)
+        parts.append(arrays)
+        for k, v in raw.items():
+            if k.endswith("_seconds") and k != "emit_seconds":
+                phases[k] = phases.get(k, 0.0) + float(v)
+        if log is not None:
+            log(f"pyNN.brian2: {min(i + chunk, stim.shape[0])}/{stim.shape[0]} digits "
+                f"({time.perf_counter() - start:.0f} s)")
+    seconds = time.perf_counter() - start
+    other = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    scale = 64.0 * artifact.graph.nodes[READOUT].quant.scale
+    emu_logits = lowered.logits(ref[OUTPUT], scale)
+    pynn_logits = lowered.logits(other[OUTPUT], scale)
+    emu_dec, pynn_dec = emu_logits.argmax(1), pynn_logits.argmax(1)
+    report = pynn.agreement(ref, other, artifact)
+    populations = {name: {k: report["populations"].get(name, {}).get(k) for k in AGREEMENT_FIGURES}
+                   for name in sorted(report["populations"])}
+    n = int(stim.shape[0])
+    return {"digits": n, "steps_per_digit": int(stim.shape[1]),
+            "same_decision": float((emu_dec == pynn_dec).mean()),
+            "different_decisions": [int(i) for i in np.flatnonzero(emu_dec != pynn_dec)],
+            "decisions": {"emulator": emu_dec.tolist(), "pynn_brian2": pynn_dec.tolist()},
+            "accuracy_pynn_brian2": accuracy(pynn_logits, labels),
+            "accuracy_emulator": accuracy(emu_logits, labels),
+            "logits_max_abs_diff": float(np.max(np.abs(pynn_logits - emu_logits))),
+            "head": populations.get(lowered.lif_nodes["head_lif"]), "populations": populations,
+            "seconds": round(seconds, 1), "seconds_per_digit": round(seconds / n, 2),
+            "phase_seconds_per_digit": {k.removesuffix("_seconds"): round(v / n, 2) for k, v in phases.items()},
+            "chunk": chunk}

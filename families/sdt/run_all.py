@@ -1,6 +1,7 @@
 """One command: (optionally train,) lower, compile to the emulator / Loihi 2 / SpiNNaker, print a JSON summary.
 
-    .venv/bin/python -m neurodeploy.families.sdt.run_all [--attention v1|v2|both] [--train] [--out FILE.json]
+    .venv/bin/python -m neurodeploy.families.sdt.run_all [--attention v1|v2|both] [--train] [--pynn-digits N]
+        [--out FILE.json]
 
 Steps, per attention form:
 
@@ -16,6 +17,11 @@ Steps, per attention form:
 6. Resources (neurons, synapses, Loihi 2 cores, chips) per model part with the attention share; energy from
    neurodeploy's report (every bundled hardware profile, and the literature convention 4.6 pJ FLOPs(first layer) +
    0.9 pJ SOPs) on a few test digits.
+7. ``--pynn-digits N``: the SpiNNaker artifact written to disk and run as ``neurodeploy run DIR --backend pynn``
+   runs it (``pynn/model.py`` on pyNN.brian2 in a child process, a fresh network per digit) on the first N test
+   digits: the fraction with the same decision as the integer emulator on that artifact, both accuracies, the head
+   LIF's spike-count correlation (and every LIF's agreement figures), seconds per digit; the SpiNNaker mapping
+   (cores, chips, boards) of the script that ran.
 """
 
 from __future__ import annotations
@@ -117,7 +123,46 @@ def run_form(form: str, args: argparse.Namespace, log) -> dict[str, Any]:
             summary["resources_spinnaker"] = {"error": f"{type(err).__name__}: {err}"}
     if args.energy_samples > 0:
         summary["energy"] = deploy.energy(loihi, lowered, x_test[:args.energy_samples])
+    if args.pynn_digits > 0:
+        summary["spinnaker_run"] = run_on_pynn(artifacts, compile_info, lowered, x_test, data.y_test, args, log, form)
     return summary
+
+
+def run_on_pynn(artifacts: dict[str, Any], compile_info: dict[str, Any], lowered, x_test: np.ndarray,
+                y_test: np.ndarray, args: argparse.Namespace, log, form: str) -> dict[str, Any]:
+    """Stage 7: the SpiNNaker artifact written to disk and run as ``neurodeploy run DIR --backend pynn`` runs it
+    (its ``pynn/model.py`` on pyNN.brian2 in a child process, one fresh network per digit) on the first
+    ``--pynn-digits`` test digits, against the integer emulator on the same artifact."""
+    import tempfile
+
+    from neurodeploy.artifact import load_artifact
+    from neurodeploy.compiler import write_artifact
+    from neurodeploy.errors import BackendError
+    from neurodeploy.families.sdt import deploy
+
+    if "spinnaker" not in artifacts:
+        raise BackendError(f"--pynn-digits {args.pynn_digits}: the {form} model did not compile for spinnaker "
+                           f"({compile_info.get('spinnaker', {}).get('error', 'not compiled: --no-spinnaker')})",
+                           fix="drop --no-spinnaker, or --pynn-digits 0")
+    n = min(args.pynn_digits, x_test.shape[0])
+    spinnaker = artifacts["spinnaker"]
+    result: dict[str, Any] = {"simulator": "pyNN.brian2 (numpy target, dt = 1 ms), via neurodeploy.backends.pynn.run",
+                              "test_digits": f"the first {n} of {x_test.shape[0]} test digits"}
+    # the emulator's decision on this (spinnaker-profile) artifact over all test digits, for the record
+    result["emulator_accuracy_all_test_digits"] = deploy.accuracy(deploy.int_logits(spinnaker, lowered, x_test),
+                                                                  y_test)
+    with tempfile.TemporaryDirectory(prefix=f"sdt-{form}-spinnaker-") as tmp:
+        start = time.perf_counter()
+        loaded = load_artifact(write_artifact(spinnaker, Path(tmp) / "artifact"))
+        result["write_seconds"] = round(time.perf_counter() - start, 1)
+        mapping = json.loads((Path(loaded.path) / "pynn" / "mapping.json").read_text())
+        result["mapping"] = {k: mapping[k] for k in ("application_cores", "chips", "boards")}
+        log(f"[{form}] pyNN.brian2 on {n} test digits")
+        result.update(deploy.pynn_decisions(loaded, lowered, x_test[:n], y_test[:n], chunk=args.pynn_chunk,
+                                            log=lambda m: log(f"[{form}] {m}")))
+    log(f"[{form}] pyNN.brian2: same decision as the emulator on {result['same_decision']:.4f} of {n} digits, "
+        f"{result['seconds_per_digit']} s per digit")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lava-samples", type=int, default=4, help="test digits run on Lava (0: skip)")
     p.add_argument("--energy-samples", type=int, default=32, help="test digits for the energy report (0: skip)")
     p.add_argument("--no-spinnaker", action="store_true")
+    p.add_argument("--pynn-digits", type=int, default=0,
+                   help="run the SpiNNaker artifact on pyNN.brian2 on the first N test digits (0: skip; ~5-15 s "
+                        "per digit for v1 on a busy 2-core machine)")
+    p.add_argument("--pynn-chunk", type=int, default=20, help="digits per pyNN.brian2 child process")
     p.add_argument("--out", type=Path, help="also write the JSON summary here")
     args = p.parse_args(argv)
 
