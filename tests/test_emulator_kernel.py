@@ -20,28 +20,15 @@ from neurodeploy.errors import InputError, UnsupportedOpError
 from neurodeploy.ir import LI, CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
 
 sys.path.insert(0, str(Path(__file__).parent / "lava"))
+from engines import RECORD, assert_engines_equal  # noqa: E402
 from random_nets import make_group  # noqa: E402
 
 Q = QuantInfo(scale=1.0)
-RECORD = ("spikes", "u", "v")
 
 
 def assert_same(graph: Graph, spikes, **run) -> tuple:
     """Run both engines on one Program and compare everything a SimResult holds."""
-    program = Program(graph)
-    ref = program.run(spikes, record=RECORD, engine="numpy", **run)
-    got = program.run(spikes, record=RECORD, engine="numba", **run)
-    assert ref.engine == "numpy" and got.engine == "numba"
-    assert set(ref.recorded) == set(got.recorded) and set(ref.outputs) == set(got.outputs)
-    for kind, a, b in (("recorded", ref.recorded, got.recorded), ("outputs", ref.outputs, got.outputs)):
-        for key in sorted(a):
-            assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, (kind, key)
-            if not np.array_equal(a[key], b[key]):
-                idx = tuple(int(i) for i in np.argwhere(a[key] != b[key])[0])
-                pytest.fail(f"{kind} {key} differs first at {list(idx)}: numpy {a[key][idx]} vs numba {b[key][idx]}")
-    assert ref.spike_counts == got.spike_counts
-    assert ref.synaptic_ops == got.synaptic_ops
-    return ref, got
+    return assert_engines_equal(graph, spikes, "numpy", "numba", **run)
 
 
 def _random_groups() -> dict[str, dict]:

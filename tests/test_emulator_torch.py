@@ -28,11 +28,11 @@ from neurodeploy.ir.ops import Astrocyte, Conv2d, PlasticDense
 sys.path.insert(0, str(Path(__file__).parent / "lava"))
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_runner import run_cli  # noqa: E402
+from engines import RECORD, assert_engines_equal  # noqa: E402
 from random_nets import make_group  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = QuantInfo(scale=1.0)
-RECORD = ("spikes", "u", "v")
 
 
 @pytest.fixture(autouse=True)
@@ -43,20 +43,7 @@ def _one_thread(monkeypatch):
 
 def assert_same(graph_or_program, spikes, device: str = "cpu", **run) -> tuple:
     """Run numba and torch on one Program and compare everything a SimResult holds, element for element."""
-    program = graph_or_program if isinstance(graph_or_program, Program) else Program(graph_or_program)
-    ref = program.run(spikes, record=RECORD, engine="numba", **run)
-    got = program.run(spikes, record=RECORD, engine="torch", device=device, **run)
-    assert ref.engine == "numba" and got.engine == "torch"
-    assert set(ref.recorded) == set(got.recorded) and set(ref.outputs) == set(got.outputs)
-    for kind, a, b in (("recorded", ref.recorded, got.recorded), ("outputs", ref.outputs, got.outputs)):
-        for key in sorted(a):
-            assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, (kind, key)
-            if not np.array_equal(a[key], b[key]):
-                idx = tuple(int(i) for i in np.argwhere(a[key] != b[key])[0])
-                pytest.fail(f"{kind} {key} differs first at {list(idx)}: numba {a[key][idx]} vs torch {b[key][idx]}")
-    assert ref.spike_counts == got.spike_counts
-    assert ref.synaptic_ops == got.synaptic_ops
-    return ref, got
+    return assert_engines_equal(graph_or_program, spikes, "numba", "torch", {"device": device}, **run)
 
 
 # ------------------------------------------------------------------------------------------- random networks

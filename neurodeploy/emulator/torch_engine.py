@@ -13,14 +13,9 @@ wrapped explicitly, as :func:`neurodeploy.emulator.arithmetic.wrap_int32` does);
   max_delay + 1``.
 * **Step** ``k`` (0-based), all samples of a batch chunk at once:
 
-  1. ``a_in = sum over incoming synapses of ring[k mod L]`` (int64);
-  2. per neuron, with ``wrap32(x) = ((x + 2**31) mod 2**32) - 2**31`` and ``tz(p) = sign(p) (|p| >> 12)``::
-
-         u' = wrap32(wrap32(tz(u fu)) + wrap32(wrap32(a_in) << 6))
-         u' = u' - 2**24 if u' > 2**23;  u' + 2**24 if u' <= -2**23     (Lava's single conditional wrap)
-         v' = clip(wrap32(wrap32(wrap32(tz(v fv)) + u') + bias), -(2**23 - 1), 2**23 - 1)
-         s  = v' > wrap32(vth << 6);  v' = 0 (reset "zero") or wrap32(v' - wrap32(vth << 6)) (reset "subtract")
-
+  1.-2. ``a_in`` and the LIF update exactly as steps 1-2 of :mod:`neurodeploy.emulator.kernel`'s docstring
+     (Lava's int32 wraps, the 24-bit conditional wrap of u, the saturation of v, threshold and reset), as
+     elementwise int64 tensor operations;
   3. the sources emit: Input column ``k`` of the stimulus, the neurons' ``s``; their active ``(sample b, index
      j)`` pairs are listed once per source (``nonzero``);
   4. per synapse: ``ring[k mod L] = 0``; then, event-driven, for every active pair and every delay bucket ``d``

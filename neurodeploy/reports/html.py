@@ -60,7 +60,7 @@ def _flag(flag: str) -> str:
     return f'<span class="flag {escape(flag)}">{escape(flag)}</span>'
 
 
-def _table(header: list[str], rows: list[list[Any]], left: int = 1, cls: str = "") -> str:
+def table(header: list[str], rows: list[list[Any]], left: int = 1, cls: str = "") -> str:
     out = [f'<table class="{cls}"><thead><tr>']
     out += [f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(header)]
     out.append("</tr></thead><tbody>")
@@ -83,17 +83,17 @@ def _counts_section(report: dict[str, Any]) -> list[str]:
     rows = [[escape(n), escape(v["op"]), v["neurons"], _n(v["spikes"] / b), f"{v['activation_sparsity']:.3f}",
              _n(v.get("neuron_updates", 0) / b), _n(v.get("active_updates", 0) / b), v["footprint_bytes"]]
             for n, v in nodes.items() if v["kind"] in ("input", "neuron")]
-    out.append(_table(["node", "op", "neurons", "spikes", "activation sparsity", "neuron updates", "active updates",
+    out.append(table(["node", "op", "neurons", "spikes", "activation sparsity", "neuron updates", "active updates",
                        "footprint B"], rows, left=2, cls="counts-neurons"))
     rows = [[escape(n), escape(v["op"]), escape(f"{v['source']} → {v['target']}"), _n(v["synapses"]),
              _n(v["synaptic_ops"] / b), _n(v["effective_acs"] / b), _n(v["effective_macs"] / b),
              _n(v["dense_ops"] / b), f"{v['connection_sparsity']:.3f}", v["footprint_bytes"]]
             for n, v in nodes.items() if v["kind"] == "synapse"]
-    out.append(_table(["synapse", "op", "edge", "synapses", "synaptic ops", "effective ACs", "effective MACs",
+    out.append(table(["synapse", "op", "edge", "synapses", "synaptic ops", "effective ACs", "effective MACs",
                        "dense ops", "connection sparsity", "footprint B"], rows, left=3, cls="counts-synapses"))
     nb = report["neurobench"]
     out.append("<h2>NeuroBench metrics (per sample)</h2>")
-    out.append(_table(["metric", "value"], [
+    out.append(table(["metric", "value"], [
         ["Effective ACs", _n(nb["effective_acs"])], ["Effective MACs", _n(nb["effective_macs"])],
         ["Dense synaptic ops", _n(nb["dense_ops"])], ["Activation sparsity", f"{nb['activation_sparsity']:.4f}"],
         ["Connection sparsity", f"{nb['connection_sparsity']:.4f}"], ["Footprint (bytes)", nb["footprint_bytes"]]],
@@ -115,7 +115,7 @@ def _energy_section(report: dict[str, Any]) -> list[str]:
                      _flag(p["flag"]),
                      (si(wall["per_inference_s"], "s") + " " + _flag(wall["flag"])) if wall else "n/a",
                      (si(wall["latency_s"], "s")) if wall else "n/a"])
-    out.append(_table(["profile", "per inference", "per step", "synaptic ops", "neuron updates", "spike routing",
+    out.append(table(["profile", "per inference", "per step", "synaptic ops", "neuron updates", "spike routing",
                        "static (separate)", "flag", "wall time / inference", "latency"], rows, cls="energy"))
     notes = []
     for p in report["profiles"]:
@@ -139,7 +139,7 @@ def _energy_section(report: dict[str, Any]) -> list[str]:
              f"{_n(ref['literature']['sops'])} SOPs; {escape(ref['literature']['source'])})"],
             ["SNN effective ACs (NeuroBench)", si(ref["neurobench_acs"]["per_inference_J"], "J"),
              _flag(ref["neurobench_acs"]["flag"]), escape(ref["neurobench_acs"]["formula"])]]
-    out.append(_table(["model", "per inference", "flag", "formula"], rows, cls="references"))
+    out.append(table(["model", "per inference", "flag", "formula"], rows, cls="references"))
     for p in report["profiles"]:
         out.append(f"<h3>{escape(p['profile'])}: energy lines (count × figure)</h3>")
         b = max(report["input"]["samples"], 1)
@@ -147,7 +147,7 @@ def _energy_section(report: dict[str, Any]) -> list[str]:
                  si(x["figure"]["value"], x["figure"]["unit"]), si(x["energy_J"] / b, "J"), _flag(x["flag"]),
                  f'<span class="src">{escape(x["figure"]["source"])}'
                  + (f" — {escape(x['note'])}" if x.get("note") else "") + "</span>"] for x in p["lines"]]
-        out.append(_table(["operation", "node", "count / inference", "figure", "energy / inference", "flag",
+        out.append(table(["operation", "node", "count / inference", "figure", "energy / inference", "flag",
                            "source"], rows, left=2, cls="lines"))
     return out
 
@@ -211,7 +211,7 @@ def _cores_section(report: dict[str, Any]) -> list[str]:
                  _n(c["neuron_updates"] / b),
                  ", ".join(f"{k} {v * 100:.1f} %" for k, v in sorted(c.get("utilisation", {}).items()))]
                 for c in p["cores"][:MAX_CORES * 4]]
-        out.append(_table(["core", "node", "kind", "neurons", "n", "spikes", "synaptic ops in", "messages out",
+        out.append(table(["core", "node", "kind", "neurons", "n", "spikes", "synaptic ops in", "messages out",
                            "neuron updates", "utilisation"], rows, left=3, cls="cores"))
     return out
 
@@ -223,7 +223,7 @@ def _sources_section(report: dict[str, Any]) -> list[str]:
     out = ["<h2>Figures and sources</h2>",
            '<p class="note">Flags, weakest last: measured (silicon) &lt; simulated &lt; estimate (derived or '
            "assumed) &lt; proxy (borrowed from another chip).</p>",
-           _table(["figure", "value", "flag", "source"], rows, cls="sources")]
+           table(["figure", "value", "flag", "source"], rows, cls="sources")]
     run = report.get("profile_run")
     if run:
         out.append("<h2>Profile run</h2>")
@@ -233,7 +233,7 @@ def _sources_section(report: dict[str, Any]) -> list[str]:
                 *[[f"{escape(name)} wall time per step", si(seconds, "s") + " " + _flag("measured")]
                   for name, seconds in wall_times(run)],
                 ["total synaptic ops", _n(run.get("total_synaptic_ops", 0))]]
-        out.append(_table(["field", "value"], rows, cls="profile-run"))
+        out.append(table(["field", "value"], rows, cls="profile-run"))
         out.append(f'<p class="note">{escape(run.get("note", ""))}</p>')
     return out
 
@@ -254,6 +254,12 @@ def render_html(report: dict[str, Any]) -> str:
     if cores:
         body += ["<h2>Cores</h2>", *cores]
     body += _sources_section(report)
+    return page(title, body)
+
+
+def page(title: str, body: list[str]) -> str:
+    """A self-contained HTML page: the report's CSS, a Content-Security-Policy that allows nothing to be fetched,
+    and the render check script around ``body`` (a list of HTML fragments)."""
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'; '

@@ -13,7 +13,7 @@ import math
 from html import escape
 from typing import Any
 
-from neurodeploy.reports.html import CSS, SCRIPT_CHECK, SCRIPT_HEAD, _table
+from neurodeploy.reports.html import page, table
 from neurodeploy.reports.svg import FONT, PALETTE, si
 
 from .reduce import COLUMNS
@@ -113,7 +113,7 @@ def _front_table(rows: list[dict], cost: str, unit: str) -> str:
            if r["status"] == "ok" and r.get(cost) is not None and r["quantized_accuracy"] is not None]
     front = pareto_front(pts)
     body = [[escape(p), escape(si(c, unit)) if unit else f"{c:g}", f"{a * 100:.2f} %"] for c, a, p in front]
-    return _table(["point on the front", cost, "quantized accuracy"], body, cls="front")
+    return table(["point on the front", cost, "quantized accuracy"], body, cls="front")
 
 
 def render_html(doc: dict[str, Any]) -> str:
@@ -138,14 +138,9 @@ def render_html(doc: dict[str, Any]) -> str:
             '<p class="note">energy: dynamic energy per inference on the point\'s energy profile (emulator counts x '
             "the profile's per-operation figures, see neurodeploy report energy); cores and chips: that profile's "
             "core mapping; accuracy: quantized emulator.</p>",
-            "<h2>All points</h2>", _table(shown, [[_cell(r[c], c) for c in shown] for r in rows], cls="results")]
+            "<h2>All points</h2>", table(shown, [[_cell(r[c], c) for c in shown] for r in rows], cls="results")]
     if errors:
         body += ["<h2>Failed points</h2>",
-                 _table(["point", "error"], [[escape(r["point"]), escape(f"{r['error_type']}: {r['error']}")]
+                 table(["point", "error"], [[escape(r["point"]), escape(f"{r['error_type']}: {r['error']}")]
                                             for r in errors], cls="errors")]
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'; '
-        "script-src 'unsafe-inline'; img-src data:\">",
-        f"<title>{escape(title)}</title>", f"<style>{CSS}</style>", f"<script>{SCRIPT_HEAD}</script>",
-        "</head><body>", *body, f"<script>{SCRIPT_CHECK}</script>", "</body></html>", ""])
+    return page(title, body)
