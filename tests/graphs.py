@@ -42,3 +42,17 @@ def random_net(n_in: int, n_hidden: int, n_out: int | None = None, seed: int = 0
     nodes["out"] = Output()
     edges.append((last, "out"))
     return Graph(nodes, edges)
+
+
+def int32_wrap_graph() -> tuple[Graph, np.ndarray]:
+    """A bias-only neuron population (no incoming synapse) beside one neuron whose ``a_in << 6`` wraps int32
+    (255 << 24 << 6 > 2**31), with its stimulus; at index 1 Lava's u is ``-(2**30) + 2**24``: a_in = 255 << 24 ->
+    int32 -2**24; << 6 -> -2**30 <= -2**23, so Lava's conditional 24-bit wrap adds 2**24."""
+    q = QuantInfo(scale=1.0)
+    g = Graph({"in": Input(shape=(1,)),
+               "syn": Dense(weight=np.array([[255]]), weight_exp=24, quant=q),
+               "n": CubaLIF(shape=(1,), du=4095, dv=0, vth=131071, quant=q),
+               "b": CubaLIF(shape=(3,), du=0, dv=17, vth=3, bias=np.array([5, -300, 40]), bias_exp=4, quant=q),
+               "out": Output(), "out2": Output()},
+              [("in", "syn"), ("syn", "n"), ("n", "out"), ("b", "out2")])
+    return g, np.array([[[1], [1], [0], [1], [0]]], np.uint8)

@@ -21,6 +21,7 @@ from neurodeploy.ir import LI, CubaLIF, Dense, Graph, Input, Output, QuantInfo, 
 
 sys.path.insert(0, str(Path(__file__).parent / "lava"))
 from engines import RECORD, assert_engines_equal  # noqa: E402
+from graphs import int32_wrap_graph  # noqa: E402
 from random_nets import make_group  # noqa: E402
 
 Q = QuantInfo(scale=1.0)
@@ -131,17 +132,9 @@ def test_dense_delays_and_two_targets_of_one_source():
 
 
 def test_neuron_without_inputs_and_hand_wrap_cases():
-    # bias-only neuron (no incoming synapse) beside one whose a_in << 6 wraps int32: 255 << 24 << 6 > 2**31
-    g = Graph({"in": Input(shape=(1,)),
-               "syn": Dense(weight=np.array([[255]]), weight_exp=24, quant=Q),
-               "n": CubaLIF(shape=(1,), du=4095, dv=0, vth=131071, quant=Q),
-               "b": CubaLIF(shape=(3,), du=0, dv=17, vth=3, bias=np.array([5, -300, 40]), bias_exp=4, quant=Q),
-               "out": Output(), "out2": Output()},
-              [("in", "syn"), ("syn", "n"), ("n", "out"), ("b", "out2")])
-    x = np.array([[[1], [1], [0], [1], [0]]], np.uint8)
-    ref, _ = assert_same(g, x)
-    # a_in = 255 << 24 -> int32 -2**24; << 6 -> -2**30; <= -2**23, so Lava's conditional wrap adds 2**24
-    assert ref.recorded["n/u"][0, 1, 0] == -(2**30) + 2**24
+    g, x = int32_wrap_graph()
+    ref, got = assert_same(g, x)
+    assert ref.recorded["n/u"][0, 1, 0] == -(2**30) + 2**24  # see int32_wrap_graph
 
 
 def test_program_reuse_batch_sizes_and_output_reading_an_input():

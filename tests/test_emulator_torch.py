@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent / "lava"))
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_runner import run_cli  # noqa: E402
 from engines import RECORD, assert_engines_equal  # noqa: E402
+from graphs import int32_wrap_graph  # noqa: E402
 from random_nets import make_group  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,17 +177,9 @@ def test_conv2d_dense_delays_sign_modes_and_two_targets_of_one_source():
 
 
 def test_neuron_without_inputs_and_the_int32_wrap_of_a_in():
-    # bias-only neuron beside one whose a_in << 6 wraps int32: 255 << 24 << 6 > 2**31
-    g = Graph({"in": Input(shape=(1,)),
-               "syn": Dense(weight=np.array([[255]]), weight_exp=24, quant=Q),
-               "n": CubaLIF(shape=(1,), du=4095, dv=0, vth=131071, quant=Q),
-               "b": CubaLIF(shape=(3,), du=0, dv=17, vth=3, bias=np.array([5, -300, 40]), bias_exp=4, quant=Q),
-               "out": Output(), "out2": Output()},
-              [("in", "syn"), ("syn", "n"), ("n", "out"), ("b", "out2")])
-    x = np.array([[[1], [1], [0], [1], [0]]], np.uint8)
+    g, x = int32_wrap_graph()
     ref, got = assert_same(g, x)
-    # a_in = 255 << 24 -> int32 -2**24; << 6 -> -2**30; <= -2**23, so Lava's conditional wrap adds 2**24
-    assert got.recorded["n/u"][0, 1, 0] == -(2**30) + 2**24
+    assert got.recorded["n/u"][0, 1, 0] == -(2**30) + 2**24  # see int32_wrap_graph
 
 
 def test_lif_step_matches_the_arithmetic_module_on_corner_values():

@@ -37,8 +37,9 @@ def test_worker_answers_malformed_frames():
     assert lava_python().exists(), "the Lava environment (.venv-lava) is required: run `make envs`"
     tally = fuzz_protocol(15, seed=2026, tally=Tally(), timeout=60)
     assert tally.failures() == 0, tally.table() + "\n" + "\n".join(tally.examples)
-    for frame in (b'{"payload_bytes": 1e999}\n', b'{"payload_bytes": -1}\n', b'{"payload_bytes": 4611686018427387904}\n',
-                  b"PK\x03\x04junk\n", b"[1, 2]\n"):
+    frames = (b'{"payload_bytes": 1e999}\n', b'{"payload_bytes": -1}\n', b'{"payload_bytes": 4611686018427387904}\n',
+              b"PK\x03\x04junk\n", b"[1, 2]\n")
+    for frame in frames:
         outcome, detail = check_worker(frame, timeout=60)
         assert outcome == "error", detail
 
@@ -49,16 +50,21 @@ def _npz(**arrays):
     return buf.getvalue()
 
 
+def _overwrite(data, good: bytes, least: int, most: int) -> bytearray:
+    """``good`` with between ``least`` and ``most`` bytes overwritten at positions and values hypothesis draws."""
+    blob = bytearray(good)
+    for _ in range(data.draw(st.integers(least, most))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    return blob
+
+
 GOOD_NPZ = _npz(spikes=np.ones((2, 3, 4), np.uint8), w=np.arange(6.0).reshape(2, 3))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_read_npz_returns_arrays_or_a_serialization_error(data):
-    blob = bytearray(GOOD_NPZ)
-    for _ in range(data.draw(st.integers(0, 6))):
-        i = data.draw(st.integers(0, len(blob) - 1))
-        blob[i] = data.draw(st.integers(0, 255))
+    blob = _overwrite(data, GOOD_NPZ, 0, 6)
     blob = blob[: data.draw(st.integers(0, len(blob)))]
     try:
         arrays = read_npz(bytes(blob), "stimulus")
@@ -100,10 +106,7 @@ GOOD_NDG = _ndg_bytes()
 def test_ndg_loads_or_raises_a_named_error(data):
     from neurodeploy.errors import NeurodeployError
 
-    blob = bytearray(GOOD_NDG)
-    for _ in range(data.draw(st.integers(1, 4))):
-        i = data.draw(st.integers(0, len(blob) - 1))
-        blob[i] = data.draw(st.integers(0, 255))
+    blob = _overwrite(data, GOOD_NDG, 1, 4)
     try:
         graph = graph_from_bytes(bytes(blob), "fuzz.ndg")
     except NeurodeployError:
