@@ -477,3 +477,13 @@ def test_large_populations_are_searched_on_a_sample(monkeypatch):
                            "excitatory")
     assert qmod._search_sample(pop, [static], 0).size == 150
     assert qmod._search_sample(pop, [plastic], 0) is None  # a learning synapse is emulated whole
+
+
+def test_weights_too_small_for_any_scale_are_a_named_error():
+    """All weights 1e-308: the minimum useful scale overflows to inf; the threshold bound names it (was an
+    OverflowError inside the pass, a fuzz find)."""
+    g = Graph({"in": Input(shape=(4,)), "fc": Dense(weight=np.full((3, 4), 1e-308)),
+               "h": CubaLIF(shape=(3,), du=1.0, dv=0.1, vth=1.0), "out": Output()},
+              [("in", "fc"), ("fc", "h"), ("h", "out")])
+    with pytest.raises(QuantizationError, match="needs over 1000 bits"):
+        quantize(g, "emulator")

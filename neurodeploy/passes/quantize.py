@@ -417,11 +417,17 @@ def _bounds(pop: _Population, syns: list[_Synapse], rec: Mapping[str, np.ndarray
     return bounds
 
 
+def _bits_needed(value: float, extra: int = 0) -> str:
+    """``ceil(log2(value + 1)) + extra`` as text; "over 1000" when the value is beyond a float (tiny weights give
+    an infinite minimum useful scale)."""
+    return str(math.ceil(math.log2(value + 1)) + extra) if math.isfinite(value) else "over 1000"
+
+
 def _check_hard_bounds(pop: _Population, bounds: dict[str, float], profile: Profile, min_weight_bits: int) -> None:
     a = profile.arithmetic
     lam_min = bounds["min_useful"]
     if "vth" in bounds and bounds["vth"] < lam_min:
-        need = math.ceil(math.log2(lam_min * pop.theta + 1))
+        need = _bits_needed(lam_min * pop.theta)
         ratio = 2.0 ** (a.vth_bits - min_weight_bits + 1)
         raise _qerror(pop.name, pop.op, "vth",
                       f"threshold {pop.theta:g} needs {need} bits at the minimum useful scale {lam_min:.4g} (the "
@@ -430,7 +436,7 @@ def _check_hard_bounds(pop: _Population, bounds: dict[str, float], profile: Prof
                           "pass a smaller min_weight_bits")
     if "bias" in bounds and bounds["bias"] < lam_min:
         b_max = float(np.max(np.abs(pop.bias)))
-        need = math.ceil(math.log2(64.0 * lam_min * b_max + 1)) + 1
+        need = _bits_needed(64.0 * lam_min * b_max, extra=1)  # + 1 sign bit
         raise _qerror(pop.name, pop.op, "bias",
                       f"bias {b_max:g} needs {need} bits (mantissa + exponent, signed) at the minimum useful scale "
                       f"{lam_min:.4g}; {profile.name} has {a.bias_bits}-bit mantissas shifted by at most "
