@@ -12,7 +12,7 @@ envs: .venv/.installed .venv-lava/.installed .venv-spynnaker/.installed
 .venv/.installed: pyproject.toml
 	test -x .venv/bin/python || $(PY311) -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
-	.venv/bin/pip install -q -e '.[torch,nir,pynn,dev,onnx,sweep]'
+	.venv/bin/pip install -q -e '.[torch,nir,pynn,dev,onnx,sweep,zoo]' && .venv/bin/pip install -q --no-deps 'sinabs==3.1.3'
 	touch $@
 
 .venv-lava/.installed: pyproject.toml

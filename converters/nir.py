@@ -53,6 +53,7 @@ strings, complex numbers and structured records are refused rather than converte
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -594,11 +595,53 @@ def _from_nir(nir_graph_or_path: Any, dt: float | None, reset: str) -> Graph:
         if gain is not None and not is_one(gain):
             gains[name] = gain
     _check_edges(raw_nodes, raw_edges, source)
+    _broadcast_scalar_neurons(nodes, raw_edges, gains, notes)
     _note_identity_synapses(nodes, raw_edges, notes)
     meta = {"dt": dt, "source": "nir", "reset_default": reset}
     result = finish(nodes, raw_edges, meta, notes, gains=gains, source=source)
     _check_declared_outputs(raw_nodes, result, source)
     return result
+
+
+def _broadcast_scalar_neurons(nodes: dict[str, Op], edges: list[tuple[str, str]], gains: dict[str, np.ndarray],
+                              notes: Notes) -> None:
+    """Neurons whose parameters are all scalars (Norse's ``to_nir`` writes them so) take the shape of their input,
+    as NIR's broadcasting reads them; noted per node."""
+    scalar = {n for n, op in nodes.items() if isinstance(op, IF | LI | CubaLIF) and tuple(op.shape) == ()}
+    if not scalar:
+        return
+    preds: dict[str, list[str]] = {}
+    for a, b in edges:
+        preds.setdefault(b, []).append(a)
+    shapes: dict[str, tuple[int, ...] | None] = {}
+
+    def shape_of(name: str, seen: frozenset) -> tuple[int, ...] | None:
+        if name in shapes:
+            return shapes[name]
+        op = nodes[name]
+        if isinstance(op, IF | LI | CubaLIF) and name not in scalar:
+            result = tuple(op.shape)
+        elif isinstance(op, Input):
+            result = tuple(op.shape)
+        else:
+            ins = [shape_of(p, seen | {name}) for p in preds.get(name, []) if p not in seen]
+            ins = [s for s in ins if s is not None]
+            if not ins:
+                return None
+            result = ins[0] if name in scalar else tuple(op.output_shape(ins[0]))
+        shapes[name] = result
+        return result
+
+    for name in sorted(scalar):
+        shape = shape_of(name, frozenset())
+        if shape is None or shape == ():
+            continue
+        op = nodes[name]
+        nodes[name] = dataclasses.replace(op, shape=shape, bias=compact(np.asarray(op.bias, dtype=np.float64)
+                                                                          * np.ones(shape)))
+        if name in gains:
+            gains[name] = np.asarray(gains[name], dtype=np.float64) * np.ones(shape)
+        notes.add(name, f"scalar neuron parameters broadcast to the input's shape {list(shape)}")
 
 
 def _inconsistent(source: str, what: str, node: str, fix: str) -> ConversionError:

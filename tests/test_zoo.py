@@ -1,0 +1,85 @@
+"""The model zoo (tests/zoo/models.py): other frameworks' NIR exports load, match their framework's float
+simulation spike for spike, compile for every target, and keep their decisions when quantized to 8 bits.
+
+Frameworks: snnTorch 1.0.0, Norse 1.1.0, sinabs 3.1.3, Rockpool 3.1.0 (extra ``zoo``; see docs/conversion.md
+"Zoo" for the conventions and what each exporter cannot write)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from neurodeploy.compiler import compile_graph
+from neurodeploy.converters.nir import from_nir
+from neurodeploy.emulator.engine import simulate
+from neurodeploy.errors import QuantizationError
+from neurodeploy.profiling import profile
+from tests.zoo import models as zm
+
+TARGETS = ("emulator", "loihi2", "spinnaker")
+#: (model, target) -> the stated reason a target refuses a model (sinabs' IAF resets by subtraction; Lava's LIF
+#: and so loihi2, and the spinnaker1 profile reset to zero only).
+REFUSED = {("rockpool_ff", "loihi2"): r"node '1_LIFTorch'.*reset mode 'subtract' is not supported by loihi2",
+           ("rockpool_ff", "spinnaker"): r"'1_LIFTorch'.*reset mode 'subtract' is not supported by spinnaker1",
+           ("sinabs_conv", "loihi2"): r"node '1'.*reset mode 'subtract' is not supported by loihi2",
+           ("sinabs_conv", "spinnaker"): r"node '1'.*reset mode 'subtract' is not supported by spinnaker1"}
+#: Measured at 8-bit weights on 200 held-out digits + 40 random stimuli (benchmarks/RESULTS.md "Zoo").
+#: Item 3's goal (decision >= 0.99, every layer's count correlation >= 0.99) is NOT yet met: these are the
+#: levels that hold today, asserted so that a regression shows.
+MIN_DECISION = {"snntorch_ff": 0.95, "snntorch_conv": 0.95, "snntorch_recurrent": 0.94, "norse_ff": 0.96,
+                "sinabs_conv": 0.91, "rockpool_ff": 0.96}
+MIN_COUNT_CORR = {"snntorch_ff": 0.999, "snntorch_conv": 0.994, "snntorch_recurrent": 0.997, "norse_ff": 0.997,
+                  "sinabs_conv": 0.95, "rockpool_ff": 0.999}
+
+
+@pytest.fixture(scope="module", params=sorted(zm.ZOO))
+def zoo(request):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = zm.ZOO[request.param]()
+        graph = from_nir(model.nir_graph, dt=model.dt, reset=model.reset)
+    return model, graph
+
+
+def _as_input(graph, x):
+    return x.reshape(*x.shape[:2], *graph.nodes["input"].shape)
+
+
+def test_float_ir_equals_framework_spike_for_spike(zoo):
+    model, graph = zoo
+    _, _, xte, yte = zm.digits(model.image)
+    x = np.concatenate([xte[:100], zm.random_stimuli(model.image, batch=20)])
+    lat = graph.meta["latency_steps"]
+    ref = model.simulate(x)
+    padded = np.concatenate([x, np.zeros_like(x[:, :lat])], 1)
+    ir = simulate(graph, _as_input(graph, padded)).outputs["output"][:, lat:].reshape(ref.shape)
+    assert ref.sum() > 100
+    if model.exact:
+        np.testing.assert_array_equal(ir, ref)
+    else:  # Rockpool: exponential vs forward-Euler steps (docs/conversion.md "Zoo", gap R): measured, not exact
+        counts_ref, counts_ir = ref.sum(1), ir.sum(1)
+        assert np.corrcoef(counts_ref.ravel(), counts_ir.ravel())[0, 1] >= 0.99
+        assert (counts_ref.argmax(1) == counts_ir.argmax(1)).mean() >= 0.95
+    # the brief training (random hidden weights, ridge readout) gives a decision well above chance (10 %)
+    assert (ref[:100].sum(1).argmax(1) == yte[:100]).mean() > 0.5
+
+
+def test_compiles_for_every_target_and_quantized_keeps_decisions(zoo):
+    model, graph = zoo
+    xtr, _, xte, _ = zm.digits(model.image)
+    calibration = _as_input(graph, xtr[:32])
+    artifacts = {}
+    for target in TARGETS:
+        refusal = REFUSED.get((model.name, target))
+        if refusal is None:
+            artifacts[target] = compile_graph(graph, target, calibration=calibration)
+        else:
+            with pytest.raises(QuantizationError, match=refusal):
+                compile_graph(graph, target, calibration=calibration)
+    x = _as_input(graph, np.concatenate([xte[:200], zm.random_stimuli(model.image)]))
+    agreement = profile(artifacts["emulator"], x, "float")["agreement"]
+    assert agreement["outputs"]["output"]["same_decision"] >= MIN_DECISION[model.name]
+    for layer, figures in agreement["populations"].items():
+        assert figures["count_correlation"] >= MIN_COUNT_CORR[model.name], layer
