@@ -144,38 +144,84 @@ def test_deploy_to_three_targets(hlop_run):
     assert min(rep["pynn"]["hidden_sample_count_correlation"]) >= 0.997, rep["pynn"]
 
 
-def test_on_chip_lateral_learning_agrees_with_lava_and_hlop_forgets_less(hlop_run):
-    """README, continual learning on the deployed integer network, CI-sized: one pass of the on-chip stream and 3
-    epochs of the further task (the README's full run: 3 passes, 30 epochs)."""
-    from neurodeploy.families.hlop.onchip import run_continual
+# ------------------------------------------- issue 20: Oja's subspace rule on chip (families/hlop/oja.py), three seeds
+# CI-sized run of examples/hlop_digits/run.py's table: the full on-chip stream (3 passes of task 5's training digits),
+# 3 epochs of the further task instead of 30, seeds 0, 1, 2; Lava on the first 4 digits of seed 0's stream. Seeded
+# and deterministic (integer emulator; torch on one thread), so the README's figures are asserted exactly at the
+# printed precision.
+@pytest.fixture(scope="module")
+def onchip_seeds():
+    from neurodeploy.families.hlop.onchip import three_seeds
 
     lava_python_or_skip()
-    cfg, out = hlop_run
-    rep = run_continual(out["net"], out["data"], cfg, out["subspaces"], passes=1, further_epochs=3, lava_digits=4)
-    agreement = rep["lava_agreement"]
-    assert agreement["steps"] == 4 * (cfg.steps + 6) == 64                # 4 digits of the stream, 6-step gaps
-    lateral = [e for n, e in agreement.items() if n.startswith("lat_")]
-    assert all(e["weights_equal"] == 1.0 for e in lateral)              # exact bound: see tests/lava
-    assert max(e["weights_changed"] for e in lateral) > 0.1              # within the compared steps it learned
-    assert all(e["spikes_equal"] == 1.0 for n, e in agreement.items() if n.startswith("y_"))
-    for layer in rep["layers"]:
-        assert layer["chip_rank"] >= 1 and layer["lateral_spikes"] > 0
-        assert layer["total_captured_chip"] >= layer["energy_captured_by_old"]
-    # captured energy of task 5 activity, hidden / input layer (README's table; old and float Oja rows do not depend
-    # on the stream, so they are the full run's figures)
-    hidden, inputs = rep["layers"][1], rep["layers"][0]
-    assert (pct(hidden["energy_captured_by_old"]), pct(inputs["energy_captured_by_old"])) == (84.2, 93.2)
-    assert (pct(hidden["total_captured_chip"]), pct(inputs["total_captured_chip"])) == (97.2, 94.6)  # one pass
-    assert (pct(hidden["total_captured_float_oja"]), pct(inputs["total_captured_float_oja"])) == (99.2, 97.4)
-    # the input layer's instar prototypes capture about a third of the residual energy the float rule does
-    assert (pct(inputs["residual_captured_chip"]), pct(inputs["residual_captured_float_oja"])) == (20.7, 61.3)
-    v = rep["further_task"]["variants"]
-    assert set(v) == {"finetune", "hlop_old_subspaces", "hlop_on_chip_subspace", "hlop_float_oja_subspace"}
-    # forgetting on tasks 1-5 (mean, points) / on task 5 / permuted-digit accuracy, after 3 epochs of the further task
-    table = {name: (pct(r["forgetting_mean"]), pct(r["forgetting_last_task"]), pct(r["permuted_task_accuracy"]))
-             for name, r in v.items()}
-    assert table == {"finetune": (-28.0, 6.8, 91.1), "hlop_old_subspaces": (0.6, -5.7, 80.7),
-                     "hlop_on_chip_subspace": (0.7, -1.1, 73.3), "hlop_float_oja_subspace": (-0.0, -5.7, 76.4)}
-    # the claim itself: every projected update forgets (mean over the 5 tasks) at least 25 points less than
-    # fine-tuning (measured 28.0-28.7 here; examples/hlop_digits/run.py's full run, 30 epochs: 49.7 or more)
-    assert all(r["forgetting_mean"] - v["finetune"]["forgetting_mean"] >= 0.25 for n, r in v.items() if n != "finetune")
+    return three_seeds((0, 1, 2), passes=3, further_epochs=3, lava_digits=4)
+
+
+def test_on_chip_oja_network_equals_lava_and_keeps_its_tie(onchip_seeds):
+    """The whole chip graph (deployed network + both layers' residual networks, 6 populations, 8 learning
+    synapses) on Lava fixed_pt for 64 steps: every learned weight and every spike equal the emulator's (exact bound:
+    tests/lava/test_lava_oja.py), and F = -H^T holds integer for integer on Lava and, after the whole stream, on the
+    emulator, in every seed."""
+    cfg_steps = 10
+    run0 = onchip_seeds["runs"][0]
+    agreement = run0["lava_agreement"]
+    assert agreement["steps"] == 4 * (cfg_steps + 6) == 64
+    learning = {n: e for n, e in agreement.items() if n.endswith(("_Hp", "_Hn", "_Fp", "_Fn"))}
+    assert len(learning) == 8
+    assert all(e["weights_equal"] == 1.0 and e["weights_max_abs_diff"] == 0 for e in learning.values())
+    assert max(e["weights_changed"] for e in learning.values()) > 0.1       # within the compared steps it learned
+    pops = {n: e for n, e in agreement.items() if n.endswith(("_y", "_ep", "_en"))}
+    assert len(pops) == 6 and all(e["spikes_equal"] == 1.0 for e in pops.values())
+    assert all(e["spikes"] > 0 for n, e in pops.items() if n.endswith("_y"))
+    assert agreement["tie_on_lava"] is True and agreement["tie_on_emulator"] is True
+    for run in onchip_seeds["runs"]:
+        for layer in run["layers"]:
+            assert layer["tie_F_equals_minus_H_transposed"] is True
+            assert layer["chip_rank"] == layer["subspace_neurons"] and layer["subspace_spikes"] > 0
+
+
+def test_on_chip_oja_subspace_captures_the_float_oja_energy_within_two_points(onchip_seeds):
+    """README, captured energy of task 5's activity (old subspaces, + on-chip Oja, + float Oja), per layer and seed.
+    The issue's goal, on chip within 2 points of the float rule on both layers, holds for the three-seed mean on both
+    layers and for every seed on the input layer; on the hidden layer seed 1 misses it (2.2 points)."""
+    energy = onchip_seeds["energy"]
+    table = {layer: {key: [pct(v) for v in energy[layer][key]["per_seed"]]
+                     for key in ("energy_captured_by_old", "total_captured_chip", "total_captured_float_oja")}
+             for layer in ("input", "hidden")}
+    assert table == EXPECTED_ENERGY, table
+    for layer, worst in (("input", 0.02), ("hidden", 0.023)):
+        e = energy[layer]
+        gaps = np.subtract(e["total_captured_float_oja"]["per_seed"], e["total_captured_chip"]["per_seed"])
+        assert gaps.mean() < 0.02, (layer, gaps)                             # the issue's goal, three-seed mean
+        assert gaps.max() < worst, (layer, gaps)                             # measured worst seed: 1.5 / 2.2 points
+        assert min(np.subtract(e["total_captured_chip"]["per_seed"], e["energy_captured_by_old"]["per_seed"])) > 0.01
+
+
+def test_three_seed_forgetting_on_the_deployed_integer_network(onchip_seeds):
+    """README, the three-seed forgetting table (CI-sized: 3 epochs of the further task): mean forgetting of tasks
+    1-5 per variant, per seed, mean and spread."""
+    f = onchip_seeds["forgetting"]
+    table = {name: [pct(v) for v in f[name]["forgetting_mean"]["per_seed"]] for name in f}
+    assert table == EXPECTED_FORGETTING, table
+    acc = {name: [pct(v) for v in f[name]["permuted_task_accuracy"]["per_seed"]] for name in f}
+    assert acc == EXPECTED_PERMUTED, acc
+    gap = onchip_seeds["on_chip_minus_float_forgetting"]
+    assert abs(gap["mean"]) < 0.01                                          # the issue's goal: within 1 point
+    assert max(abs(v) for v in gap["per_seed"]) < 0.01                      # and in each seed (worst: 0.9 points)
+    # every projected update forgets less than fine-tuning, in every seed
+    for name in ("hlop_old_subspaces", "hlop_on_chip_subspace", "hlop_float_oja_subspace"):
+        assert min(np.subtract(f[name]["forgetting_mean"]["per_seed"], f["finetune"]["forgetting_mean"]["per_seed"])
+                   ) > 0.1
+
+
+# README tables (percent / points, one decimal), per seed 0, 1, 2
+EXPECTED_ENERGY = {
+    "input": {"energy_captured_by_old": [93.2, 93.1, 93.3], "total_captured_chip": [96.3, 96.3, 96.0],
+              "total_captured_float_oja": [97.4, 97.4, 97.4]},
+    "hidden": {"energy_captured_by_old": [84.2, 82.0, 83.3], "total_captured_chip": [97.9, 97.0, 97.8],
+               "total_captured_float_oja": [99.2, 99.2, 99.4]},
+}
+EXPECTED_FORGETTING = {"finetune": [-28.0, -21.5, -24.5], "hlop_old_subspaces": [0.6, -1.2, 0.8],
+                       "hlop_on_chip_subspace": [0.2, -1.1, 1.3], "hlop_float_oja_subspace": [-0.0, -0.2, 0.7]}
+EXPECTED_PERMUTED = {"finetune": [91.1, 89.8, 84.9], "hlop_old_subspaces": [80.7, 82.7, 79.8],
+                     "hlop_on_chip_subspace": [73.8, 77.6, 74.2], "hlop_float_oja_subspace": [76.4, 79.8, 75.6]}

@@ -1,7 +1,8 @@
 """HLOP on 5 split-digits tasks (issue 7): learn, deploy to three targets, learn on the chip model; one JSON summary.
 
     .venv/bin/python examples/hlop_digits/run.py [--setting class|task] [--lava-per-task N] [--pynn-per-task N]
-                                                 [--no-deploy] [--no-onchip]
+                                                 [--no-deploy] [--no-onchip] [--seeds 0,1,2] [--passes 3]
+                                                 [--further-epochs 30]
 
 1. The task sequence: HLOP and plain fine-tuning (class-incremental, single 10-way head, by default; ``--setting
    task`` for multi-head task-incremental), ACC / BWT / R (:mod:`neurodeploy.families.hlop.learner`).
@@ -10,12 +11,17 @@
    ``.venv-lava``; must equal the emulator integer for integer), the spinnaker artifact on the emulator and as the
    emitted PyNN script on pyNN.brian2 -- per-task accuracies per run. ``--lava-per-task`` / ``--pynn-per-task``
    bound the digits per task (-1, the default: every test digit; 0 skips the backend).
-3. On-chip learning (:mod:`neurodeploy.families.hlop.onchip`, class setting): lateral subspace neurons beside the
-   deployed integer network learn the last task's subspace with a PlasticDense rule in the emulator (the first
-   ``--lava-digits`` digits of that stream also on Lava: weight and spike agreement), then a permuted-pixel task is
+3. On-chip learning (:mod:`neurodeploy.families.hlop.onchip`, class setting): Oja's subspace rule made local
+   (:mod:`neurodeploy.families.hlop.oja`: residual populations, subspace neurons, H and the tied feedback F = -H^T
+   learning the same integer product) beside the deployed integer network learns the last task's subspace in the
+   emulator (the first ``--lava-digits`` digits of that stream also on Lava: weight, spike and tie agreement); the
+   captured energy of the task's activity is compared with the float Oja subspace; then a permuted-pixel task is
    learned with the projected update and forgetting of the five tasks is measured on the integer emulator.
+4. ``three_seeds``: step 3 (after the float HLOP sequence) for each of ``--seeds``, with the mean and spread of
+   forgetting per variant (fine-tuning, old subspaces, + on-chip Oja subspace, + float Oja subspace) and of the
+   captured energies (``--seeds ''`` skips it).
 
-Measured (seed 0, 450 test digits, T = 10, 2 shared cores, ~12 min): see the README's HLOP subsection.
+Measured (seed 0, 450 test digits, T = 10, 2 shared cores): see the README's HLOP subsection.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ def main() -> None:
     ap.add_argument("--lava-per-task", type=int, default=-1, help="test digits per task on Lava (-1: all)")
     ap.add_argument("--pynn-per-task", type=int, default=-1, help="test digits per task on PyNN (-1: all)")
     ap.add_argument("--lava-digits", type=int, default=20, help="digits of the on-chip learning stream on Lava")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of the three-seed on-chip table ('' skips it)")
+    ap.add_argument("--passes", type=int, default=3, help="passes of the on-chip learning stream")
+    ap.add_argument("--further-epochs", type=int, default=30, help="epochs of the further (permuted) task")
     args = ap.parse_args()
     start = time.perf_counter()
     summary: dict = {"setting": args.setting, "seed": args.seed}
@@ -59,8 +68,15 @@ def main() -> None:
         from neurodeploy.families.hlop.onchip import run_continual
 
         summary["onchip"] = run_continual(net, data, hlop_cfg, out["subspaces"], lava_digits=args.lava_digits,
-                                          seed=args.seed)
+                                          passes=args.passes, further_epochs=args.further_epochs, seed=args.seed)
         summary["onchip"]["seconds"] = round(time.perf_counter() - start, 1)
+        if args.seeds:
+            from neurodeploy.families.hlop.onchip import three_seeds
+
+            seeds = tuple(int(s) for s in args.seeds.split(","))
+            table = three_seeds(seeds, passes=args.passes, further_epochs=args.further_epochs)
+            summary["onchip_seeds"] = {k: v for k, v in table.items() if k != "runs"}
+            summary["onchip_seeds"]["seconds"] = round(time.perf_counter() - start, 1)
     summary["config"] = out["config"]
     summary["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(summary, indent=1))
