@@ -25,13 +25,16 @@ REFUSED = {("rockpool_ff", "loihi2"): r"node '1_LIFTorch'.*reset mode 'subtract'
            ("rockpool_ff", "spinnaker"): r"'1_LIFTorch'.*reset mode 'subtract' is not supported by spinnaker1",
            ("sinabs_conv", "loihi2"): r"node '1'.*reset mode 'subtract' is not supported by loihi2",
            ("sinabs_conv", "spinnaker"): r"node '1'.*reset mode 'subtract' is not supported by spinnaker1"}
-#: Measured at 8-bit weights on 200 held-out digits + 40 random stimuli (benchmarks/RESULTS.md "Zoo").
-#: Item 3's goal (decision >= 0.99, every layer's count correlation >= 0.99) is NOT yet met: these are the
-#: levels that hold today, asserted so that a regression shows.
-MIN_DECISION = {"snntorch_ff": 0.95, "snntorch_conv": 0.95, "snntorch_recurrent": 0.94, "norse_ff": 0.96,
-                "sinabs_conv": 0.91, "rockpool_ff": 0.96}
-MIN_COUNT_CORR = {"snntorch_ff": 0.999, "snntorch_conv": 0.994, "snntorch_recurrent": 0.997, "norse_ff": 0.997,
-                  "sinabs_conv": 0.95, "rockpool_ff": 0.999}
+#: The quantizer's precision options the zoo compiles with: residual synapses wherever the 8-bit weights are
+#: further than 0.05 % (RMS) from the float weights, and scales at which every threshold is an exact integer.
+QUANTIZE = {"residual": 0.0005, "exact_threshold": True}
+#: Measured with QUANTIZE at 8-bit weights on 200 held-out digits + 40 random stimuli (benchmarks/RESULTS.md
+#: "Zoo"). Every layer's spike-count correlation with the float IR is >= 0.998 (item 3 asks 0.99); the decision
+#: agreement (item 3 asks >= 0.99) is met by snntorch_ff, norse_ff and snntorch_recurrent only: the others are
+#: asserted at the level that holds today, so that a regression shows.
+MIN_DECISION = {"snntorch_ff": 0.99, "snntorch_conv": 0.975, "snntorch_recurrent": 0.985, "norse_ff": 0.99,
+                "sinabs_conv": 0.96, "rockpool_ff": 0.97}
+MIN_COUNT_CORR = 0.998
 
 
 @pytest.fixture(scope="module", params=sorted(zm.ZOO))
@@ -74,12 +77,17 @@ def test_compiles_for_every_target_and_quantized_keeps_decisions(zoo):
     for target in TARGETS:
         refusal = REFUSED.get((model.name, target))
         if refusal is None:
-            artifacts[target] = compile_graph(graph, target, calibration=calibration)
+            artifacts[target] = compile_graph(graph, target, calibration=calibration, quantize_options=QUANTIZE)
         else:
             with pytest.raises(QuantizationError, match=refusal):
-                compile_graph(graph, target, calibration=calibration)
+                compile_graph(graph, target, calibration=calibration, quantize_options=QUANTIZE)
+    report = artifacts["emulator"].quantization
+    for name, node in report["nodes"].items():  # every synapse ends within the residual tolerance
+        if "weight_exp" in node and "residual_of" not in node:
+            error = node.get("residual", node)["error"]["weight"]
+            assert error <= QUANTIZE["residual"] + 1e-12, name
     x = _as_input(graph, np.concatenate([xte[:200], zm.random_stimuli(model.image)]))
     agreement = profile(artifacts["emulator"], x, "float")["agreement"]
     assert agreement["outputs"]["output"]["same_decision"] >= MIN_DECISION[model.name]
     for layer, figures in agreement["populations"].items():
-        assert figures["count_correlation"] >= MIN_COUNT_CORR[model.name], layer
+        assert figures["count_correlation"] >= MIN_COUNT_CORR, layer

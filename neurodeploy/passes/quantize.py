@@ -47,6 +47,15 @@ The float graph is run once on the calibration stimuli (given, or generated Bern
    ``agreement.teacher_forced`` are then sample estimates, every other figure is computed on the whole op. With
    the whole population as the sample the path gives exactly the full search's result (tests/test_quantize.py).
 
+Residual synapses (``residual=<relative error>``, off by default)
+-----------------------------------------------------------------
+After the search, a synapse whose weight error exceeds ``residual`` gets a second synapse from the same source into
+the same target, ``<name>.residual``, holding ``q(w - q(w))``: the rounding (and clipping) residual of the first at
+the same scale ``lam`` and its own fitting ``weight_exp`` (both synapses have ``num_weight_bits``; the target sums
+them, as Loihi sums several synapse processes into one neuron). The effective weight then carries about
+``2 num_weight_bits - 1`` significant bits, at the price of a second synapse's memory (the core cost doubles for
+that connection). The report's ``residual`` (on the main synapse) gives the combined ``error.weight``.
+
 Duplicate Sparse entries are summed first (:func:`~neurodeploy.passes.quant_fields.merge_sparse`), as Lava does.
 
 ``method="maxabs"`` is the naive baseline: ``lam = min_S mantissa_max / max|w_S|`` (the largest incoming weight
@@ -106,6 +115,8 @@ EXTRA_EXPONENTS = 4
 #: scales scored on SEARCH_NEURONS sampled neurons (see "Choosing lam", 5.).
 SEARCH_NEURONS = 4096
 SEARCH_ENTRIES = 1 << 20
+#: At most this many residual synapses per synapse (``residual=``).
+MAX_RESIDUALS = 2
 
 
 # ------------------------------------------------------------------------------------------- prepared pieces
@@ -674,6 +685,11 @@ def _quantize_population(pop: _Population, incoming: list[_Synapse], ctx: _Conte
         lam_list = [lam_hi]
     else:
         lam_list = _candidates(lam_hi, incoming, ctx.bits, options["candidates"], a)
+    if options.get("exact_threshold") and pop.theta is not None and pop.theta > 0:
+        # each scale moved down to the nearest one at which lam * theta is an integer: vth is then exact, so a
+        # reset by subtraction removes exactly the float threshold (no drift of (vth - lam theta) per spike)
+        snapped = {math.floor(lam * pop.theta) / pop.theta for lam in lam_list if lam * pop.theta >= 1}
+        lam_list = sorted(snapped, reverse=True) or lam_list
     tried: list[dict[str, Any]] = []
     sample = _search_sample(pop, incoming, options["seed"])
     if sample is None:
@@ -698,17 +714,62 @@ def _quantize_population(pop: _Population, incoming: list[_Synapse], ctx: _Conte
     return best, n_stats
 
 
+def _mantissas(op: Op) -> np.ndarray:
+    return np.asarray(op.value if isinstance(op, Sparse) else op.weight, np.float64).ravel()
+
+
+def _add_residual(name: str, syn: _Synapse, new_nodes: dict[str, Op], edges: list[tuple[str, str]],
+                  node_reports: dict[str, dict], profile: Profile, bits: int, tolerance: float) -> None:
+    """Up to MAX_RESIDUALS synapses ``<name>.residual``, ``<name>.residual2`` each carrying what the previous ones
+    left, ``w - sum q_k(w)`` (float units), at the same scale and its own fitting exponent, until the combined
+    weight error is at most ``tolerance``. The main synapse's report gets ``residual`` (the synapses, their
+    ``weight_exp`` and the combined weight error)."""
+    a = profile.arithmetic
+    main = new_nodes[name]
+    lam = float(node_reports[name]["scale"])
+    total = _mantissas(main) * 2.0 ** main.weight_exp / lam
+    weights = np.asarray(syn.weights, np.float64)
+    added: list[str] = []
+    exps: list[int] = []
+    combined = qf.relative_error(total, weights)
+    for k in range(MAX_RESIDUALS):
+        rest = weights - total
+        if combined <= tolerance or not np.any(rest):
+            break
+        sign_mode = qf.sign_mode_of(rest)
+        res = _Synapse(f"{name}.residual" + (str(k + 1) if k else ""), syn.op, syn.source, syn.target, rest,
+                       syn.rows, syn.cols, syn.kidx, syn.n_out, sign_mode,
+                       extremes=np.array([rest.min(), rest.max()], np.float64))
+        exp = qf.fitting_exponent(lam * res.extremes, sign_mode, bits, a.weight_exp_min, a.weight_exp_max)
+        op, stats = _quantize_synapse(res, lam, exp, bits, profile)
+        total = total + _mantissas(op) * 2.0 ** exp / lam
+        combined = qf.relative_error(total, weights)
+        stats["residual_of"] = name
+        new_nodes[res.name] = op
+        edges.extend([(syn.source, res.name), (res.name, syn.target)])
+        node_reports[res.name] = stats
+        added.append(res.name)
+        exps.append(int(exp))
+    if added:
+        node_reports[name]["residual"] = {"synapses": added, "weight_exp": exps, "error": {"weight": combined}}
+
+
 def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: str = "calibrated",
              num_weight_bits: int | None = None, state_headroom: float = 2.0, min_weight_bits: int = 4,
              candidates: int = 8, calibration_rate: float = DEFAULT_RATE, calibration_batch: int = DEFAULT_BATCH,
-             calibration_steps: int = DEFAULT_STEPS, seed: int = 0, report: dict | None = None
-             ) -> tuple[Graph, bool]:
+             calibration_steps: int = DEFAULT_STEPS, seed: int = 0, report: dict | None = None,
+             residual: float | None = None, exact_threshold: bool = False) -> tuple[Graph, bool]:
     """Quantize a float graph for ``profile`` (see the module docstring); return ``(graph, changed)``.
 
     ``calibration``: ``[B, T, *input_shape]`` binary spikes (or a dict per input); ``None`` generates Bernoulli
     stimuli (``calibration_rate``, ``_batch``, ``_steps``, ``seed``). ``report`` (a dict), if given, receives the
     per-node report; it is also kept as ``quantize.last_report``. An already quantized graph is returned
-    unchanged.
+    unchanged. ``residual`` (a relative RMS weight error, e.g. ``0.01``; default None: off): every synapse whose
+    quantized weights are further than this from the float weights gets a second synapse ``<name>.residual``
+    (and if needed a third, ``.residual2``) from the same source into the same target carrying the rounding (and
+    clipping) residual at its own ``weight_exp``
+    (see "Residual synapses" in the module docstring). ``exact_threshold``: every candidate scale is moved down
+    to the nearest one at which ``lam * theta`` is an integer, so ``vth`` is exact (default False).
     """
     profile = load_profile(profile)
     out: dict[str, Any] = {} if report is None else report
@@ -753,7 +814,7 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
         syn.rates = cal.firing_rates(_spikes_of(syn.source, flat_stim, rec))
     ctx = _Context(profile, bits, shapes, flat_stim, rec)
     options = {"state_headroom": state_headroom, "min_weight_bits": min_weight_bits, "candidates": candidates,
-               "seed": seed}
+               "seed": seed, "exact_threshold": bool(exact_threshold)}
     warnings: list[str] = []
     new_nodes: dict[str, Op] = dict(graph.nodes)
     node_reports: dict[str, dict] = {}
@@ -766,8 +827,16 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
             node_reports.update(best.syn_stats)
             node_reports[name] = n_stats
 
+    edges = list(graph.edges)
+    if residual is not None:
+        if not (isinstance(residual, int | float) and residual >= 0):
+            raise QuantizationError(f"residual = {residual!r} must be a relative error >= 0 (or None: off)",
+                                    fix="pass e.g. residual=0.01")
+        for name, syn in syns.items():
+            if node_reports[name]["error"]["weight"] > residual and not isinstance(syn.op, PlasticDense):
+                _add_residual(name, syn, new_nodes, edges, node_reports, profile, bits, float(residual))
     del syns, ctx  # the prepared synapses' arrays are not needed for the final run (large graphs: GBs)
-    qgraph = Graph(new_nodes, graph.edges, graph.meta).validate()
+    qgraph = Graph(new_nodes, edges, graph.meta).validate()
     final = simulate(qgraph, stim, record=("spikes", "v"), arithmetic="int")
     for name, n_stats in node_reports.items():
         if "agreement" not in n_stats:
@@ -778,7 +847,8 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
         v_int = final.recorded[f"{name}/v"].reshape(batch, steps, -1)
         network["v_error"] = cal.trace_error(v_int / (64.0 * n_stats["scale"]), rec[f"{name}/v"])
         n_stats["agreement"]["network"] = network
-    out.update({"profile": profile.name, "method": method, "num_weight_bits": bits,
+    out.update({"profile": profile.name, "method": method, "num_weight_bits": bits, "residual": residual,
+                "exact_threshold": bool(exact_threshold),
                 "state_headroom": state_headroom, "min_weight_bits": min_weight_bits, "calibration": calib_info,
                 "nodes": node_reports, "warnings": warnings})
     return qgraph, True
