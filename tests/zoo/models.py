@@ -206,6 +206,34 @@ def norse_ff() -> ZooModel:
     return ZooModel("norse_ff", "norse", graph, NORSE_DT ** 2, "zero", lambda x: _norse_run(cells, x), False)
 
 
+def norse_cuba() -> ZooModel:
+    """Linear - LIFCell - Linear - LIFCell (Norse's LIF with a synaptic current: NIR CubaLIF)."""
+    import norse.torch as norse
+    import torch
+
+    torch.manual_seed(SEED)
+    xtr, ytr, _, _ = digits(False)
+    p = norse.LIFParameters(tau_mem_inv=torch.tensor(100.0), tau_syn_inv=torch.tensor(200.0),
+                            v_th=torch.tensor(0.1))
+    hidden = [torch.nn.Linear(64, 40, bias=False), norse.LIFCell(p)]
+    with torch.no_grad():
+        hidden[0].weight.mul_(1.0)
+    counts = _hidden_counts(_norse_run, hidden, xtr)
+    cells = [*hidden, torch.nn.Linear(40, 10, bias=False), norse.LIFCell(p)]
+    with torch.no_grad():
+        cells[2].weight.copy_(torch.as_tensor(_ridge(counts, ytr, 0.5)))
+    net = norse.SequentialState(*cells)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = norse.to_nir(net, torch.zeros(1, 64), dt=NORSE_DT)
+    # Norse adds the input to its current at full weight; NIR's CubaLIF scales it by dt w_in / tau_syn and Norse
+    # writes no w_in (1): the documented user fix is w_in = tau_syn / dt, in the dt the file is read with.
+    for node in graph.nodes.values():
+        if type(node).__name__ == "CubaLIF":
+            node.w_in = np.asarray(node.tau_syn, dtype=np.float64) / NORSE_DT ** 2
+    return ZooModel("norse_cuba", "norse", graph, NORSE_DT ** 2, "zero", lambda x: _norse_run(cells, x), False)
+
+
 # -------------------------------------------------------------------------------------------------- sinabs
 def _sinabs_run(net, x: np.ndarray) -> np.ndarray:
     import sinabs
@@ -313,4 +341,5 @@ def rockpool_ff() -> ZooModel:
                     exact=False)
 
 
-ZOO = {f.__name__: f for f in (snntorch_ff, snntorch_conv, snntorch_recurrent, norse_ff, sinabs_conv, rockpool_ff)}
+ZOO = {f.__name__: f for f in (snntorch_ff, snntorch_conv, snntorch_recurrent, norse_ff, norse_cuba, sinabs_conv,
+                                      rockpool_ff)}
