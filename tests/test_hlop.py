@@ -208,10 +208,10 @@ def test_three_seed_forgetting_on_the_deployed_integer_network(onchip_seeds):
     gap = onchip_seeds["on_chip_minus_float_forgetting"]
     assert abs(gap["mean"]) < 0.01                                          # the goal: within 1 point
     assert max(abs(v) for v in gap["per_seed"]) < 0.01                      # and in each seed (worst: 0.9 points)
-    # every projected update forgets less than fine-tuning, in every seed
+    # every projected update forgets at least 20 points less than fine-tuning, in every seed (measured: 20.3 or more)
     for name in ("hlop_old_subspaces", "hlop_on_chip_subspace", "hlop_float_oja_subspace"):
         assert min(np.subtract(f[name]["forgetting_mean"]["per_seed"], f["finetune"]["forgetting_mean"]["per_seed"])
-                   ) > 0.1
+                   ) > 0.2
 
 
 # README tables (percent / points, one decimal), per seed 0, 1, 2
