@@ -65,7 +65,7 @@ def test_same_decision_as_the_emulator(reduced):
     # per layer (the head's count correlation below) and each logit by a fraction of the margin between the best
     # two classes (here at most 0.015 logit units). A flip here would mean the script no longer runs the emulator's
     # network. (The V2 form's exact coincidence gates turn single spike flips into different products: there the
-    # shipped model keeps 11 of 12 decisions, README; it is not what this test claims.)
+    # shipped model keeps 58 of 60 decisions, README; it is not what this test claims.)
     assert res["same_decision"] == 1.0 and res["different_decisions"] == [], res["decisions"]
     assert res["accuracy_pynn_brian2"] == res["accuracy_emulator"]  # same decisions, same labels
     # the head LIF: per-neuron spike counts over the digits correlate >= 0.95 with the emulator's (measured 0.9995
