@@ -5,7 +5,7 @@ and read with ``from_nir``: input 2x32x32 -> Conv2d 2->6 3x3 -> IF 6x32x32 (6,14
 -> IF 12x16x16 (3,072) -> SumPool 2 -> Conv2d 12->16 3x3 -> IF 16x8x8 (1,024) -> Flatten -> Affine 1024->10 -> IF 10:
 10,250 neurons. Calibration: the quantizer's default generated stimuli (Bernoulli 0.2, 8 x 100 steps).
 
-Timed (wall clock, best of --repeat, after one warm-up compile that pays numba's JIT): ``compile_graph`` for each
+Timed (wall clock and process CPU time, best of --repeat, after one warm-up compile that pays numba's JIT): ``compile_graph`` for each
 --targets; then one cProfile'd loihi2 compile whose cumulative times per stage say where the time goes (fold,
 quantize: float calibration run, synapse preparation, candidate search, final integer run; check_limits,
 partition, diagnose).
@@ -71,7 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--targets", nargs="+", default=["emulator", "loihi2", "spinnaker"])
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="the quantizer's candidate scales per population (default: its own, 8)")
     args = parser.parse_args()
+    options = {} if args.candidates is None else {"candidates": args.candidates}
 
     from neurodeploy.compiler import compile_graph
     from neurodeploy.converters.nir import from_nir
@@ -82,19 +85,21 @@ def main() -> None:
     convert_s = time.perf_counter() - start
     neurons = sum(int(np.prod(op.shape)) for op in graph.nodes.values() if op.role == "neuron")
     compile_graph(graph, "loihi2")  # warm-up: numba JIT, imports
-    results = {"neurons": neurons, "from_nir_s": round(convert_s, 3), "cpus": os.cpu_count(),
+    results = {"neurons": neurons, "quantize_options": options, "from_nir_s": round(convert_s, 3), "cpus": os.cpu_count(),
                "load_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(), "compile_s": {}}
     for target in args.targets:
-        times = []
+        times, cpu = [], []
         for _ in range(args.repeat):
-            start = time.perf_counter()
-            compile_graph(graph, target)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            compile_graph(graph, target, quantize_options=options)
             times.append(time.perf_counter() - start)
-        results["compile_s"][target] = {"best": round(min(times), 3), "all": [round(t, 3) for t in times]}
+            cpu.append(time.process_time() - start_cpu)
+        results["compile_s"][target] = {"best": round(min(times), 3), "all": [round(t, 3) for t in times],
+                                        "cpu_best": round(min(cpu), 3)}
 
     prof = cProfile.Profile()
     prof.enable()
-    compile_graph(graph, "loihi2")
+    compile_graph(graph, "loihi2", quantize_options=options)
     prof.disable()
     stats = pstats.Stats(prof).stats
     stages = {}

@@ -30,10 +30,11 @@ REFUSED = {("rockpool_ff", "loihi2"): r"node '1_LIFTorch'.*reset mode 'subtract'
 QUANTIZE = {"residual": 0.0005, "exact_threshold": True}
 #: Measured with QUANTIZE at 8-bit weights on 200 held-out digits + 40 random stimuli (benchmarks/RESULTS.md
 #: "Zoo"). Every layer's spike-count correlation with the float IR is >= 0.998 (item 3 asks 0.99); the decision
-#: agreement (item 3 asks >= 0.99) is met by snntorch_ff, norse_ff and norse_cuba only: the others are
-#: asserted at the level that holds today, so that a regression shows.
+#: agreement (item 3 asks >= 0.99) is met by snntorch_ff, norse_ff, norse_cuba and norse_li (LI readout: the
+#: largest summed voltage decides) only: the others are asserted at the level that holds today, so that a
+#: regression shows.
 MIN_DECISION = {"snntorch_ff": 0.99, "norse_ff": 0.99, "norse_cuba": 0.99, "snntorch_conv": 0.975,
-                "snntorch_recurrent": 0.985, "sinabs_conv": 0.96, "rockpool_ff": 0.97}
+                "snntorch_recurrent": 0.985, "sinabs_conv": 0.96, "rockpool_ff": 0.97, "norse_li": 0.99}
 MIN_COUNT_CORR = 0.998
 
 
@@ -58,6 +59,10 @@ def test_float_ir_equals_framework_spike_for_spike(zoo):
     ref = model.simulate(x)
     padded = np.concatenate([x, np.zeros_like(x[:, :lat])], 1)
     ir = simulate(graph, _as_input(graph, padded)).outputs["output"][:, lat:].reshape(ref.shape)
+    if model.readout:  # a leaky integrator's voltage: equal up to the framework's float32
+        np.testing.assert_allclose(ir, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+        assert (ref[:100].sum(1).argmax(1) == yte[:100]).mean() > 0.5
+        return
     assert ref.sum() > 100
     if model.exact:
         np.testing.assert_array_equal(ir, ref)
@@ -88,6 +93,15 @@ def test_compiles_for_every_target_and_quantized_keeps_decisions(zoo):
             assert error <= QUANTIZE["residual"] + 1e-12, name
     x = _as_input(graph, np.concatenate([xte[:200], zm.random_stimuli(model.image)]))
     agreement = profile(artifacts["emulator"], x, "float")["agreement"]
-    assert agreement["outputs"]["output"]["same_decision"] >= MIN_DECISION[model.name]
+    if model.readout:  # the decision is the largest summed voltage (the units differ: 64 * scale)
+        art = artifacts["emulator"]
+        v_int = simulate(art.graph, x, arithmetic="int").outputs["output"].sum(1)
+        v_float = simulate(art.float_graph, x).outputs["output"].sum(1)
+        same = (v_int.reshape(len(x), -1).argmax(1) == v_float.reshape(len(x), -1).argmax(1)).mean()
+        assert same >= MIN_DECISION[model.name]
+    else:
+        assert agreement["outputs"]["output"]["same_decision"] >= MIN_DECISION[model.name]
+    readouts = {n for n, op in graph.nodes.items() if type(op).__name__ == "LI"}
     for layer, figures in agreement["populations"].items():
-        assert figures["count_correlation"] >= MIN_COUNT_CORR, layer
+        if layer not in readouts:
+            assert figures["count_correlation"] >= MIN_COUNT_CORR, layer

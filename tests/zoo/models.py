@@ -39,6 +39,7 @@ class ZooModel:
     simulate: Callable[[np.ndarray], np.ndarray]  # [B, T, *in] 0/1 -> framework output spikes [B, T, n_out]
     image: bool  # input is [1, 8, 8] instead of [64]
     exact: bool = True  # spike for spike with the IR (else: the documented gap, measured)
+    readout: bool = False  # the output is a leaky integrator's voltage (float), not spikes
     notes: list[str] = field(default_factory=list)
 
 
@@ -234,6 +235,30 @@ def norse_cuba() -> ZooModel:
     return ZooModel("norse_cuba", "norse", graph, NORSE_DT ** 2, "zero", lambda x: _norse_run(cells, x), False)
 
 
+def norse_li() -> ZooModel:
+    """Linear - LIFBoxCell - Linear - LIBoxCell: a leaky-integrator readout (its output is the voltage)."""
+    import norse.torch as norse
+    import torch
+
+    torch.manual_seed(SEED)
+    xtr, ytr, _, _ = digits(False)
+    p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.1))
+    hidden = [torch.nn.Linear(64, 40, bias=False), norse.LIFBoxCell(p)]
+    with torch.no_grad():
+        hidden[0].weight.mul_(3.0)
+    counts = _hidden_counts(_norse_run, hidden, xtr)
+    cells = [*hidden, torch.nn.Linear(40, 10, bias=False),
+             norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.tensor(50.0)))]
+    with torch.no_grad():
+        cells[2].weight.copy_(torch.as_tensor(_ridge(counts, ytr, 1.0)))
+    net = norse.SequentialState(*cells)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = norse.to_nir(net, torch.zeros(1, 64), dt=NORSE_DT)
+    return ZooModel("norse_li", "norse", graph, NORSE_DT ** 2, "zero", lambda x: _norse_run(cells, x), False,
+                    readout=True)
+
+
 # -------------------------------------------------------------------------------------------------- sinabs
 def _sinabs_run(net, x: np.ndarray) -> np.ndarray:
     import sinabs
@@ -341,5 +366,5 @@ def rockpool_ff() -> ZooModel:
                     exact=False)
 
 
-ZOO = {f.__name__: f for f in (snntorch_ff, snntorch_conv, snntorch_recurrent, norse_ff, norse_cuba, sinabs_conv,
-                                      rockpool_ff)}
+ZOO = {f.__name__: f for f in (snntorch_ff, snntorch_conv, snntorch_recurrent, norse_ff, norse_cuba, norse_li,
+                               sinabs_conv, rockpool_ff)}
