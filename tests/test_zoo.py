@@ -51,6 +51,12 @@ def _as_input(graph, x):
     return x.reshape(*x.shape[:2], *graph.nodes["input"].shape)
 
 
+def test_quantize_options_are_checked(zoo):
+    _, graph = zoo
+    with pytest.raises(QuantizationError, match="residual = -1 must be a relative error"):
+        compile_graph(graph, "emulator", quantize_options={"residual": -1})
+
+
 def test_float_ir_equals_framework_spike_for_spike(zoo):
     model, graph = zoo
     _, _, xte, yte = zm.digits(model.image)
@@ -91,6 +97,10 @@ def test_compiles_for_every_target_and_quantized_keeps_decisions(zoo):
         if "weight_exp" in node and "residual_of" not in node:
             error = node.get("residual", node)["error"]["weight"]
             assert error <= QUANTIZE["residual"] + 1e-12, name
+    for name, op in graph.nodes.items():  # exact_threshold: lam * theta is the integer vth
+        if type(op).__name__ in ("IF", "CubaLIF"):
+            node = report["nodes"][name]
+            assert node["scale"] * float(op.vth) == pytest.approx(node["vth"], abs=1e-6), name
     x = _as_input(graph, np.concatenate([xte[:200], zm.random_stimuli(model.image)]))
     agreement = profile(artifacts["emulator"], x, "float")["agreement"]
     if model.readout:  # the decision is the largest summed voltage (the units differ: 64 * scale)

@@ -781,6 +781,10 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
     if not 1 <= bits <= profile.arithmetic.weight_bits:
         raise QuantizationError(f"num_weight_bits = {bits} is outside 1..{profile.arithmetic.weight_bits} "
                                 f"({profile.name})", fix="choose a weight width the profile supports")
+    if residual is not None and not (isinstance(residual, int | float) and not isinstance(residual, bool)
+                                     and residual >= 0):
+        raise QuantizationError(f"residual = {residual!r} must be a relative error >= 0 (or None: off)",
+                                fix="pass e.g. residual=0.01")
     if state_headroom < 1:
         raise QuantizationError(f"state_headroom = {state_headroom} < 1 would let the calibration data overflow",
                                 fix="use state_headroom >= 1")
@@ -829,9 +833,6 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: 
 
     edges = list(graph.edges)
     if residual is not None:
-        if not (isinstance(residual, int | float) and residual >= 0):
-            raise QuantizationError(f"residual = {residual!r} must be a relative error >= 0 (or None: off)",
-                                    fix="pass e.g. residual=0.01")
         for name, syn in syns.items():
             if node_reports[name]["error"]["weight"] > residual and not isinstance(syn.op, PlasticDense):
                 _add_residual(name, syn, new_nodes, edges, node_reports, profile, bits, float(residual))
