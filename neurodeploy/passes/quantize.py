@@ -53,8 +53,9 @@ After the search, a synapse whose weight error exceeds ``residual`` gets a secon
 the same target, ``<name>.residual``, holding ``q(w - q(w))``: the rounding (and clipping) residual of the first at
 the same scale ``lam`` and its own fitting ``weight_exp`` (both synapses have ``num_weight_bits``; the target sums
 them, as Loihi sums several synapse processes into one neuron). The effective weight then carries about
-``2 num_weight_bits - 1`` significant bits, at the price of a second synapse's memory (the core cost doubles for
-that connection). The report's ``residual`` (on the main synapse) gives the combined ``error.weight``.
+``2 num_weight_bits - 1`` significant bits, at the price of a second synapse's memory and axons (the partition
+pass counts each residual as its own synapse op: the connection's synaptic memory and fan-in double). The
+report's ``residual`` (on the main synapse) gives the combined ``error.weight``.
 
 Duplicate Sparse entries are summed first (:func:`~neurodeploy.passes.quant_fields.merge_sparse`), as Lava does.
 
