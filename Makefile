@@ -36,7 +36,8 @@ demo: .venv/.installed
 
 test: envs browser
 	.venv/bin/ruff check .
-	NEURODEPLOY_REQUIRE_LAVA=1 NEURODEPLOY_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q tests --ignore=tests/lava --ignore=tests/spynnaker --ignore=tests/gpu
+	NEURODEPLOY_REQUIRE_LAVA=1 NEURODEPLOY_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q -n 2 --dist loadfile tests \
+		--ignore=tests/lava --ignore=tests/spynnaker --ignore=tests/gpu
 	NEURODEPLOY_REQUIRE_SPYNNAKER=1 .venv/bin/python -m pytest -q tests/spynnaker
 	NEURODEPLOY_REQUIRE_LAVA=1 .venv-lava/bin/python -m pytest -q tests/lava
 
