@@ -55,7 +55,13 @@ the same scale ``lam`` and its own fitting ``weight_exp`` (both synapses have ``
 them, as Loihi sums several synapse processes into one neuron). The effective weight then carries about
 ``2 num_weight_bits - 1`` significant bits, at the price of a second synapse's memory and axons (the partition
 pass counts each residual as its own synapse op: the connection's synaptic memory and fan-in double). The
-report's ``residual`` (on the main synapse) gives the combined ``error.weight``.
+report's ``residual`` (on the main synapse) gives the combined ``error.weight``. If one residual does not bring the
+error within ``residual`` (the first synapse clipped), a second one (``<name>.residual2``) carries what is left;
+at most ``MAX_RESIDUALS`` = 2.
+
+``exact_threshold=True`` (off by default) moves every candidate scale down to the nearest one at which
+``lam * theta`` is an integer, so ``vth`` is exact and a reset by subtraction removes exactly the float threshold
+(otherwise every spike leaves ``vth - lam theta`` behind, which accumulates in neurons that fire often).
 
 Duplicate Sparse entries are summed first (:func:`~neurodeploy.passes.quant_fields.merge_sparse`), as Lava does.
 
