@@ -55,7 +55,9 @@ the same scale ``lam`` and its own fitting ``weight_exp`` (both synapses have ``
 them, as Loihi sums several synapse processes into one neuron). The effective weight then carries about
 ``2 num_weight_bits - 1`` significant bits, at the price of a second synapse's memory and axons (the partition
 pass counts each residual as its own synapse op: the connection's synaptic memory and fan-in double). The
-report's ``residual`` (on the main synapse) gives the combined ``error.weight``. If one residual does not bring the
+report's ``residual`` (on the main synapse) gives the combined ``error.weight``; ``zeros.weight`` of the main
+synapse and of its residuals counts the non-zero float weights that all of them together round to 0
+(``zeros.weight_alone``: the synapse's own count). If one residual does not bring the
 error within ``residual`` (the first synapse clipped), a second one (``<name>.residual2``) carries what is left;
 at most ``MAX_RESIDUALS`` = 2.
 
@@ -758,7 +760,15 @@ def _add_residual(name: str, syn: _Synapse, new_nodes: dict[str, Op], edges: lis
         added.append(res.name)
         exps.append(int(exp))
     if added:
+        # weights lost for good: non-zero float weights that all the synapses together round to 0 (a residual's own
+        # mantissas are mostly 0 by design: they hold what the main synapse got wrong)
+        lost = int(np.count_nonzero((total == 0) & (weights != 0)))
         node_reports[name]["residual"] = {"synapses": added, "weight_exp": exps, "error": {"weight": combined}}
+        node_reports[name]["zeros"] = {"weight": lost, "weight_alone": node_reports[name]["zeros"]["weight"]}
+        for res_name in added:
+            node_reports[res_name]["zeros"] = {"weight": lost,
+                                               "weight_alone": node_reports[res_name]["zeros"]["weight"]}
+            node_reports[res_name]["weights"] = int(np.count_nonzero(weights))
 
 
 def quantize(graph: Graph, profile: Profile | str, calibration=None, *, method: str = "calibrated",
