@@ -185,25 +185,34 @@ def _norse_run(cells, x: np.ndarray) -> np.ndarray:
     return np.stack(out, 1)
 
 
-def norse_ff() -> ZooModel:
-    """Linear - LIFBoxCell - Linear - LIFBoxCell (Norse's LIF without synaptic current)."""
+def _norse_two_layer(hidden_cell, readout_cell, gain: float, alpha: float) -> tuple[list, object]:
+    """Linear(64, 40) * gain - hidden_cell - Linear(40, 10) - readout_cell, the readout fitted by ridge regression
+    (``alpha``) on the hidden spike counts of the training digits; returns the cells and Norse's NIR export."""
     import norse.torch as norse
     import torch
 
     torch.manual_seed(SEED)
     xtr, ytr, _, _ = digits(False)
-    p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.1))
-    hidden = [torch.nn.Linear(64, 40, bias=False), norse.LIFBoxCell(p)]
+    hidden = [torch.nn.Linear(64, 40, bias=False), hidden_cell]
     with torch.no_grad():
-        hidden[0].weight.mul_(3.0)
+        hidden[0].weight.mul_(gain)
     counts = _hidden_counts(_norse_run, hidden, xtr)
-    cells = [*hidden, torch.nn.Linear(40, 10, bias=False), norse.LIFBoxCell(p)]
+    cells = [*hidden, torch.nn.Linear(40, 10, bias=False), readout_cell]
     with torch.no_grad():
-        cells[2].weight.copy_(torch.as_tensor(_ridge(counts, ytr, 1.5)))
-    net = norse.SequentialState(*cells)
+        cells[2].weight.copy_(torch.as_tensor(_ridge(counts, ytr, alpha)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graph = norse.to_nir(net, torch.zeros(1, 64), dt=NORSE_DT)
+        graph = norse.to_nir(norse.SequentialState(*cells), torch.zeros(1, 64), dt=NORSE_DT)
+    return cells, graph
+
+
+def norse_ff() -> ZooModel:
+    """Linear - LIFBoxCell - Linear - LIFBoxCell (Norse's LIF without synaptic current)."""
+    import norse.torch as norse
+    import torch
+
+    p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.1))
+    cells, graph = _norse_two_layer(norse.LIFBoxCell(p), norse.LIFBoxCell(p), 3.0, 1.5)
     return ZooModel("norse_ff", "norse", graph, NORSE_DT ** 2, "zero", lambda x: _norse_run(cells, x), False)
 
 
@@ -212,21 +221,9 @@ def norse_cuba() -> ZooModel:
     import norse.torch as norse
     import torch
 
-    torch.manual_seed(SEED)
-    xtr, ytr, _, _ = digits(False)
     p = norse.LIFParameters(tau_mem_inv=torch.tensor(100.0), tau_syn_inv=torch.tensor(200.0),
                             v_th=torch.tensor(0.1))
-    hidden = [torch.nn.Linear(64, 40, bias=False), norse.LIFCell(p)]
-    with torch.no_grad():
-        hidden[0].weight.mul_(1.0)
-    counts = _hidden_counts(_norse_run, hidden, xtr)
-    cells = [*hidden, torch.nn.Linear(40, 10, bias=False), norse.LIFCell(p)]
-    with torch.no_grad():
-        cells[2].weight.copy_(torch.as_tensor(_ridge(counts, ytr, 0.5)))
-    net = norse.SequentialState(*cells)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        graph = norse.to_nir(net, torch.zeros(1, 64), dt=NORSE_DT)
+    cells, graph = _norse_two_layer(norse.LIFCell(p), norse.LIFCell(p), 1.0, 0.5)
     # Norse adds the input to its current at full weight; NIR's CubaLIF scales it by dt w_in / tau_syn and Norse
     # writes no w_in (1): the documented user fix is w_in = tau_syn / dt, in the dt the file is read with.
     for node in graph.nodes.values():
@@ -240,21 +237,9 @@ def norse_li() -> ZooModel:
     import norse.torch as norse
     import torch
 
-    torch.manual_seed(SEED)
-    xtr, ytr, _, _ = digits(False)
     p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.1))
-    hidden = [torch.nn.Linear(64, 40, bias=False), norse.LIFBoxCell(p)]
-    with torch.no_grad():
-        hidden[0].weight.mul_(3.0)
-    counts = _hidden_counts(_norse_run, hidden, xtr)
-    cells = [*hidden, torch.nn.Linear(40, 10, bias=False),
-             norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.tensor(50.0)))]
-    with torch.no_grad():
-        cells[2].weight.copy_(torch.as_tensor(_ridge(counts, ytr, 1.0)))
-    net = norse.SequentialState(*cells)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        graph = norse.to_nir(net, torch.zeros(1, 64), dt=NORSE_DT)
+    readout = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.tensor(50.0)))
+    cells, graph = _norse_two_layer(norse.LIFBoxCell(p), readout, 3.0, 1.0)
     return ZooModel("norse_li", "norse", graph, NORSE_DT ** 2, "zero", lambda x: _norse_run(cells, x), False,
                     readout=True)
 
