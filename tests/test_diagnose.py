@@ -73,3 +73,17 @@ def quiet_model(tmp_path):
 def test_cli_compile_of_a_healthy_model_prints_no_warning(capsys, tmp_path, quiet_model):
     code, _, err = cli(capsys, "compile", quiet_model, "--out", tmp_path / "art")
     assert code == 0 and "warning" not in err
+
+
+def test_a_bias_driven_clock_is_not_called_saturated():
+    """A neuron with no incoming synapse, driven by its bias to spike every step (the SDT's clock), is by design."""
+    w = np.random.default_rng(0).normal(0.3, 0.5, (16, 20))
+    g = _net(w)
+    nodes = dict(g.nodes, clock=CubaLIF(shape=(1,), du=1.0, dv=0.0, vth=0.5, bias=1.0), out2=Output())
+    graph = Graph(nodes, list(g.edges) + [("clock", "out2")])
+    found, _ = _kinds(graph)
+    assert not any(node == "clock" for node, _ in found), found
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = compile_graph(graph, "emulator").quantization["nodes"]["clock"]["agreement"]["network"]
+    assert net["int_spikes"] > 0.95 * net["bins"], net  # it is saturated: only the rule keeps it unnamed

@@ -5,7 +5,8 @@ run on the calibration stimulus. A finding is ``{"node", "kind", "message"}``; t
 
 * ``silent`` -- a neuron layer (not an integrating readout) emits no spike in the integer run although the float
   run spiked (``int_spikes = 0 < float_spikes``), or spikes in neither (then nothing downstream can work);
-* ``saturated`` -- the integer run spikes in more than ``SATURATED`` of the layer's (sample, step, neuron) bins;
+* ``saturated`` -- the integer run spikes in more than ``SATURATED`` of the layer's (sample, step, neuron) bins
+  (not for a neuron with no incoming synapse: driven by its bias alone, e.g. a clock, it spikes by design);
 * ``threshold_max`` -- a spiking layer's ``vth`` sits at its field maximum ``2**vth_bits - 1`` (its float threshold
   times the layer's scale did not fit);
 * ``weights_zeroed`` -- more than ``ZEROED`` of a synapse's non-zero float weights became 0 mantissas.
@@ -36,9 +37,11 @@ def diagnose(report: dict[str, Any], vth_max: int) -> list[dict[str, str]]:
     """Findings for the nodes of a quantize ``report`` (see the module docstring); ``vth_max`` is the profile's
     largest threshold mantissa. Empty for a report without nodes (an already quantized graph)."""
     findings = []
-    for name, stats in (report.get("nodes") or {}).items():
+    nodes = report.get("nodes") or {}
+    driven = {stats.get("target") for stats in nodes.values() if "weights" in stats}
+    for name, stats in nodes.items():
         if stats.get("op") == "CubaLIF":
-            findings += _neuron(name, stats, vth_max)
+            findings += _neuron(name, stats, vth_max, name in driven)
         elif "weights" in stats:
             nonzero, zeros = int(stats["weights"]), int(stats.get("zeros", {}).get("weight", 0))
             if nonzero and zeros > ZEROED * nonzero:
@@ -50,7 +53,7 @@ def diagnose(report: dict[str, Any], vth_max: int) -> list[dict[str, str]]:
     return findings
 
 
-def _neuron(name: str, stats: dict[str, Any], vth_max: int) -> list[dict[str, str]]:
+def _neuron(name: str, stats: dict[str, Any], vth_max: int, driven: bool) -> list[dict[str, str]]:
     if stats.get("lowered_from") == "LI":  # an integrating readout never spikes by design
         return []
     out = []
@@ -62,7 +65,7 @@ def _neuron(name: str, stats: dict[str, Any], vth_max: int) -> list[dict[str, st
                 if f_spikes else "emits no spike on the calibration stimulus, in float or in integers")
         out.append({"node": name, "kind": "silent", "message": f"{what}; {cause}"})
     bins = net.get("bins")
-    if i_spikes and bins and i_spikes > SATURATED * bins:
+    if driven and i_spikes and bins and i_spikes > SATURATED * bins:
         out.append({"node": name, "kind": "saturated", "message": (
             f"spikes in {100 * i_spikes / bins:.1f} % of its bins on the calibration stimulus; {cause}")})
     if stats.get("vth") == vth_max:
