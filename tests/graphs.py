@@ -56,3 +56,31 @@ def int32_wrap_graph() -> tuple[Graph, np.ndarray]:
                "out": Output(), "out2": Output()},
               [("in", "syn"), ("syn", "n"), ("n", "out"), ("b", "out2")])
     return g, np.array([[[1], [1], [0], [1], [0]]], np.uint8)
+
+
+def random_sparse(rng, n_out: int, n_in: int, density: float, lo: int, hi: int, max_delay: int = 0,
+                  weight_exp: int = 0, sign_mode: str = "mixed") -> Sparse:
+    """A quantized Sparse op: entries with probability ``density``, integer weights in ``[lo, hi)``, delays in
+    ``[0, max_delay]`` (none when 0)."""
+    mask = rng.random((n_out, n_in)) < density
+    row, col = np.nonzero(mask)
+    delays = rng.integers(0, max_delay + 1, row.size) if max_delay else None
+    return Sparse(out_shape=(n_out,), in_size=n_in, row=row, col=col, value=rng.integers(lo, hi, row.size),
+                  delays=delays, weight_exp=weight_exp, sign_mode=sign_mode, quant=QuantInfo(scale=1.0))
+
+
+def delayed_recurrent_net(weight_exp: int, reset: str) -> tuple[Graph, np.ndarray]:
+    """Dense 200 -> 120, a sparse recurrent matrix with delays 0-9, a second sparse layer to 30 neurons, and its
+    stimulus (batch 3, 60 steps): the engines' larger equality case."""
+    q = QuantInfo(scale=1.0)
+    rng = np.random.default_rng(abs(weight_exp) * 10 + (reset == "zero"))
+    g = Graph({"in": Input(shape=(200,)),
+               "fc": Dense(weight=rng.integers(-120, 256, (120, 200)), weight_exp=weight_exp, quant=q),
+               "a": CubaLIF(shape=(120,), du=700, dv=300, vth=int(40 * 2.0**weight_exp) + 5, bias=3, bias_exp=2,
+                            reset=reset, quant=q),
+               "rec": random_sparse(rng, 120, 120, 0.04, -150, 120, max_delay=9, weight_exp=-weight_exp // 2),
+               "fc2": random_sparse(rng, 30, 120, 0.15, -40, 200, weight_exp=weight_exp),
+               "b": CubaLIF(shape=(30,), du=4095, dv=0, vth=60, reset=reset, quant=q),
+               "out": Output()},
+              [("in", "fc"), ("fc", "a"), ("a", "rec"), ("rec", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "out")])
+    return g, (rng.random((3, 60, 200)) < 0.08).astype(np.uint8)

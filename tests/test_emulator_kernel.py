@@ -17,11 +17,11 @@ import pytest
 from neurodeploy.emulator import Program, kernel, simulate
 from neurodeploy.emulator import engine as engine_module
 from neurodeploy.errors import InputError, UnsupportedOpError
-from neurodeploy.ir import LI, CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
+from neurodeploy.ir import LI, CubaLIF, Dense, Graph, Input, Output, QuantInfo
 
 sys.path.insert(0, str(Path(__file__).parent / "lava"))
 from engines import RECORD, assert_engines_equal  # noqa: E402
-from graphs import int32_wrap_graph  # noqa: E402
+from graphs import delayed_recurrent_net, int32_wrap_graph, random_sparse  # noqa: E402
 from random_nets import make_group  # noqa: E402
 
 Q = QuantInfo(scale=1.0)
@@ -83,31 +83,13 @@ def test_random_groups_cover_the_features():
     assert required <= features, sorted(required - features)
 
 
-def _sparse(rng, n_out, n_in, density, lo, hi, max_delay=0, weight_exp=0):
-    mask = rng.random((n_out, n_in)) < density
-    row, col = np.nonzero(mask)
-    delays = rng.integers(0, max_delay + 1, row.size) if max_delay else None
-    return Sparse(out_shape=(n_out,), in_size=n_in, row=row, col=col, value=rng.integers(lo, hi, row.size),
-                  delays=delays, weight_exp=weight_exp, sign_mode="mixed", quant=Q)
-
-
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("weight_exp", [-3, 0, 2])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_larger_networks_dense_and_sparse_paths(monkeypatch, weight_exp, reset, layout):
     """Dense 200 -> 120, a sparse recurrent matrix with delays 0-9, a second sparse layer; both engines agree."""
-    rng = np.random.default_rng(abs(weight_exp) * 10 + (reset == "zero"))
     _layout(monkeypatch, layout)
-    g = Graph({"in": Input(shape=(200,)),
-               "fc": Dense(weight=rng.integers(-120, 256, (120, 200)), weight_exp=weight_exp, quant=Q),
-               "a": CubaLIF(shape=(120,), du=700, dv=300, vth=int(40 * 2.0**weight_exp) + 5, bias=3, bias_exp=2,
-                            reset=reset, quant=Q),
-               "rec": _sparse(rng, 120, 120, 0.04, -150, 120, max_delay=9, weight_exp=-weight_exp // 2),
-               "fc2": _sparse(rng, 30, 120, 0.15, -40, 200, weight_exp=weight_exp),
-               "b": CubaLIF(shape=(30,), du=4095, dv=0, vth=60, reset=reset, quant=Q),
-               "out": Output()},
-              [("in", "fc"), ("fc", "a"), ("a", "rec"), ("rec", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "out")])
-    x = (rng.random((3, 60, 200)) < 0.08).astype(np.uint8)
+    g, x = delayed_recurrent_net(weight_exp, reset)
     ref, _ = assert_same(g, x)
     assert ref.spike_counts["a"] > 0 and ref.spike_counts["b"] > 0
     kinds = set(kernel.lower(Program(g)).bkt_kind.tolist())
@@ -227,7 +209,7 @@ def test_sample_groups_in_threads_give_the_single_thread_result(monkeypatch, ari
     how many."""
     rng = np.random.default_rng(4)
     if arithmetic == "int":
-        g = Graph({"in": Input(shape=(30,)), "fc": _sparse(rng, 25, 30, 0.3, -60, 200, max_delay=4),
+        g = Graph({"in": Input(shape=(30,)), "fc": random_sparse(rng, 25, 30, 0.3, -60, 200, max_delay=4),
                    "n": CubaLIF(shape=(25,), du=500, dv=200, vth=80, quant=Q), "out": Output()},
                   [("in", "fc"), ("fc", "n"), ("n", "out")])
     else:

@@ -22,14 +22,14 @@ import torch
 from neurodeploy.emulator import Program, simulate
 from neurodeploy.emulator import torch_engine as te
 from neurodeploy.errors import CapacityError, InputError, UnsupportedOpError
-from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
+from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo
 from neurodeploy.ir.ops import Astrocyte, Conv2d, PlasticDense
 
 sys.path.insert(0, str(Path(__file__).parent / "lava"))
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_runner import run_cli  # noqa: E402
 from engines import RECORD, assert_engines_equal  # noqa: E402
-from graphs import int32_wrap_graph  # noqa: E402
+from graphs import delayed_recurrent_net, int32_wrap_graph  # noqa: E402
 from random_nets import make_group  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,29 +127,11 @@ def test_small_gather_blocks_and_group_slices_give_the_same_integers(monkeypatch
 
 
 # ------------------------------------------------------------------------------------------ larger networks
-def _sparse(rng, n_out, n_in, density, lo, hi, max_delay=0, weight_exp=0, sign_mode="mixed"):
-    mask = rng.random((n_out, n_in)) < density
-    row, col = np.nonzero(mask)
-    delays = rng.integers(0, max_delay + 1, row.size) if max_delay else None
-    return Sparse(out_shape=(n_out,), in_size=n_in, row=row, col=col, value=rng.integers(lo, hi, row.size),
-                  delays=delays, weight_exp=weight_exp, sign_mode=sign_mode, quant=Q)
-
-
 @pytest.mark.parametrize("weight_exp", [-3, 0, 2])
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_larger_networks_with_delays(weight_exp, reset):
     """Dense 200 -> 120, a sparse recurrent matrix with delays 0-9, a second sparse layer, batch 3."""
-    rng = np.random.default_rng(abs(weight_exp) * 10 + (reset == "zero"))
-    g = Graph({"in": Input(shape=(200,)),
-               "fc": Dense(weight=rng.integers(-120, 256, (120, 200)), weight_exp=weight_exp, quant=Q),
-               "a": CubaLIF(shape=(120,), du=700, dv=300, vth=int(40 * 2.0**weight_exp) + 5, bias=3, bias_exp=2,
-                            reset=reset, quant=Q),
-               "rec": _sparse(rng, 120, 120, 0.04, -150, 120, max_delay=9, weight_exp=-weight_exp // 2),
-               "fc2": _sparse(rng, 30, 120, 0.15, -40, 200, weight_exp=weight_exp),
-               "b": CubaLIF(shape=(30,), du=4095, dv=0, vth=60, reset=reset, quant=Q),
-               "out": Output()},
-              [("in", "fc"), ("fc", "a"), ("a", "rec"), ("rec", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "out")])
-    x = (rng.random((3, 60, 200)) < 0.08).astype(np.uint8)
+    g, x = delayed_recurrent_net(weight_exp, reset)
     ref, _ = assert_same(g, x)
     assert ref.spike_counts["a"] > 0 and ref.spike_counts["b"] > 0
 
