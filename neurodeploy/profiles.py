@@ -125,6 +125,21 @@ class Arithmetic:
 
 
 @dataclass(frozen=True)
+class CoreLimits:
+    """Per-core and per-chip capacity of a neurocore architecture, as the partition pass uses it
+    (:meth:`Limits.core_limits` builds it from a profile): the four per-core limits and cores per chip of
+    :class:`Limits`, and the per-synapse cost of an index (Sparse/Conv2d entries) and of a delay, in bits."""
+
+    neurons_per_core: int
+    fan_in_axons_per_core: int
+    fan_out_axons_per_core: int
+    synaptic_memory_bits_per_core: int
+    cores_per_chip: int
+    index_bits: int = 12
+    delay_bits: int = 6
+
+
+@dataclass(frozen=True)
 class Limits:
     """Capacity of one chip (per-core and per-chip figures); ``chips`` is how many chips a deployment may use."""
 
@@ -137,10 +152,8 @@ class Limits:
     neurons_per_chip: int | None = None
     synapses_per_chip: int | None = None
 
-    def core_limits(self, index_bits: int = 12, delay_bits: int = 6):
-        """These limits as the partition pass's :class:`~neurodeploy.passes.partition.CoreLimits`."""
-        from neurodeploy.passes.partition import CoreLimits
-
+    def core_limits(self, index_bits: int = 12, delay_bits: int = 6) -> CoreLimits:
+        """The per-core limits the partition pass (:mod:`neurodeploy.passes.partition`) slices under."""
         return CoreLimits(neurons_per_core=self.neurons_per_core, fan_in_axons_per_core=self.fan_in_axons_per_core,
                           fan_out_axons_per_core=self.fan_out_axons_per_core,
                           synaptic_memory_bits_per_core=self.synaptic_memory_bits_per_core,

@@ -6,7 +6,8 @@ from graphs import two_chip_graph
 
 from neurodeploy.errors import CapacityError
 from neurodeploy.ir import CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
-from neurodeploy.passes.partition import CoreLimits, partition
+from neurodeploy.passes.partition import partition
+from neurodeploy.profiles import CoreLimits
 
 Q = QuantInfo(scale=1.0)
 LOIHI1 = CoreLimits(neurons_per_core=1024, fan_in_axons_per_core=4096, fan_out_axons_per_core=4096,

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from neurodeploy.errors import SerializationError
-from neurodeploy.passes.partition import CoreLimits
-from neurodeploy.profiles import PROFILE_DIR, Profile, available_profiles, load_profile
+from neurodeploy.profiles import PROFILE_DIR, CoreLimits, Profile, available_profiles, load_profile
 
 LOIHI2 = (PROFILE_DIR / "loihi2.toml").read_text()
 

@@ -13,8 +13,8 @@ from neurodeploy.cli import main
 from neurodeploy.emulator import simulate
 from neurodeploy.errors import SerializationError
 from neurodeploy.ir import Conv2d, CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
-from neurodeploy.passes.partition import CoreLimits, partition
-from neurodeploy.profiles import load_profile
+from neurodeploy.passes.partition import partition
+from neurodeploy.profiles import CoreLimits, load_profile
 from neurodeploy.reports import count_run, default_profiles, energy_report, neurobench, node_counts
 from neurodeploy.reports.counts import core_counts
 from neurodeploy.reports.report import load_profile_run, output_paths, write_report

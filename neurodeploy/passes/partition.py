@@ -29,6 +29,11 @@ run's distinct presynaptic neurons are its entries whose previous row in the sam
    greedily by fan-in, or into the longest runs whose summed fan-out fits; the counts are redone until none
    exceeds (splitting only shrinks the other figures, so this ends).
 
+Packing runs, a run's end under a cost budget, the neuron-to-core index and the chip count follow
+:mod:`neurodeploy.passes.cores`, the rules this pass shares with the SpiNNaker mapping
+(:mod:`neurodeploy.backends.pynn.mapping`). The limits are :class:`neurodeploy.profiles.CoreLimits`
+(``profile.limits.core_limits()``).
+
 The result fits every limit; it is a greedy mapping, not a minimum core count. A slice that cannot shrink below
 one neuron and still exceeds a limit raises :class:`CapacityError` naming the node, the limit, the value and the
 fix.
@@ -54,22 +59,11 @@ import numpy as np
 from neurodeploy.errors import CapacityError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, Sparse
+from neurodeploy.passes.cores import core_index, pack, run_end, units_needed
+from neurodeploy.profiles import CoreLimits
 
 #: Step 2 bisects a population's cap until the bracket is within 1/BISECT_FRACTION of the fitting cap.
 BISECT_FRACTION = 16
-
-
-@dataclass(frozen=True)
-class CoreLimits:
-    """Per-core and per-chip capacity of a neurocore architecture (values from a hardware profile)."""
-
-    neurons_per_core: int
-    fan_in_axons_per_core: int
-    fan_out_axons_per_core: int
-    synaptic_memory_bits_per_core: int
-    cores_per_chip: int
-    index_bits: int = 12
-    delay_bits: int = 6
 
 
 @dataclass
@@ -181,39 +175,43 @@ class _Population:
             counts += np.bincount(s.row_of[a:b][new] - start, minlength=end - start)
         return np.cumsum(counts)
 
+    def _too_big(self, neuron: int) -> CapacityError:
+        """The error for a neuron whose synaptic memory alone exceeds a core's."""
+        return CapacityError(f"neuron {neuron} alone needs {int(self.mem[neuron])} synaptic memory bits but a core "
+                             f"has {self.limits.synaptic_memory_bits_per_core}", node=self.node,
+                             fix="reduce that neuron's fan-in (prune or split the layer) or use fewer weight bits")
+
     def _memory_stop(self, start: int, stop: int) -> int:
-        limit = self.limits.synaptic_memory_bits_per_core
-        stop = min(stop, int(np.searchsorted(self.cum_mem, self.cum_mem[start] + limit, side="right")) - 1)
+        stop = min(stop, run_end(self.cum_mem, start, self.limits.synaptic_memory_bits_per_core))
         if stop <= start:
-            raise CapacityError(f"neuron {start} alone needs {int(self.mem[start])} synaptic memory bits but a core "
-                                f"has {limit}", node=self.node,
-                                fix="reduce that neuron's fan-in (prune or split the layer) or use fewer weight bits")
+            raise self._too_big(start)
         return stop
 
     def greedy(self, cap: int, lo: int = 0, hi: int | None = None, fan_in: bool = True) -> list[tuple[int, int]]:
         """Longest runs of at most ``cap`` neurons covering ``lo .. hi`` that fit the memory limit and, if
-        ``fan_in``, the fan-in limit."""
+        ``fan_in``, the fan-in limit (without it, :func:`neurodeploy.passes.cores.pack` by memory)."""
         hi = self.n if hi is None else hi
+        if not fan_in:
+            return pack(hi, cap, lo, self.cum_mem, self.limits.synaptic_memory_bits_per_core, self._too_big)
         limit = self.limits.fan_in_axons_per_core
         out = []
         start = lo
         while start < hi:
             stop = min(hi, start + cap)
-            if fan_in:  # checked before memory, so that an over-full single neuron names its fan-in first
-                end = max(start + 1, min(stop, int(np.searchsorted(
-                    self.cum_mem, self.cum_mem[start] + self.limits.synaptic_memory_bits_per_core, side="right")) - 1))
-                width = min(end - start, 64)
-                while True:  # grow the examined run until the fan-in limit or the run's end is reached
-                    prefix = self._fan_in_prefix(start, start + width)
-                    if prefix[-1] > limit or width == end - start:
-                        break
-                    width = min(end - start, 2 * width)
-                if prefix[0] > limit:
-                    raise CapacityError(f"neuron {start} alone needs {int(prefix[0])} fan-in axons but a core has "
-                                        f"{limit}", node=self.node,
-                                        fix="reduce that neuron's fan-in (prune or split the layer) or use fewer "
-                                            "weight bits")
-                stop = start + int(np.searchsorted(prefix, limit, side="right"))
+            # fan-in is checked before memory, so that an over-full single neuron names its fan-in first
+            end = max(start + 1, min(stop, run_end(self.cum_mem, start, self.limits.synaptic_memory_bits_per_core)))
+            width = min(end - start, 64)
+            while True:  # grow the examined run until the fan-in limit or the run's end is reached
+                prefix = self._fan_in_prefix(start, start + width)
+                if prefix[-1] > limit or width == end - start:
+                    break
+                width = min(end - start, 2 * width)
+            if prefix[0] > limit:
+                raise CapacityError(f"neuron {start} alone needs {int(prefix[0])} fan-in axons but a core has "
+                                    f"{limit}", node=self.node,
+                                    fix="reduce that neuron's fan-in (prune or split the layer) or use fewer "
+                                        "weight bits")
+            stop = start + int(np.searchsorted(prefix, limit, side="right"))
             stop = self._memory_stop(start, stop)
             out.append((start, stop))
             start = stop
@@ -273,7 +271,7 @@ class _Mapping:
         self.first_core, core_of, n_cores = {}, {}, 0
         for node, b in bounds.items():
             self.first_core[node] = n_cores
-            core_of[node] = np.repeat(np.arange(n_cores, n_cores + len(b)), [stop - start for start, stop in b])
+            core_of[node] = core_index(b, n_cores)
             n_cores += len(b)
         self.n_cores = n_cores
         self.fan_out, self.fan_in = _count(synapses, core_of, sizes, n_cores)
@@ -298,17 +296,14 @@ class _Mapping:
 def _split_fan_out(node: str, start: int, stop: int, fan_out: np.ndarray, limit: int) -> list[tuple[int, int]]:
     """``start .. stop`` as the longest runs whose summed fan-out fits ``limit``."""
     cum = np.concatenate([[0], np.cumsum(fan_out[start:stop])])
-    out, s = [], 0
-    while s < stop - start:
-        t = int(np.searchsorted(cum, cum[s] + limit, side="right")) - 1
-        if t <= s:
-            raise CapacityError(f"neuron {start + s} alone needs {int(fan_out[start + s])} output axons (distinct "
-                                f"target cores) but a core has {limit}", node=node,
-                                fix="reduce that neuron's fan-out (fewer or more local targets), or give its targets "
-                                    "more neurons per core")
-        out.append((start + s, start + t))
-        s = t
-    return out
+
+    def too_big(s: int) -> CapacityError:
+        return CapacityError(f"neuron {start + s} alone needs {int(fan_out[start + s])} output axons (distinct "
+                             f"target cores) but a core has {limit}", node=node,
+                             fix="reduce that neuron's fan-out (fewer or more local targets), or give its targets "
+                                 "more neurons per core")
+
+    return [(start + a, start + b) for a, b in pack(stop - start, max(1, stop - start), 0, cum, limit, too_big)]
 
 
 def partition(graph: Graph, limits: CoreLimits) -> tuple[Graph, bool]:
@@ -398,5 +393,5 @@ def mapping_report(slices: list[CoreSlice], limits: CoreLimits) -> dict:
             "synaptic_memory": s.synaptic_memory_bits / limits.synaptic_memory_bits_per_core,
         }
         per_core.append(row)
-    return {"cores": cores, "chips": max(1, math.ceil(cores / limits.cores_per_chip)) if cores else 0,
+    return {"cores": cores, "chips": units_needed(cores, limits.cores_per_chip),
             "limits": asdict(limits), "per_core": per_core}
