@@ -1,6 +1,9 @@
 """Compile a float IR graph for a target: fold, quantize, check limits, emit backend files.
 
-The pipeline is a :class:`~neurodeploy.passes.manager.PassManager` run; backends never quantize.
+The pipeline is a :class:`~neurodeploy.passes.manager.PassManager` run; backends never quantize. This is the
+application layer: it may import passes and the emulator alike, and it is where the quantize pass receives its
+simulator (:class:`EmulatorSimulator`, the bit-exact emulator behind :mod:`neurodeploy.passes.simulator`'s
+interface; :func:`quantize_graph` runs the pass with it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,45 @@ from neurodeploy.passes.manager import PassManager
 from neurodeploy.registry import get_backend, get_target
 
 latency_steps = output_latency  # per Output: see neurodeploy.ir.timing
+
+
+class _EmulatorRun:
+    """A graph prepared on the emulator (:class:`~neurodeploy.passes.simulator.PreparedRun`)."""
+
+    def __init__(self, graph: Graph, arithmetic: str, engine: str):
+        self.graph, self.arithmetic, self.engine = graph, arithmetic, engine
+        self._program = None
+
+    def update(self, ops) -> None:
+        self.graph = self.graph.with_nodes({**self.graph.nodes, **ops})
+        self._program = None  # the emulator prepares the updated graph anew (no partial update)
+
+    def run(self, spikes, record=(), nodes=None):
+        from neurodeploy.emulator.engine import Program
+
+        if self._program is None:
+            self._program = Program(self.graph, self.arithmetic)
+        return self._program.run(spikes, record=record, nodes=nodes, engine=self.engine).recorded
+
+
+class EmulatorSimulator:
+    """The emulator (:mod:`neurodeploy.emulator.engine`) as the quantize pass's
+    :class:`~neurodeploy.passes.simulator.Simulator`; ``engine`` as for :meth:`Program.run` (default auto)."""
+
+    def __init__(self, engine: str = "auto"):
+        self.engine = engine
+
+    def prepare(self, graph: Graph, arithmetic: str) -> _EmulatorRun:
+        return _EmulatorRun(graph, arithmetic, self.engine)
+
+
+def quantize_graph(graph: Graph, profile, calibration=None, *, report: dict | None = None,
+                   **options) -> tuple[Graph, bool]:
+    """:func:`neurodeploy.passes.quantize.quantize` on the emulator: ``(graph, changed)``; ``report`` (a dict), if
+    given, receives the pass report. ``options`` are the pass's (``method``, ``num_weight_bits``, ...)."""
+    from neurodeploy.passes.quantize import quantize
+
+    return quantize(graph, profile, calibration, simulator=EmulatorSimulator(), report=report, **options)
 
 
 def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarray | None = None,
@@ -43,7 +85,7 @@ def compile_graph(graph: Graph, target: str = "emulator", calibration: np.ndarra
 
     spec = get_target(target)
     profile = load_profile(spec.profile)
-    quantize_pass = QuantizePass(profile, calibration, **(quantize_options or {}))
+    quantize_pass = QuantizePass(profile, EmulatorSimulator(), calibration, **(quantize_options or {}))
     if chips is not None and (int(chips) != chips or chips < 1):
         raise InputError(f"chips = {chips} is not a positive number of chips", fix="give the system size in chips")
     system = None if profile.limits is None else int(profile.limits.chips if chips is None else chips)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from neurodeploy.compiler import compile_graph
+from neurodeploy.compiler import quantize_graph as quantize
 from neurodeploy.emulator import simulate
 from neurodeploy.errors import IRError
 from neurodeploy.families.lsm import branching, connectivity, deploy, encoding, model, plasticity, readout, run_all
 from neurodeploy.families.lsm.scale import lower_maxabs
-from neurodeploy.passes.quantize import quantize
 
 SMALL_W = {"EE": 0.1, "EI": 0.2, "IE": 0.2, "II": 0.2}
 

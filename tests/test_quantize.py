@@ -2,20 +2,25 @@
 calibrated vs max-abs scaling, the report, and every error path."""
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from neurodeploy.compiler import EmulatorSimulator
+from neurodeploy.compiler import quantize_graph as quantize
 from neurodeploy.emulator import simulate
-from neurodeploy.emulator.arithmetic import effective_weights
 from neurodeploy.errors import InputError, QuantizationError, UnsupportedOpError
 from neurodeploy.ir import IF, LI, Conv2d, CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse
+from neurodeploy.ir.arithmetic import effective_weights
 from neurodeploy.passes import quant_calibration as cal
 from neurodeploy.passes import quant_fields as qf
+from neurodeploy.passes import quant_ops, quant_prepare, quant_search
 from neurodeploy.passes.fold import fold_linear
 from neurodeploy.passes.limits import check_limits
 from neurodeploy.passes.manager import PassManager
-from neurodeploy.passes.quantize import QuantizePass, quantize
+from neurodeploy.passes.quantize import QuantizePass
+from neurodeploy.profiles import load_profile
 
 
 def mlp(seed=0):
@@ -226,11 +231,35 @@ def test_maxabs_overflow_is_reported_as_u_wrap():
     assert report["nodes"]["n"]["saturated"]["u_wrap"] == 0
 
 
+@dataclass(frozen=True, eq=False)
+class TaggedLIF(CubaLIF):
+    """A throwaway CubaLIF subclass with one extra field (as LIFReset adds its reset schedule)."""
+
+    tag: int = 0
+
+
+def test_a_cubalif_subclass_keeps_its_class_and_fields():
+    """A CubaLIF (or subclass) is quantized by replacing its Loihi fields: class and extra fields survive, the
+    integers are those of a plain CubaLIF; IF and LI still become a plain CubaLIF."""
+    profile, bias = load_profile("loihi2"), np.array([0.0, 0.1, -0.2])
+    fields = {"shape": (3,), "du": 0.25, "dv": 0.1, "vth": 1.0, "bias": bias, "reset": "subtract", "origin": "net.h"}
+    tagged, stats = quant_ops.quantize_neuron(quant_prepare.population("h", TaggedLIF(tag=7, **fields)), 100.0,
+                                              profile)
+    plain, _ = quant_ops.quantize_neuron(quant_prepare.population("h", CubaLIF(**fields)), 100.0, profile)
+    assert type(tagged) is TaggedLIF and tagged.tag == 7 and stats["op"] == "TaggedLIF"
+    assert stats["lowered_from"] is None and tagged.reset == "subtract" and tagged.origin == "net.h"
+    for fld in ("shape", "du", "dv", "vth", "bias", "bias_exp", "readout"):
+        assert np.array_equal(getattr(tagged, fld), getattr(plain, fld)), fld
+    assert tagged.quant == plain.quant and tagged.quant.scale == 100.0
+    for op in (IF(shape=(3,), vth=1.0, bias=bias), LI(shape=(3,), du=0.25, dv=0.1)):
+        lowered, stats = quant_ops.quantize_neuron(quant_prepare.population("h", op), 100.0, profile)
+        assert type(lowered) is CubaLIF and stats["lowered_from"] == op.op_type
+
+
 # --------------------------------------------------------------------------------------------------- report
 def test_report_contents_and_generated_calibration():
     report = {}
     quantize(mlp(), "loihi2", report=report)
-    assert quantize.last_report is report
     calib = report["calibration"]
     assert calib["source"] == "generated" and calib["rate"] == 0.2 and calib["seed"] == 0 and "note" in calib
     fc1, h, r = report["nodes"]["fc1"], report["nodes"]["h"], report["nodes"]["r"]
@@ -257,7 +286,7 @@ def test_generated_calibration_is_deterministic():
 
 
 def test_usable_in_a_pass_manager():
-    qpass = QuantizePass("emulator", calibration_steps=30)
+    qpass = QuantizePass("emulator", EmulatorSimulator(), calibration_steps=30)
     manager = PassManager([("fold", fold_linear), ("quantize", qpass),
                            ("check_limits", functools.partial(check_limits, profile="emulator"))])
     out = manager.run(mlp())
@@ -340,9 +369,9 @@ def test_calibration_input_errors():
 
 
 def test_unsupported_op_is_named():
-    from neurodeploy.ir.ops import _Neuron
+    from neurodeploy.ir.ops import NeuronOp
 
-    class Izhikevich(_Neuron):
+    class Izhikevich(NeuronOp):
         pass
 
     g = Graph({"in": Input(shape=(1,)), "fc": Dense(weight=np.ones((1, 1))), "n": Izhikevich(shape=(1,)),
@@ -434,15 +463,14 @@ def _quantized_fields(graph):
 def test_sampled_search_over_every_neuron_equals_the_full_search(monkeypatch):
     """The sampled path (restricted synapses with compacted sources, then the chosen trial applied to the whole
     population) scores exactly what the full search scores when the sample is the whole population."""
-    import neurodeploy.passes.quantize as qmod
-
     g, calib = recurrent_population(), spikes((3, 25, 30), rate=0.3)
-    full, _ = quantize(g, "loihi2", calib)
-    full_report = quantize.last_report["nodes"]
+    full_report, report = {}, {}
+    full, _ = quantize(g, "loihi2", calib, report=full_report)
+    full_report = full_report["nodes"]
     assert full_report["pop"]["search_neurons"] == {"sampled": None, "neurons": 600}
-    monkeypatch.setattr(qmod, "_search_sample", lambda pop, incoming, seed: np.arange(600))
-    via_sample, _ = quantize(g, "loihi2", calib)
-    report = quantize.last_report["nodes"]
+    monkeypatch.setattr(quant_search, "search_sample", lambda pop, incoming, seed: np.arange(600))
+    via_sample, _ = quantize(g, "loihi2", calib, report=report)
+    report = report["nodes"]
     assert report["pop"]["search_neurons"] == {"sampled": 600, "neurons": 600}
     assert report["pop"]["candidates"] == full_report["pop"]["candidates"]
     a, b = _quantized_fields(full), _quantized_fields(via_sample)
@@ -453,30 +481,30 @@ def test_sampled_search_over_every_neuron_equals_the_full_search(monkeypatch):
 
 
 def test_large_populations_are_searched_on_a_sample(monkeypatch):
-    import neurodeploy.passes.quantize as qmod
-
+    qmod = quant_search
     monkeypatch.setattr(qmod, "SEARCH_NEURONS", 150)
     monkeypatch.setattr(qmod, "SEARCH_ENTRIES", 1000)
     g, calib = recurrent_population(), spikes((3, 25, 30), rate=0.3)
-    q, _ = quantize(g, "loihi2", calib)
-    rep = quantize.last_report["nodes"]["pop"]
+    rep = {}
+    q, _ = quantize(g, "loihi2", calib, report=rep)
+    rep = rep["nodes"]["pop"]
     assert rep["search_neurons"] == {"sampled": 150, "neurons": 600}
     assert rep["scale"] in [c["scale"] for c in rep["candidates"]]
     check_limits(q, "loihi2")  # every field of the whole population is a valid Loihi integer
     assert q.nodes["pop"].bias.shape == (600,)
     assert q.nodes["rec_e"].value.size == qf.merge_sparse(g.nodes["rec_e"]).value.size < g.nodes["rec_e"].value.size
     assert rep["agreement"]["network"]["f1"] > 0.8  # the whole network, integer vs float, at the sampled choice
-    pop = qmod._population("pop", g.nodes["pop"])
-    assert qmod._search_sample(pop, [], 0) is None  # no incoming entries: below SEARCH_ENTRIES, scored whole
+    pop = quant_prepare.population("pop", g.nodes["pop"])
+    assert qmod.search_sample(pop, [], 0) is None  # no incoming entries: below SEARCH_ENTRIES, scored whole
     from neurodeploy.ir.ops import PlasticDense
 
     w = np.ones((600, 30))
-    plastic = qmod._Synapse("p", PlasticDense(weight=w, dw="2^-2 * x0 * y1"), "in", "pop", w.ravel(),
-                            *np.nonzero(w), np.arange(w.size), 600, "excitatory")
-    static = qmod._Synapse("d", Dense(weight=w), "in", "pop", w.ravel(), *np.nonzero(w), np.arange(w.size), 600,
-                           "excitatory")
-    assert qmod._search_sample(pop, [static], 0).size == 150
-    assert qmod._search_sample(pop, [plastic], 0) is None  # a learning synapse is emulated whole
+    plastic = quant_prepare.PreparedSynapse("p", PlasticDense(weight=w, dw="2^-2 * x0 * y1"), "in", "pop",
+                                            w.ravel(), *np.nonzero(w), np.arange(w.size), 600, "excitatory")
+    static = quant_prepare.PreparedSynapse("d", Dense(weight=w), "in", "pop", w.ravel(), *np.nonzero(w),
+                                           np.arange(w.size), 600, "excitatory")
+    assert qmod.search_sample(pop, [static], 0).size == 150
+    assert qmod.search_sample(pop, [plastic], 0) is None  # a learning synapse is emulated whole
 
 
 def test_weights_too_small_for_any_scale_are_a_named_error():

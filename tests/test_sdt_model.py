@@ -6,12 +6,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from neurodeploy.compiler import quantize_graph as quantize  # noqa: E402
 from neurodeploy.emulator import simulate  # noqa: E402
 from neurodeploy.errors import ConversionError  # noqa: E402
 from neurodeploy.families.sdt.layers import ConvBN, MultiStepLIF, input_gain, ir_threshold, lif_to_ir  # noqa: E402
 from neurodeploy.ir.graph import Graph  # noqa: E402
 from neurodeploy.ir.ops import Dense, Input, Output  # noqa: E402
-from neurodeploy.passes.quantize import quantize  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------- LIF at threshold

@@ -2,11 +2,11 @@
 
 import numpy as np
 
+from neurodeploy.compiler import quantize_graph as quantize
 from neurodeploy.emulator import simulate
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Dense, Input, Output
 from neurodeploy.passes.align_delays import with_delay
-from neurodeploy.passes.quantize import quantize
 from neurodeploy.passes.sign_split import split_signs
 
 

@@ -14,7 +14,8 @@ without its calibration runs and without expanding the synapses into int64 index
 * per synapse: the smallest ``weight_exp`` in the profile's range at which no mantissa clips (decided on the
   extreme weights alone: clipping is monotonic in the magnitude), mantissas ``rint(lam w / 2**weight_exp)`` kept as
   int16 (they lie in [-256, 255]);
-* the neuron fields by the quantize pass's own ``_quantize_neuron`` (same rounding of du, dv, vth and bias).
+* the neuron fields by the quantize pass's own
+  :func:`~neurodeploy.passes.quant_ops.quantize_neuron` (same rounding of du, dv, vth and bias).
 
 The calibrated quantize pass now handles 1M neurons / 100M synapses (its scale search is scored on sampled neurons,
 ``merge_sparse`` runs on 1-D keys; benchmarks/RESULTS.md), but it still runs the emulator over the whole network
@@ -31,7 +32,8 @@ import numpy as np
 from neurodeploy.errors import UnsupportedOpError
 from neurodeploy.ir import CubaLIF, Graph, QuantInfo, Sparse
 from neurodeploy.passes import quant_fields as qf
-from neurodeploy.passes.quantize import _population, _quantize_neuron
+from neurodeploy.passes.quant_ops import quantize_neuron
+from neurodeploy.passes.quant_prepare import population
 from neurodeploy.profiles import Profile, load_profile
 
 from .connectivity import ReservoirSpec, cubic_grid, lam_for_degree
@@ -80,7 +82,7 @@ def lower_maxabs(graph: Graph, profile: Profile | str = "loihi2") -> Graph:
             w = np.asarray(graph.nodes[syn].value)
             info[syn] = (qf.sign_mode_of(w), _extremes(w))
         fills = [_fill(mode, bits, ext) for mode, ext in info.values() if ext.size and np.any(ext != 0)]
-        pop = _population(name, op)
+        pop = population(name, op)
         hard = [a.vth_max / pop.theta] if pop.theta else []
         b_max = float(np.max(np.abs(pop.bias))) if pop.bias.size else 0.0
         if b_max > 0:
@@ -96,5 +98,5 @@ def lower_maxabs(graph: Graph, profile: Profile | str = "loihi2") -> Graph:
                 qbits["delays"] = a.delay_bits
             nodes[syn] = sop.replace(value=mant.astype(np.int16), weight_exp=int(exp), num_weight_bits=int(bits),
                                      sign_mode=mode, quant=QuantInfo(scale=float(lam), bits=qbits))
-        nodes[name] = _quantize_neuron(pop, lam, profile)[0]
+        nodes[name] = quantize_neuron(pop, lam, profile)[0]
     return Graph(nodes, graph.edges, graph.meta).validate()
