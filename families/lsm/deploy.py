@@ -58,7 +58,7 @@ def loihi_mapping(artifact) -> dict[str, Any]:
 
 
 def spinnaker_mapping(artifact, **options: Any) -> dict[str, Any]:
-    """Cores, chips and boards of the SpiNNaker mapping report (sPyNNaker rules, see backends/pynn/mapping.py)."""
+    """Cores, chips and boards of the SpiNNaker mapping report (sPyNNaker rules, see backends/pynn/mapping/)."""
     from neurodeploy.backends import pynn
 
     report = pynn.mapping_report(artifact, **options)
