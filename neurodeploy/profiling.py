@@ -47,7 +47,9 @@ def first_divergence(reference: dict[str, np.ndarray], other: dict[str, np.ndarr
 def profile(artifact: Artifact, spikes, backend: str, record=("spikes", "u", "v"), **options) -> dict[str, Any]:
     """Run ``spikes`` on ``backend`` and on the emulator; compare, count and time. Returns a JSON-able dict.
 
-    ``backend="float"`` compares the artifact with its own float IR (spikes only: the units of v differ).
+    ``backend="float"`` compares the artifact with its own float IR (spikes, and v rescaled to integer units): a
+    classifier's ``same_decision`` there is the most output spikes with ties broken by the last step's v, next to
+    ``same_decision_count_argmax`` (:mod:`neurodeploy.backends.float`).
     ``backend="emulator"`` compares the emulator's two engines (the compiled kernel and numpy; ``engines`` names
     them, reference first), so that the comparison is between two implementations, never a run with itself.
     """
@@ -115,7 +117,12 @@ def _agreement_table(agreement: dict[str, Any], other: str) -> list[str]:
                      f"{_fmt(p.get('count_correlation')):>10} {_fmt(p.get('sample_count_correlation')):>11} "
                      f"{_fmt(p.get('spike_jaccard')):>8}")
     for out, o in agreement.get("outputs", {}).items():
-        if "same_decision" in o:
+        if "same_decision" in o and "same_decision_count_argmax" in o:  # the float backend's rule
+            lines.append(f"  output {out}: same decision on {100 * o['same_decision']:.1f} % of samples "
+                         f"(most spikes, ties by the last step's v; count argmax alone "
+                         f"{100 * o['same_decision_count_argmax']:.1f} %, float counts tie on "
+                         f"{100 * o.get('ties', 0.0):.1f} %, left tied {100 * o.get('ties_left', 0.0):.1f} %)")
+        elif "same_decision" in o:
             lines.append(f"  output {out}: same decision on {100 * o['same_decision']:.1f} % of samples "
                          f"(ties {100 * o.get('ties', 0.0):.1f} %)")
     return lines

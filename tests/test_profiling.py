@@ -86,3 +86,35 @@ def test_profile_float_without_a_float_ir_is_refused(capsys, tmp_path):
     assert not (tmp_path / "art" / "float.ndg").exists()
     code, _, err = cli(capsys, "profile", tmp_path / "art", "--input", stim, "--backend", "float")
     assert code == 2 and "has no float IR" in err
+
+
+def test_float_decision_breaks_count_ties_by_the_last_steps_v():
+    """The float backend's decision (issue 16 item 3): most spikes, a tie goes to the larger v at the last step, on
+    both runs alike; plain count argmax is reported next to it."""
+    from neurodeploy.backends.float import decide
+
+    counts = np.array([[2, 2, 0], [1, 3, 3], [0, 0, 0], [1, 1, 0]])
+    v_last = np.array([[5.0, 9.0, 99.0], [0.0, -1.0, 2.0], [3.0, 3.0, 1.0], [4.0, 4.0, 0.0]])
+    decision, count_tie, tie_left = decide(counts, v_last)
+    assert decision.tolist() == [1, 2, 0, 0]  # the 99 of a neuron with fewer spikes does not count
+    assert count_tie.tolist() == [True, True, True, True] and tie_left.tolist() == [False, False, True, True]
+    assert decide(counts, None)[0].tolist() == [0, 1, 0, 0]
+
+
+def test_float_agreement_scales_v_and_reports_both_rules():
+    from neurodeploy.ir.graph import Graph
+    from neurodeploy.ir.ops import CubaLIF, Dense, Input, Output
+
+    rng = np.random.default_rng(3)
+    graph = Graph({"in": Input(shape=(8,)), "fc": Dense(weight=rng.normal(0.3, 0.4, (4, 8))),
+                   "o": CubaLIF(shape=(4,), du=0.5, dv=0.1, vth=1.0), "out": Output()},
+                  [("in", "fc"), ("fc", "o"), ("o", "out")])
+    x = (rng.random((40, 12, 8)) < 0.4).astype(np.uint8)
+    art = compile_graph(graph, "emulator", calibration=x[:8])
+    agreement = profile(art, x, "float")["agreement"]
+    (out,) = agreement["outputs"].values()
+    assert out["decision_rule"] == "counts, ties by v at the last step"
+    assert 0 < out["ties"] and 0.9 <= out["same_decision_count_argmax"] <= 1 and out["same_decision"] >= 0.9
+    # float v is rescaled to the integer units (64 * scale): the RMS error is a fraction of a threshold
+    pops = [p for p in agreement["populations"].values() if "v_rms_error_thresholds" in p]
+    assert pops and all(p["v_rms_error_thresholds"] < 0.5 for p in pops), pops
