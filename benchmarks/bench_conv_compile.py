@@ -10,13 +10,9 @@ Timed (wall clock and process CPU time, best of --repeat, after one warm-up comp
 where the time goes (fold, quantize: float calibration run, synapse preparation, candidate search, final integer
 run; check_limits, partition, diagnose).
 
-Measured (2 shared cores, load average 5-9, 2026-12-04): default quantizer 10.8 s wall / 10.0 s CPU for loihi2
-(emulator 9.8 s CPU, spinnaker 9.4 s CPU); the quantizer is 98 % of it: its per-population candidate search is
-~90 % (8-10 candidate scales x 4 populations = 41 teacher-forced emulator runs of 8 x 100 steps: ~3/4 of the
-search, about half of which is preparing and lowering each run's emulator program anew), the rate-weighted
-exponent cost ~10 %; fold,
-check_limits, partition and diagnose together < 0.2 s. With ``--candidates 2``: 2.9 s wall / 4.3 s CPU (the zoo's
-conv models keep the same figures with 2 candidates and residual synapses).
+Measured: see benchmarks/RESULTS.md ("Compile time of a 10k-neuron conv net"). The quantizer is ~98 % of the
+compile; its trials run through the injected simulator (one prepared run per population, integers swapped between
+trials); on the emulator most of a trial is lowering its Program for the numba kernel.
 
 Usage: .venv/bin/python benchmarks/bench_conv_compile.py [--repeat 3] [--targets emulator loihi2 spinnaker]
 """
@@ -37,9 +33,12 @@ import numpy as np
 STAGES = {  # (module file suffix, function name) -> label
     ("passes/fold.py", "fold_linear"): "fold",
     ("passes/quantize.py", "quantize"): "quantize (total)",
-    ("emulator/engine.py", "simulate"): "  simulate (float calibration run + candidate scoring + final int run)",
-    ("passes/quantize.py", "_prepare_synapse"): "  prepare synapses (conv -> entries)",
-    ("passes/quantize.py", "_quantize_population"): "  per-population search",
+    ("compiler.py", "run"): "  simulator runs (float calibration run + candidate scoring + final int run)",
+    ("emulator/kernel.py", "lower"): "    lowering Programs for the numba kernel",
+    ("passes/quant_prepare.py", "prepare_synapse"): "  prepare synapses (conv -> entries)",
+    ("passes/quant_search.py", "choose"): "  per-population search",
+    ("passes/quant_search.py", "score"): "    scoring trials (simulator runs + agreement)",
+    ("passes/quant_search.py", "cost"): "    rate-weighted exponent cost",
     ("passes/limits.py", "check_limits"): "check_limits",
     ("passes/partition.py", "partition"): "partition",
     ("passes/diagnose.py", "diagnose"): "diagnose",

@@ -256,6 +256,45 @@ def test_a_cubalif_subclass_keeps_its_class_and_fields():
         assert type(lowered) is CubaLIF and stats["lowered_from"] == op.op_type
 
 
+class _Counting:
+    """A simulator that counts preparations; ``fresh=True`` re-prepares on every update (no reuse at all)."""
+
+    def __init__(self, fresh=False):
+        self.inner, self.fresh, self.prepared = EmulatorSimulator(), fresh, 0
+
+    def prepare(self, graph, arithmetic):
+        self.prepared += 1
+        run = self.inner.prepare(graph, arithmetic)
+        if not self.fresh:
+            return run
+        outer = self
+
+        class Fresh:
+            def update(self, ops):
+                nonlocal run
+                run = outer.inner.prepare(run.graph.with_nodes({**run.graph.nodes, **ops}), arithmetic)
+
+            def run(self, *args, **kwargs):
+                return run.run(*args, **kwargs)
+
+        return Fresh()
+
+
+def test_each_population_is_prepared_once_and_updates_equal_fresh_preparation():
+    """The search prepares one local graph per population and swaps integers between trials; the integers and the
+    scores are those of preparing every trial anew (the PreparedRun.update contract)."""
+    from neurodeploy.passes.quantize import quantize as quantize_pass
+
+    reused, fresh = _Counting(), _Counting(fresh=True)
+    a_report, b_report = {}, {}
+    a, _ = quantize_pass(mlp(), "loihi2", spikes((2, 30, 20)), simulator=reused, report=a_report)
+    b, _ = quantize_pass(mlp(), "loihi2", spikes((2, 30, 20)), simulator=fresh, report=b_report)
+    assert reused.prepared == 1 + 3 + 1  # float calibration run, one per population (h, o, r), final integer run
+    assert a_report == b_report
+    fa, fb = _quantized_fields(a), _quantized_fields(b)
+    assert fa.keys() == fb.keys() and all(np.array_equal(fa[k], fb[k]) for k in fa)
+
+
 # --------------------------------------------------------------------------------------------------- report
 def test_report_contents_and_generated_calibration():
     report = {}

@@ -49,6 +49,7 @@ class PreparedSynapse:
     p_any: np.ndarray = field(default_factory=lambda: np.zeros(0))
     extremes: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [min, max] of the op's weights
     source_cols: np.ndarray | None = None  # a restricted synapse: the source neurons its columns stand for
+    costs: dict = field(default_factory=dict, repr=False)  # the search's cost memo: (lam, exp, bits) -> cost
 
     def __post_init__(self):
         if self.extremes.size == 0 and self.weights.size:

@@ -49,11 +49,16 @@ SEARCH_ENTRIES = 1 << 20
 
 # ------------------------------------------------------------------------------------------ exponents
 def cost(syn: PreparedSynapse, lam: float, exp: int, bits: int) -> tuple[float, int]:
-    """Expected per-step input error (squared input units, see quant_calibration) and #clipped at ``exp``."""
-    scaled = lam * np.asarray(syn.weights, np.float64)
-    mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
-    errors = syn.entry_weights(mant * 2.0 ** exp - scaled)
-    return cal.expected_input_error(errors, syn.rows, syn.cols, syn.rates, syn.p_any, syn.n_out, exp), clipped
+    """Expected per-step input error (squared input units, see quant_calibration) and #clipped at ``exp``;
+    computed once per ``(lam, exp, bits)`` and synapse (the search asks again for the trial it scores)."""
+    key = (lam, exp, bits)
+    if key not in syn.costs:
+        scaled = lam * np.asarray(syn.weights, np.float64)
+        mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
+        errors = syn.entry_weights(mant * 2.0 ** exp - scaled)
+        syn.costs[key] = (cal.expected_input_error(errors, syn.rows, syn.cols, syn.rates, syn.p_any, syn.n_out, exp),
+                          clipped)
+    return syn.costs[key]
 
 
 def exponent(syn: PreparedSynapse, lam: float, bits: int, profile: Profile, method: str) -> tuple[int, int]:
@@ -382,11 +387,13 @@ def choose(pop: Population, incoming: list[PreparedSynapse], ctx: Context, metho
     if sample is None:
         for syn in incoming:
             syn.p_any = cal.any_active_probability(syn.rows, syn.cols, syn.rates, syn.n_out)
+            syn.costs.clear()
         best = search(pop, incoming, lam_list, ctx, method, tried)
     else:
         sub_syns = [syn.restrict(sample) for syn in incoming]
         for syn in sub_syns:
             syn.p_any = cal.any_active_probability(syn.rows, syn.cols, syn.rates, syn.n_out)
+            syn.costs.clear()
         sub_ctx = Context(ctx.profile, ctx.bits, ctx.shapes, ctx.stim, ctx.rec, ctx.simulator, target_cols=sample)
         best = whole(pop, incoming, search(sub_population(pop, sample), sub_syns, lam_list, sub_ctx, method, tried),
                      ctx)
