@@ -15,6 +15,7 @@ from neurodeploy.compiler import compile_graph
 from neurodeploy.converters.nir import from_nir
 from neurodeploy.emulator.engine import simulate
 from neurodeploy.errors import QuantizationError
+from neurodeploy.passes.fold import fold_linear
 from neurodeploy.profiling import profile
 from tests.zoo import models as zm
 
@@ -29,12 +30,17 @@ REFUSED = {("rockpool_ff", "loihi2"): r"node '1_LIFTorch'.*reset mode 'subtract'
 #: further than 0.05 % (RMS) from the float weights, and scales at which every threshold is an exact integer.
 QUANTIZE = {"residual": 0.0005, "exact_threshold": True}
 #: Measured with QUANTIZE at 8-bit weights on 200 held-out digits + 40 random stimuli (benchmarks/RESULTS.md
-#: "Zoo"). Every layer's spike-count correlation with the float IR is >= 0.998 (item 3 asks 0.99); the decision
-#: agreement (item 3 asks >= 0.99) is met by snntorch_ff, norse_ff, norse_cuba and norse_li (LI readout: the
-#: largest summed voltage decides) only: the others are asserted at the level that holds today, so that a
-#: regression shows.
-MIN_DECISION = {"snntorch_ff": 0.99, "norse_ff": 0.99, "norse_cuba": 0.99, "snntorch_conv": 0.975,
-                "snntorch_recurrent": 0.985, "sinabs_conv": 0.96, "rockpool_ff": 0.97, "norse_li": 0.99}
+#: "Model zoo"; the runs are seeded and deterministic). The decision is the float backend's rule on both runs
+#: (backends/float.py: most output spikes, ties broken by the last step's v; norse_li's LI readout: the largest
+#: summed voltage). Item 3 asks >= 0.99: met by every model but sinabs_conv, measured at 232/240 = 0.9667 and
+#: asserted there so that a regression shows (its IF layers integrate the activation rounding of a scale that the
+#: 24-bit v bound keeps at ~1400-2200; see RESULTS.md).
+MIN_DECISION = {"snntorch_ff": 0.99, "norse_ff": 0.99, "norse_cuba": 0.99, "snntorch_conv": 0.99,
+                "snntorch_recurrent": 0.99, "sinabs_conv": 0.965, "rockpool_ff": 0.99, "norse_li": 0.99}
+#: Plain count argmax (lowest index on a tie), reported next to it: 13-40 % of these inputs tie in the float
+#: counts over 16 steps, so this figure counts flipped ties; asserted at the level measured before the rule.
+MIN_DECISION_COUNT_ARGMAX = {"snntorch_ff": 0.99, "norse_ff": 0.99, "norse_cuba": 0.99, "snntorch_conv": 0.975,
+                             "snntorch_recurrent": 0.985, "sinabs_conv": 0.96, "rockpool_ff": 0.97}
 MIN_COUNT_CORR = 0.998
 
 
@@ -64,7 +70,7 @@ def test_float_ir_equals_framework_spike_for_spike(zoo):
     lat = graph.meta["latency_steps"]
     ref = model.simulate(x)
     padded = np.concatenate([x, np.zeros_like(x[:, :lat])], 1)
-    ir = simulate(graph, _as_input(graph, padded)).outputs["output"][:, lat:].reshape(ref.shape)
+    ir = simulate(fold_linear(graph)[0], _as_input(graph, padded)).outputs["output"][:, lat:].reshape(ref.shape)
     if model.readout:  # a leaky integrator's voltage: equal up to the framework's float32
         np.testing.assert_allclose(ir, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
         assert (ref[:100].sum(1).argmax(1) == yte[:100]).mean() > 0.5
@@ -106,11 +112,14 @@ def test_compiles_for_every_target_and_quantized_keeps_decisions(zoo):
     if model.readout:  # the decision is the largest summed voltage (the units differ: 64 * scale)
         art = artifacts["emulator"]
         v_int = simulate(art.graph, x, arithmetic="int").outputs["output"].sum(1)
-        v_float = simulate(art.float_graph, x).outputs["output"].sum(1)
+        v_float = simulate(fold_linear(art.float_graph)[0], x).outputs["output"].sum(1)
         same = (v_int.reshape(len(x), -1).argmax(1) == v_float.reshape(len(x), -1).argmax(1)).mean()
         assert same >= MIN_DECISION[model.name]
     else:
-        assert agreement["outputs"]["output"]["same_decision"] >= MIN_DECISION[model.name]
+        decision = agreement["outputs"]["output"]
+        assert decision["decision_rule"] == "counts, ties by v at the last step"
+        assert decision["same_decision"] >= MIN_DECISION[model.name], decision
+        assert decision["same_decision_count_argmax"] >= MIN_DECISION_COUNT_ARGMAX[model.name], decision
     readouts = {n for n, op in graph.nodes.items() if type(op).__name__ == "LI"}
     for layer, figures in agreement["populations"].items():
         if layer not in readouts:
