@@ -4,7 +4,8 @@ where quantization changed the network (spike-count correlation per population, 
 :func:`neurodeploy.backends.pynn.agreement.agreement`).
 
 Node names are kept by the quantizer, so populations compare by name; both runs use the same step semantics (the
-emulator's float mode folds the graph the same way), so spike times are comparable step for step.
+float IR is folded with :func:`neurodeploy.passes.fold.fold_linear`, the compiler's first pass, before it runs), so
+spike times are comparable step for step.
 
 The decision (:func:`agreement`, ``outputs[<name>]["same_decision"]``) is the same rule on both runs: for a spiking
 classifier the neuron with the most output spikes over the run, *ties broken by the membrane potential v at the last
@@ -28,6 +29,7 @@ from neurodeploy.backends.emulator import result_arrays
 from neurodeploy.backends.pynn.agreement import agreement as _pynn_agreement
 from neurodeploy.emulator import simulate
 from neurodeploy.errors import BackendError
+from neurodeploy.passes.fold import fold_linear
 
 #: What profile records from both runs: spikes, and v for the decision's tie-break (float v is rescaled to the
 #: integer units, ``64 * scale``, before any comparison).
@@ -100,5 +102,6 @@ def run(artifact: Artifact, spikes, record: Iterable[str] = ("spikes",), progres
     if artifact.float_graph is None:
         raise BackendError(f"artifact '{artifact.path}' has no float IR (float.ndg): it was compiled from an "
                            "already quantized graph", fix="compile the float model to compare against it")
-    result = simulate(artifact.float_graph, spikes, record=tuple(record), arithmetic="float", progress=progress)
+    graph, _ = fold_linear(artifact.float_graph)  # the emulator runs folded graphs only, as the compiler folds
+    result = simulate(graph, spikes, record=tuple(record), arithmetic="float", progress=progress)
     return result_arrays(result), result

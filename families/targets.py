@@ -23,6 +23,8 @@ from neurodeploy.compiler import compile_graph
 from neurodeploy.emulator import Program
 from neurodeploy.errors import InputError, NeurodeployError
 from neurodeploy.ir import Graph
+from neurodeploy.ir.checks import is_folded
+from neurodeploy.passes.fold import fold_linear
 
 AGREEMENT_FIGURES = ("spikes_emulator", "spikes_backend", "count_correlation", "sample_count_correlation",
                      "spike_jaccard", "van_rossum_normalised")
@@ -61,7 +63,10 @@ def compile_seconds(info: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def run_emulator(graph: Graph, x: np.ndarray, batch: int = 512, nodes: tuple[str, ...] = ()
                  ) -> dict[str, np.ndarray]:
-    """Every output of ``graph`` (``[B, T, *shape]``) on the emulator, and ``<node>/spikes`` for ``nodes``."""
+    """Every output of ``graph`` (``[B, T, *shape]``) on the emulator, and ``<node>/spikes`` for ``nodes``. A graph
+    that still holds linear ops (a float IR as converted) is folded first, as the compiler does."""
+    if not is_folded(graph):
+        graph, _ = fold_linear(graph)
     program = Program(graph)
     record = ("spikes",) if nodes else ()
     parts = []

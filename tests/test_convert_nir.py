@@ -12,6 +12,7 @@ from neurodeploy.converters.nir import from_nir, to_nir, write_nir  # noqa: E402
 from neurodeploy.emulator import simulate  # noqa: E402
 from neurodeploy.errors import ConversionError, SerializationError, UnsupportedOpError  # noqa: E402
 from neurodeploy.ir.ops import IF, LI, AvgPool2d, Conv2d, CubaLIF, Delay, Dense, Flatten, Scale, SumPool2d  # noqa: E402
+from neurodeploy.passes.fold import fold_linear  # noqa: E402
 
 DT = 1e-3
 
@@ -71,7 +72,7 @@ def test_gain_bias_and_leak_voltage():
         spikes.append(s)
     ref = np.stack(spikes, 1)
     assert ref.sum() > 5
-    np.testing.assert_array_equal(simulate(g, x).outputs["out"], ref)
+    np.testing.assert_array_equal(simulate(fold_linear(g)[0], x).outputs["out"], ref)
 
 
 def test_if_li_integrator_cubali_delay_scale_pools_flatten_conv():
@@ -107,7 +108,7 @@ def test_if_li_integrator_cubali_delay_scale_pools_flatten_conv():
     assert g.nodes["integ"].dv == 0.0
     assert g.meta["output_latency_steps"]["out"] == 1 + 1 + 3 + 1  # conv, fc (+3 delay), fc2
     x = np.ones((1, 8, 1, 6, 6))
-    assert simulate(g, x).outputs["out"].shape == (1, 8, 1)
+    assert simulate(fold_linear(g)[0], x).outputs["out"].shape == (1, 8, 1)
 
 
 def test_cyclic_graph_matches_reference():

@@ -18,6 +18,7 @@ from neurodeploy.emulator import simulate  # noqa: E402
 from neurodeploy.errors import ConversionError, SerializationError, UnsupportedOpError  # noqa: E402
 from neurodeploy.ir.ops import IF, LI, AvgPool2d, Conv2d, Delay, Dense, Scale, Sparse  # noqa: E402
 from neurodeploy.model_loading import load_model  # noqa: E402
+from neurodeploy.passes.fold import fold_linear  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onnx_digits"
 
@@ -306,7 +307,7 @@ def _rates(g, x, steps):
     spikes = rate_encode(x, steps, g.meta["input_scale"]["x"])
     pad = np.zeros((len(x), g.meta["latency_steps"]) + spikes.shape[2:], np.uint8)
     pops = [n for n, op in g.nodes.items() if isinstance(op, IF)]
-    res = simulate(g, np.concatenate([spikes, pad], axis=1), record=("spikes",), nodes=pops)
+    res = simulate(fold_linear(g)[0], np.concatenate([spikes, pad], axis=1), record=("spikes",), nodes=pops)
     lat = g.meta["node_latency_steps"]
     return {n: res.recorded[f"{n}/spikes"][:, lat[n]:lat[n] + steps].reshape(len(x), steps, -1).mean(axis=1)
             for n in pops}
@@ -548,7 +549,7 @@ def test_bundled_example_within_one_point_of_the_ann():
         g = from_onnx(path, calibration=data["calibration"], timesteps=32)  # flat [B, 64] is reshaped
         spikes = rate_encode(x, 32, g.meta["input_scale"]["image"])
         pad = np.zeros((len(x), g.meta["latency_steps"]) + shape, np.uint8)
-        v = simulate(g, np.concatenate([spikes, pad], axis=1)).outputs["scores"][:, -1]
+        v = simulate(fold_linear(g)[0], np.concatenate([spikes, pad], axis=1)).outputs["scores"][:, -1]
         snn_acc, ann_acc = (v.argmax(1) == data["labels"]).mean(), (ann == data["labels"]).mean()
         assert snn_acc >= ann_acc - 0.01, (model, snn_acc, ann_acc)
 

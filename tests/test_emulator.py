@@ -10,6 +10,8 @@ from neurodeploy.emulator import Program, simulate
 from neurodeploy.emulator import engine as engine_module
 from neurodeploy.errors import InputError, UnsupportedOpError
 from neurodeploy.ir import LI, Conv2d, CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse, SumPool2d
+from neurodeploy.ir.checks import UnfoldedGraphError, is_folded
+from neurodeploy.passes.fold import fold_linear
 
 Q = QuantInfo(scale=1.0)
 
@@ -134,7 +136,11 @@ def test_conv_and_pool_fold_into_one_synapse_equal_to_direct_convolution():
                "n": LI(shape=(2, 3, 3), du=1.0, dv=1.0), "out": Output()},
               [("in", "conv"), ("conv", "pool"), ("pool", "n"), ("n", "out")])
     x = rng.random((1, 2, 1, 6, 6))
-    out = simulate(g, x).outputs["out"][0, 1]  # column 0 arrives at index 1; dv = du = 1 -> v = input
+    with pytest.raises(UnfoldedGraphError, match="linear op") as err:  # the emulator runs no pass itself
+        simulate(g, x)
+    assert err.value.node == "pool" and "fold_linear" in str(err.value)
+    assert not is_folded(g) and is_folded(fold_linear(g)[0])
+    out = simulate(fold_linear(g)[0], x).outputs["out"][0, 1]  # column 0 arrives at index 1; dv = du = 1 -> v = input
     padded = np.pad(x[0, 0, 0], 1)
     conv = np.array([[[np.sum(w[o, 0] * padded[i:i + 3, j:j + 3]) for j in range(6)] for i in range(6)]
                      for o in range(2)])

@@ -1,4 +1,4 @@
-"""The delay buckets of :mod:`neurodeploy.emulator.columns` equal an independent scipy construction (one COO matrix
+"""The delay buckets of :mod:`neurodeploy.ir.columns` equal an independent scipy construction (one COO matrix
 per delay, duplicates summed), for unsorted entries with repeated (row, column, delay) triples, one delay for all,
 no delay, empty ops and every index dtype the IR holds; and the float engines agree bit for bit."""
 
@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from neurodeploy.emulator import Program
-from neurodeploy.emulator.columns import column_buckets
 from neurodeploy.ir import LI, CubaLIF, Dense, Graph, Input, Output, Sparse
+from neurodeploy.ir.columns import column_buckets
 
 
 def reference(rows, cols, values, delays, n_out, n_in) -> dict[int, np.ndarray]:

@@ -167,7 +167,7 @@ def test_neuron_without_inputs_and_the_int32_wrap_of_a_in():
 def test_lif_step_matches_the_arithmetic_module_on_corner_values():
     """lif_step against arithmetic.lif_step (the numpy engine's Lava rule) on u, v, a_in at the int32 / 24-bit
     edges, for both resets."""
-    from neurodeploy.emulator import arithmetic as ar
+    from neurodeploy.ir import arithmetic as ar
 
     edges = np.array([0, 1, -1, 2**23 - 1, 2**23, -(2**23), 2**23 + 1, 2**31 - 1, -(2**31), 2**30, -(2**30)])
     u, v, a = (g.ravel() for g in np.meshgrid(edges, edges, np.concatenate([edges, [2**40, -(2**40) - 3]])))

@@ -6,7 +6,7 @@ Direct count, per synapse node with source ``src``: ``synaptic_ops = sum_{b,t,i}
 ``fanout_i`` counts the (post, pre=i, delay) entries whose weight is non-zero as Lava executes it (clipped by sign
 mode, then truncated to ``num_weight_bits``: ``W = (W >> k) << k``, an arithmetic (floor) shift, so a mixed-sign
 -1 at 8 bits becomes -2, not 0; magnitude for inhibitory weights; ``k = 8 - bits + (1 if mixed)``). That rule has
-one home, :func:`neurodeploy.emulator.arithmetic.effective_weights` (tested against Lava in ``tests/lava``); the
+one home, :func:`neurodeploy.ir.arithmetic.effective_weights` (tested against Lava in ``tests/lava``); the
 sign mode of an op without one is decided here from its whole summed matrix, as Lava does.
 """
 
@@ -19,8 +19,8 @@ import pytest
 
 from neurodeploy.compiler import compile_graph
 from neurodeploy.emulator import simulate
-from neurodeploy.emulator.arithmetic import effective_weights
 from neurodeploy.ir import CubaLIF, Graph, Output, QuantInfo
+from neurodeploy.ir.arithmetic import effective_weights
 from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import Conv2d, Dense, Input, Sparse
 from neurodeploy.reports import energy_report

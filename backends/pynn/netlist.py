@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import UnsupportedOpError
+from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir import linear
+from neurodeploy.ir.checks import is_folded
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import CubaLIF, Input, Sparse, _Synapse
 
@@ -110,10 +111,9 @@ class Netlist:
 
 
 def _prepare(graph: Graph) -> Graph:
-    from neurodeploy.emulator.engine import _is_folded
     from neurodeploy.passes.fold import fold_linear
 
-    if any(op.role == "linear" for op in graph.nodes.values()) or not _is_folded(graph):
+    if not is_folded(graph):
         graph, _ = fold_linear(graph)
     return graph.validate()
 

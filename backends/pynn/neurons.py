@@ -50,8 +50,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import QuantizationError, UnsupportedOpError
+from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.ops import CubaLIF
 
 DECAY_UNITY = 4096

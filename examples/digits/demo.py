@@ -41,10 +41,11 @@ def main() -> None:
 
     from neurodeploy.emulator import simulate
     from neurodeploy.model_loading import load_model
+    from neurodeploy.passes.fold import fold_linear
 
     data = np.load(stimulus)
     labels = data["labels"]
-    float_out = simulate(load_model(str(model), dt=1e-3), data["spikes"].astype(np.float64))
+    float_out = simulate(fold_linear(load_model(str(model), dt=1e-3))[0], data["spikes"].astype(np.float64))
     float_acc = accuracy(next(iter(float_out.outputs.values())), labels)
     quant_acc = accuracy(np.load(OUT / "result.npz")["spikes"], labels)
     print(f"\ndigits test set ({len(labels)} samples): float IR accuracy {float_acc:.3f}, "

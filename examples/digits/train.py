@@ -57,6 +57,7 @@ def main() -> None:
     from neurodeploy.converters.nir import write_nir
     from neurodeploy.converters.snntorch import from_snntorch
     from neurodeploy.emulator import simulate
+    from neurodeploy.passes.fold import fold_linear
 
     start = time.perf_counter()
     torch.manual_seed(SEED)
@@ -94,7 +95,7 @@ def main() -> None:
     graph = from_snntorch(net, (64,), dt=DT)
     write_nir(graph, HERE / "digits_snn.nir")
     np.savez_compressed(HERE / "digits_test.npz", spikes=test_spikes, labels=y_test.astype(np.int64))
-    out = simulate(graph, test_spikes.astype(np.float64)).outputs["output"]
+    out = simulate(fold_linear(graph)[0], test_spikes.astype(np.float64)).outputs["output"]
     ir_acc = float((out.sum(axis=1).argmax(1) == y_test).mean())
     print(f"float IR test accuracy: {ir_acc:.3f} (the IR's output lags {graph.meta['latency_steps']} steps, so "
           f"the last {graph.meta['latency_steps']} stimulus steps are not counted)")

@@ -4,7 +4,7 @@ For each ONNX model and reset mode: convert with :func:`neurodeploy.converters.o
 balancing on ``digits_data.npz``'s calibration set), rate-code the test images (regular code, ``round(T p)``
 spikes per pixel), run, and classify by the readout's ``v`` at the last step. Runs (``--runs``):
 
-* ``float``: the float IR, ``simulate(graph, spikes)``;
+* ``float``: the float IR, ``simulate(fold_linear(graph)[0], spikes)``;
 * ``int``: the quantized emulator, ``simulate(compile_graph(graph, "emulator", calibration=...).graph, ...)``;
 * ``lava``: ``compile_graph(graph, "loihi2", ...)`` run by the Lava backend (lava-nc fixed_pt, through
   ``.venv-lava``); reset "zero" only, as Lava's LIF has no reset by subtraction;
@@ -62,11 +62,12 @@ def accuracy(graph, out: np.ndarray, labels: np.ndarray) -> float:
 
 def run(graph, artifact, how: str, x: np.ndarray, labels: np.ndarray, steps: int) -> float:
     from neurodeploy.emulator import simulate
+    from neurodeploy.passes.fold import fold_linear
     from neurodeploy.registry import get_backend
 
     spikes = stimulus(graph, x, steps)
     if how == "float":
-        out = simulate(graph, spikes).outputs["scores"]
+        out = simulate(fold_linear(graph)[0], spikes).outputs["scores"]
     elif how == "int":
         out = simulate(artifact.graph, spikes).outputs["scores"]
     elif how == "lava":

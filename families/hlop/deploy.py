@@ -75,10 +75,12 @@ def deploy_emulator(net, data: dict[str, np.ndarray], cfg: HLOPConfig) -> dict[s
 
     from neurodeploy.compiler import compile_graph
     from neurodeploy.emulator import simulate
+    from neurodeploy.passes.fold import fold_linear
 
     graph = export_graph(net)
     lat = int(graph.meta["latency_steps"])
     artifact = compile_graph(graph, "emulator")
+    folded, _ = fold_linear(graph)  # the float IR, as the emulator runs it
     out = _output_node(graph)
     acc: dict[str, list[float]] = {"torch": [], "ir_float": [], "emulator": []}
     agree, total = 0, 0
@@ -87,7 +89,7 @@ def deploy_emulator(net, data: dict[str, np.ndarray], cfg: HLOPConfig) -> dict[s
         with torch.no_grad():
             z_t = forward(net, torch.as_tensor(s, dtype=torch.float32))[0].numpy()
         x = padded(s, lat)
-        z_f = simulate(graph, x.astype(np.float64)).outputs[out].sum(axis=1)
+        z_f = simulate(folded, x.astype(np.float64)).outputs[out].sum(axis=1)
         z_q = simulate(artifact.graph, x).outputs[out].sum(axis=1)
         preds = []
         for name, z in (("torch", z_t), ("ir_float", z_f), ("emulator", z_q)):

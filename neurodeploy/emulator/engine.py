@@ -14,7 +14,8 @@ what a Lava ``Monitor`` probing ``u``/``v``/``s_out`` reports. The batch axis is
 
 Integer mode runs quantized graphs (every synapse and neuron carries ``quant``); float mode runs float graphs
 (Lava ``PyLifModelFloat`` maths; IF is CubaLIF with du = 1, dv = 0; LI never spikes and its output is v).
-Graphs that still hold linear ops are folded first (:func:`neurodeploy.passes.fold.fold_linear`).
+Graphs must be folded (:func:`neurodeploy.ir.checks.require_folded`; fold them with
+:func:`neurodeploy.passes.fold.fold_linear` first): the emulator never runs a pass.
 
 Two engines compute the same numbers: ``numpy`` (this module, vectorised over the batch) and ``numba``
 (:mod:`neurodeploy.emulator.kernel`, all steps in one compiled function). In integer mode both hold the same integers;
@@ -35,15 +36,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.emulator.astrocyte import AstrocyteRunner
-from neurodeploy.emulator.columns import column_buckets, entry_arrays
 from neurodeploy.emulator.plasticity import PlasticRunner
 from neurodeploy.errors import InputError, UnsupportedOpError
+from neurodeploy.ir import arithmetic as ar
+from neurodeploy.ir.checks import require_folded
+from neurodeploy.ir.columns import column_buckets, entry_arrays
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import inferred_sign_mode, synapse_entries
-from neurodeploy.ir.ops import IF, LI, Astrocyte, CubaLIF, Input, Output, PlasticDense, _Synapse
-from neurodeploy.passes.fold import fold_linear
+from neurodeploy.ir.ops import IF, LI, Astrocyte, CubaLIF, PlasticDense, _Synapse
 
 RECORDABLE = ("spikes", "u", "v")
 ENGINES = ("auto", "numpy", "numba", "torch")
@@ -84,10 +85,10 @@ def _row_abs_sum_max(m: sp.csr_matrix) -> float:
 
 
 class _SynapseRunner:
-    """A synapse op prepared for execution: its delay buckets (:mod:`neurodeploy.emulator.columns`) and delay line.
+    """A synapse op prepared for execution: its delay buckets (:mod:`neurodeploy.ir.columns`) and delay line.
 
     In integer mode the bucket weights are Lava's effective weights: each summed weight rounded (``rint``), then
-    clipped and truncated once by :func:`~neurodeploy.emulator.arithmetic.effective_weights`. Entries whose effective
+    clipped and truncated once by :func:`~neurodeploy.ir.arithmetic.effective_weights`. Entries whose effective
     weight is 0 stay stored (they add nothing). The numpy engine's scipy matrices are built on first use only.
     """
 
@@ -150,30 +151,51 @@ class _SynapseRunner:
         return out
 
 
+def neuron_params(name: str, op, integer: bool) -> dict:
+    """What the engines run for neuron ``op``, in the arithmetic of the run: ``du``, ``dv``, ``vth``, ``bias`` (per
+    neuron), ``reset``, ``readout``, ``reset_interval`` (periodic state reset every this many steps, 0: never) and
+    ``reset_offset`` -- the fields of the neuron-model table's compartment (``neurodeploy.ir.neurons``), which is
+    meant to replace this function. Integer mode: Loihi's fields and the effective bias (int32); float mode: decay
+    fractions (IF: du = 1, dv = 0), ``vth = inf`` for LI, float64 bias."""
+    size = int(math.prod(op.shape))
+    params = {"readout": isinstance(op, LI) or bool(getattr(op, "readout", False)),
+              "reset": getattr(op, "reset", "zero"),
+              "reset_interval": int(getattr(op, "reset_interval", 0)),
+              "reset_offset": int(getattr(op, "reset_offset", 0))}
+    if integer:
+        if not isinstance(op, CubaLIF) or op.quant is None:
+            raise UnsupportedOpError(f"{op.op_type} is not quantized; integer emulation needs Loihi integers",
+                                     node=name, fix="run the quantize pass (neurodeploy compile) first")
+        bias = np.broadcast_to(np.asarray(op.bias, dtype=np.int64).ravel(), (size,))
+        exp = np.broadcast_to(np.asarray(op.bias_exp, dtype=np.int64).ravel(), (size,))
+        params.update(du=int(op.du), dv=int(op.dv), vth=int(op.vth), bias=ar.effective_bias(bias, exp))
+    else:
+        du, dv = (1.0, 0.0) if isinstance(op, IF) else (float(op.du), float(op.dv))
+        params.update(du=du, dv=dv, vth=math.inf if isinstance(op, LI) else float(op.vth),
+                      bias=np.broadcast_to(np.asarray(op.bias, dtype=np.float64).ravel(), (size,)))
+    return params
+
+
 class _NeuronRunner:
-    """A neuron op prepared for execution: its parameters in the arithmetic of the run."""
+    """A neuron op prepared for execution: its parameters (:func:`neuron_params`) in the arithmetic of the run."""
 
     def __init__(self, name: str, op, integer: bool):
         self.name = name
         self.shape = tuple(op.shape)
         self.size = int(math.prod(self.shape))
-        self.readout = isinstance(op, LI) or bool(getattr(op, "readout", False))
-        self.reset = getattr(op, "reset", "zero")
-        if integer:
-            if not isinstance(op, CubaLIF) or op.quant is None:
-                raise UnsupportedOpError(f"{op.op_type} is not quantized; integer emulation needs Loihi integers",
-                                         node=name, fix="run the quantize pass (neurodeploy compile) first")
-            self.du, self.dv, self.vth = int(op.du), int(op.dv), int(op.vth)
-            bias = np.broadcast_to(np.asarray(op.bias, dtype=np.int64).ravel(), (self.size,))
-            exp = np.broadcast_to(np.asarray(op.bias_exp, dtype=np.int64).ravel(), (self.size,))
-            self.bias = ar.effective_bias(bias, exp)
-        else:
-            if isinstance(op, IF):
-                self.du, self.dv = 1.0, 0.0
-            else:
-                self.du, self.dv = float(op.du), float(op.dv)
-            self.vth = math.inf if isinstance(op, LI) else float(op.vth)
-            self.bias = np.broadcast_to(np.asarray(op.bias, dtype=np.float64).ravel(), (self.size,))
+        params = neuron_params(name, op, integer)
+        self.du, self.dv, self.vth, self.bias = params["du"], params["dv"], params["vth"], params["bias"]
+        self.reset, self.readout = params["reset"], params["readout"]
+        self.reset_interval, self.reset_offset = params["reset_interval"], params["reset_offset"]
+        if self.reset_interval < 0:
+            raise UnsupportedOpError(f"reset_interval {self.reset_interval} is negative", node=name,
+                                     fix="use 0 (never) or a positive number of steps")
+
+    def resets_at(self, t: int) -> bool:
+        """Whether u and v are set to 0 before the update of Lava step ``t`` (1-based): ``t mod reset_interval ==
+        reset_offset mod reset_interval`` (Lava 0.10 ``PyLifResetModelBitAcc.run_spk``); never for interval 0."""
+        i = self.reset_interval
+        return i > 0 and t % i == self.reset_offset % i
 
     def step_int(self, u, v, a_in):
         return ar.lif_step(u, v, a_in, self.du, self.dv, self.bias, self.vth, self.reset)
@@ -193,8 +215,7 @@ class Program:
     """A graph prepared for repeated runs. Build once with :meth:`from_graph`, then call :meth:`run`."""
 
     def __init__(self, graph: Graph, arithmetic: str = "auto"):
-        if any(op.role == "linear" for op in graph.nodes.values()) or not _is_folded(graph):
-            graph, _ = fold_linear(graph)
+        require_folded(graph)
         graph.validate()
         if arithmetic == "auto":
             arithmetic = "int" if graph.quantized else "float"
@@ -388,6 +409,9 @@ class Program:
                     a_in = sum(rings[syn][heads[syn]] for syn in incoming)
                 else:
                     a_in = np.zeros((batch, neuron.size), line_dtype)
+                if neuron.resets_at(k + 1):  # periodic state reset, before the update (Lava step t = k + 1)
+                    u[name] = np.zeros_like(u[name])
+                    v[name] = np.zeros_like(v[name])
                 step = neuron.step_int if self.integer else neuron.step_float
                 u[name], v[name], s = step(u[name], v[name], a_in)
                 current[name] = s
@@ -433,21 +457,6 @@ class Program:
             for f in record:
                 recorded[f"{n}/{f}"] = traces[f"{n}/{f}"].reshape(batch, steps, *self.neurons[n].shape)
         return SimResult(outputs, recorded, spike_counts, syn_ops, steps, batch, self.arithmetic)
-
-
-def _is_folded(graph: Graph) -> bool:
-    for name, op in graph.nodes.items():
-        if op.role == "synapse":
-            if any(graph.nodes[p].role not in ("neuron",) and not isinstance(graph.nodes[p], Input)
-                   for p in graph.predecessors(name)):
-                return False
-            if any(graph.nodes[s].role != "neuron" for s in graph.successors(name)):
-                return False
-        if op.role == "neuron" and any(graph.nodes[p].role != "synapse" for p in graph.predecessors(name)):
-            return False
-        if isinstance(op, Output) and any(graph.nodes[p].role == "synapse" for p in graph.predecessors(name)):
-            return False
-    return True
 
 
 def simulate(graph: Graph, spikes, record: Iterable[str] = (), arithmetic: str = "auto",

@@ -9,8 +9,8 @@ integers, same int32 wrap-around); only the execution differs:
   becomes per-neuron parameters: ``fu = 4096 - (du + 1)``, ``fv = 4096 - dv``, the effective bias
   ``bias_mant << bias_exp`` (int32), the threshold ``wrap32(vth << 6)`` and the reset kind. Every synapse becomes,
   per delay bucket ``d``, the matrix ``W_d`` of Lava-effective weights (clipped and truncated by
-  :func:`~neurodeploy.emulator.arithmetic.effective_weights`, taken from the runner's column buckets,
-  :mod:`neurodeploy.emulator.columns`; int16, since they lie in [-256, 255]), stored column by column: as CSC when
+  :func:`~neurodeploy.ir.arithmetic.effective_weights`, taken from the runner's column buckets,
+  :mod:`neurodeploy.ir.columns`; int16, since they lie in [-256, 255]), stored column by column: as CSC when
   sparse, or, when it stores at least ``DENSE_FRACTION`` of its entries, as full columns (column-major, zeros kept),
   so that adding a column is one contiguous, vectorised loop. The sparse buckets' rows and weights are copied into
   the flat arrays once, and the runners' columns then point into them. Its delay line is a ring of ``L = max_delay
@@ -19,7 +19,9 @@ integers, same int32 wrap-around); only the execution differs:
   groups of samples run in parallel threads, :func:`sample_groups`):
 
   1. ``a_in = sum over incoming synapses of ring[k mod L]`` (int64);
-  2. per neuron, with ``wrap32(x) = ((x + 2**31) mod 2**32) - 2**31`` and ``tz(p) = sign(p) (|p| >> 12)``::
+  2. per population with a periodic state reset (``reset_interval > 0``), first ``u = v = 0`` when the Lava step
+     ``t = k + 1`` has ``t mod reset_interval = reset_offset mod reset_interval`` (Lava 0.10 ``LIFReset``); then
+     per neuron, with ``wrap32(x) = ((x + 2**31) mod 2**32) - 2**31`` and ``tz(p) = sign(p) (|p| >> 12)``::
 
          u' = wrap32(wrap32(tz(u fu)) + wrap32(wrap32(a_in) << 6))
          u' = u' - 2**24 if u' > 2**23;  u' + 2**24 if u' <= -2**23     (Lava's single conditional wrap)
@@ -38,7 +40,14 @@ integers, same int32 wrap-around); only the execution differs:
 The numpy engine's ``acc`` is a float sum that it proves exact and casts to int64, so both engines hold the same
 integers.
 
-**Float mode** (:func:`_float_kernel`) runs the same schedule in float64 with the numpy engine's float operations
+**One kernel, two arithmetics.** :func:`_kernel` is written once; numba compiles it once per state dtype (int64:
+integer mode, float64: float mode). The few steps that differ are overloads chosen by dtype at compile time:
+:func:`_lif` (:func:`_lif_int` / :func:`_lif_float`), :func:`_shift` (the weight exponent; the identity in float
+mode) and :func:`_scatter` (whether a sparse bucket may add straight into the ring). Lowered arrays reach it as
+one :class:`Net` named tuple. The integer constants (:mod:`neurodeploy.ir.arithmetic`) are module globals, frozen
+into the compiled code.
+
+**Float mode** runs the same schedule in float64 with the numpy engine's float operations
 (``u = u (1 - du) + a_in``, ``v = (v (1 - dv) + u) + bias``, ``s = v > vth``) and summation order: every bucket
 is CSC; per bucket the active columns are summed into a zeroed scratch row vector in increasing column order, then
 added to the ring slot -- what scipy's CSR / CSC products compute -- so the two engines agree bit for bit. The
@@ -57,11 +66,23 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from neurodeploy.errors import InputError
+from neurodeploy.ir.arithmetic import (
+    ACT_SHIFT,
+    DECAY_SHIFT,
+    DECAY_UNITY,
+    INT32_HALF,
+    INT32_MASK,
+    MAX_UV,
+    TRUNC_BIAS,
+    UV_SPAN,
+    VTH_SHIFT,
+    wrap_int32,
+)
 
 if TYPE_CHECKING:
     from neurodeploy.emulator.engine import Program
@@ -72,7 +93,7 @@ DENSE_FRACTION = 1 / 32
 #: ... unless it has more entries than this (int16 each).
 DENSE_MAX = 2**26
 #: A dense bucket whose largest row sum of |W| is below this sums its active columns in int32 (exact), else in int64.
-INT32_SUMS = 2**31
+INT32_SUMS = INT32_HALF
 #: Steps per kernel call when a progress bar is shown (the state carries over between calls).
 PROGRESS_CHUNK = 64
 
@@ -105,29 +126,40 @@ def unsupported(program: Program) -> str | None:
 
 
 def _jit() -> None:
-    """Compile (or load from numba's on-disk cache) the kernels and the helpers they call, once per process: each
-    module-level function below is replaced by its numba dispatcher under the same name."""
+    """Compile (or load from numba's on-disk cache) the kernel and the helpers it calls, once per process: each
+    helper below is replaced by its numba dispatcher under the same name, and the two arithmetic-specific steps
+    (:func:`_lif`, :func:`_add_bucket`) become overloads that pick the integer or the float implementation by the
+    dtype of the state they are given -- so one kernel source compiles to the integer and the float kernel."""
     if "kernel" in _NUMBA:
         return
     import numba
+    from numba.core import types
+    from numba.extending import overload
 
     namespace = globals()
-    for name in ("_deliver", "_lif_int", "_lif_float", "_emit_population", "_emit_inputs", "_gather_rows"):
+    for name in ("_wrap32", "_trunc12", "_deliver", "_emit_population", "_emit_inputs", "_gather_rows"):
         namespace[name] = numba.njit(cache=True, nogil=True, inline="always")(namespace[name])
+
+    @overload(_lif, inline="always")
+    def _lif_by_dtype(up, vp, ap, fu, fv, bp, tp, sp_, fp):
+        return _lif_int if isinstance(up.dtype, types.Integer) else _lif_float
+
+    @overload(_shift)
+    def _shift_by_dtype(x, e):
+        return _shift_int if isinstance(x, types.Integer) else _shift_float
+
+    @overload(_scatter)
+    def _scatter_by_dtype(slot):
+        integer = isinstance(slot.dtype, types.Integer)
+        return lambda slot: integer
+
     _NUMBA["kernel"] = numba.njit(cache=True, nogil=True)(_kernel)
-    _NUMBA["float_kernel"] = numba.njit(cache=True, nogil=True)(_float_kernel)
 
 
 def compiled_kernel():
-    """The numba dispatcher of :func:`_kernel` (integer mode; created on first use, ``cache=True``)."""
+    """The numba dispatcher of :func:`_kernel` (both arithmetics; created on first use, ``cache=True``)."""
     _jit()
     return _NUMBA["kernel"]
-
-
-def compiled_float_kernel():
-    """The numba dispatcher of :func:`_float_kernel` (float mode; created on first use, ``cache=True``)."""
-    _jit()
-    return _NUMBA["float_kernel"]
 
 
 def threads() -> int:
@@ -157,14 +189,10 @@ def binary_inputs(inputs: dict[str, np.ndarray]) -> bool:
     return all(((x == 0) | (x == 1)).all() for x in inputs.values())
 
 
-@dataclass
-class Lowered:
-    """A Program as flat arrays (see the module docstring). Offsets index the concatenated arrays."""
+class Net(NamedTuple):
+    """The flat arrays the compiled kernel reads (module docstring, *Lowering*): one argument instead of 29.
+    Offsets index the concatenated arrays."""
 
-    n_in: int  # stimulus width: all Input nodes, end to end
-    n_neurons: int
-    input_off: dict  # input name -> offset in the stimulus
-    pop_names: list
     pop_off: np.ndarray  # per population: first neuron index
     pop_size: np.ndarray
     fac_u: np.ndarray  # per neuron: int64 factors (integer mode) or float64 1 - du (float mode); likewise below
@@ -172,6 +200,8 @@ class Lowered:
     bias: np.ndarray
     thr: np.ndarray
     sub: np.ndarray  # 1: reset by subtraction
+    pop_reset_interval: np.ndarray  # per population: periodic state reset every this many steps (0: never)
+    pop_reset_offset: np.ndarray  # ... at Lava steps t with t mod interval = this (already reduced mod interval)
     src_off: np.ndarray  # per source (inputs, then populations): offset in the stimulus (inputs) or n_in + pop_off
     src_size: np.ndarray
     dlv_syn: np.ndarray  # deliveries (synapse -> neuron population input)
@@ -190,7 +220,24 @@ class Lowered:
     rows: np.ndarray
     vals: np.ndarray
     dvals: np.ndarray
+
+
+@dataclass
+class Lowered:
+    """A Program as flat arrays (see the module docstring): the kernel's :class:`Net` and the host's bookkeeping.
+    The :class:`Net` arrays read as attributes too (``low.rows``)."""
+
+    n_in: int  # stimulus width: all Input nodes, end to end
+    n_neurons: int
+    input_off: dict  # input name -> offset in the stimulus
+    pop_names: list
     ring_size: int
+    net: Net
+
+    def __getattr__(self, name: str):
+        if name in Net._fields:
+            return getattr(self.__dict__["net"], name)
+        raise AttributeError(name)
 
 
 def _i64(values) -> np.ndarray:
@@ -199,8 +246,6 @@ def _i64(values) -> np.ndarray:
 
 def lower(program: Program) -> Lowered:
     """Flatten ``program`` (its prepared runners; integer or float mode) into a :class:`Lowered`."""
-    from neurodeploy.emulator import arithmetic as ar
-
     input_off, n_in = {}, 0
     for name in program.inputs:
         input_off[name] = n_in
@@ -209,6 +254,9 @@ def lower(program: Program) -> Lowered:
     sizes = [program.neurons[n].size for n in pop_names]
     pop_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
     fac_u, fac_v, bias, thr, sub = [], [], [], [], []
+    intervals = [int(program.neurons[name].reset_interval) for name in pop_names]
+    offsets = [int(program.neurons[name].reset_offset) % i if i > 0 else 0
+               for name, i in zip(pop_names, intervals)]
     for name in pop_names:
         p = program.neurons[name]
         sub.append(np.full(p.size, int(p.reset != "zero")))
@@ -218,10 +266,10 @@ def lower(program: Program) -> Lowered:
             bias.append(np.asarray(p.bias, dtype=np.float64))
             thr.append(np.full(p.size, float(p.vth)))
             continue
-        fac_u.append(np.full(p.size, ar.DECAY_UNITY - (p.du + 1)))
-        fac_v.append(np.full(p.size, ar.DECAY_UNITY - p.dv))
+        fac_u.append(np.full(p.size, DECAY_UNITY - (p.du + 1)))
+        fac_v.append(np.full(p.size, DECAY_UNITY - p.dv))
         bias.append(np.asarray(p.bias, dtype=np.int64))
-        thr.append(np.full(p.size, int(ar.wrap_int32(np.int64(p.vth) << ar.VTH_SHIFT))))
+        thr.append(np.full(p.size, int(wrap_int32(np.int64(p.vth) << VTH_SHIFT))))
 
     state = np.int64 if program.integer else np.float64
 
@@ -285,15 +333,17 @@ def lower(program: Program) -> Lowered:
         if all_sparse:  # its buckets fill [start_nz, n_nz) of the flat arrays, in order: cb.rows / cb.vals
             shared.append((cb, start_nz, n_nz))
 
-    low = Lowered(
-        n_in=n_in, n_neurons=int(sum(sizes)), input_off=input_off, pop_names=pop_names, pop_off=_i64(pop_off),
-        pop_size=_i64(sizes), fac_u=cat(fac_u, state), fac_v=cat(fac_v, state), bias=cat(bias, state),
-        thr=cat(thr, state), sub=cat(sub),
+    net = Net(
+        pop_off=_i64(pop_off), pop_size=_i64(sizes), fac_u=cat(fac_u, state), fac_v=cat(fac_v, state),
+        bias=cat(bias, state), thr=cat(thr, state), sub=cat(sub), pop_reset_interval=_i64(intervals),
+        pop_reset_offset=_i64(offsets),
         src_off=_i64(src_off), src_size=_i64(src_size), dlv_syn=_i64(dlv_syn), dlv_dst=_i64(dlv_dst),
         syn_src=_i64(syn_src), syn_nout=_i64(syn_nout), syn_len=_i64(syn_len), syn_ring=_i64(syn_ring),
         syn_exp=_i64(syn_exp), syn_b0=_i64(syn_b0), syn_b1=_i64(syn_b1), bkt_delay=_i64(bkt_delay),
         bkt_kind=_i64(bkt_kind), bkt_cp=_i64(bkt_cp), colptr=cat(colptr), rows=cat(rows, np.uint32),
-        vals=cat(vals, np.int16 if program.integer else np.float64), dvals=cat(dvals, np.int16), ring_size=ring)
+        vals=cat(vals, np.int16 if program.integer else np.float64), dvals=cat(dvals, np.int16))
+    low = Lowered(n_in=n_in, n_neurons=int(sum(sizes)), input_off=input_off, pop_names=pop_names, ring_size=ring,
+                  net=net)
     del rows, vals
     for cb, a, b in shared:  # the runners read the same entries from the flat arrays: one copy in memory
         cb.rows, cb.vals = low.rows[a:b], low.vals[a:b]
@@ -337,7 +387,7 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
     v = np.zeros((batch, low.n_neurons), state)
     rings = np.zeros((batch, low.ring_size), state)
     spike_counts = np.zeros(low.n_neurons, np.int64)
-    kernel = compiled_kernel() if program.integer else compiled_float_kernel()
+    kernel = compiled_kernel()
     chunks = [(0, steps)]
     bar = None
     if progress:
@@ -350,11 +400,8 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
     pool = ThreadPoolExecutor(len(groups)) if len(groups) > 1 else None
 
     def part(k0: int, k1: int, b0: int, b1: int, cnt: np.ndarray) -> None:
-        kernel(stim[b0:b1], k0, k1, low.src_off, low.src_size, low.pop_off, low.pop_size, low.fac_u, low.fac_v,
-               low.bias, low.thr, low.sub, rec_off, rec_u[b0:b1], rec_v[b0:b1], rec_s[b0:b1], low.dlv_syn,
-               low.dlv_dst, low.syn_src, low.syn_nout, low.syn_len, low.syn_ring, low.syn_exp, low.syn_b0,
-               low.syn_b1, low.bkt_delay, low.bkt_kind, low.bkt_cp, low.colptr, low.rows, low.vals, low.dvals,
-               u[b0:b1], v[b0:b1], rings[b0:b1], cnt)
+        kernel(stim[b0:b1], k0, k1, low.net, rec_off, rec_u[b0:b1], rec_v[b0:b1], rec_s[b0:b1], u[b0:b1], v[b0:b1],
+               rings[b0:b1], cnt)
 
     try:
         for k0, k1 in chunks:
@@ -384,8 +431,20 @@ def run(program: Program, inputs: dict[str, np.ndarray], traces: dict[str, np.nd
 
 
 # --- the compiled functions ----------------------------------------------------------------------------------
-# Plain Python until :func:`_jit` replaces them in this module's namespace with numba dispatchers (the kernels call
-# the helpers by their global names, which numba resolves when it compiles or loads a kernel).
+# Plain Python until :func:`_jit` replaces the helpers in this module's namespace with numba dispatchers (the kernel
+# calls them by their global names, which numba resolves when it compiles or loads the kernel) and registers the
+# arithmetic-specific steps :func:`_lif` and :func:`_add_bucket` as overloads chosen by the state's dtype. Module-level
+# integer constants (ir.arithmetic's) are read as globals: numba freezes them into the compiled code.
+
+def _wrap32(x):  # pragma: no cover - compiled by numba
+    """An int32 store of int64 ``x``: ``((x + 2**31) mod 2**32) - 2**31`` (arithmetic.wrap_int32)."""
+    return ((x + INT32_HALF) & INT32_MASK) - INT32_HALF
+
+
+def _trunc12(x):  # pragma: no cover - compiled by numba
+    """``sign(x) (|x| >> 12)`` for int64 ``x``: the decay's rounding toward zero (arithmetic._trunc_shift)."""
+    return (x + ((x >> 63) & TRUNC_BIAS)) >> DECAY_SHIFT
+
 
 def _deliver(k, a_in, rb, dlv_syn, dlv_dst, syn_nout, syn_ring, syn_len):  # pragma: no cover - compiled by numba
     """Step 1: ``a_in`` = 0 + every synapse's slot ``k mod L``, added to its population's range, in order."""
@@ -451,29 +510,25 @@ def _gather_rows(q0, q1, act, colptr, cp, rows, vals, tmp, mark, touched):  # pr
     return n_t
 
 
+def _lif(up, vp, ap, fu, fv, bp, tp, sp_, fp):  # pragma: no cover - an overload: _lif_int or _lif_float
+    """Step 2 for one population: :func:`_lif_int` on int64 state, :func:`_lif_float` on float64 state."""
+    raise NotImplementedError("compiled by numba only")
+
+
 def _lif_int(up, vp, ap, fu, fv, bp, tp, sp_, fp):  # pragma: no cover - compiled by numba
     """Step 2, integer mode: Lava ``PyLifModelBitAcc`` in int64 with explicit int32 wraps (module docstring;
     branch-free, so it vectorises)."""
-    two31 = 2147483648
-    mask32 = 4294967295
-    max_uv = 8388608
-    two24 = 16777216
     for i in range(up.shape[0]):
-        x = up[i] * fu[i]
-        x = (x + ((x >> 63) & 4095)) >> 12
-        x = ((x + two31) & mask32) - two31
-        ain = ((ap[i] + two31) & mask32) - two31
-        ain = (((ain << 6) + two31) & mask32) - two31
-        x = ((x + ain + two31) & mask32) - two31
-        x = x - two24 * (x > max_uv) + two24 * (x <= -max_uv)
-        y = vp[i] * fv[i]
-        y = (y + ((y >> 63) & 4095)) >> 12
-        y = ((y + two31) & mask32) - two31
-        y = ((y + x + two31) & mask32) - two31
-        y = ((y + bp[i] + two31) & mask32) - two31
-        y = min(max(y, 1 - max_uv), max_uv - 1)
+        x = _wrap32(_trunc12(up[i] * fu[i]))
+        ain = _wrap32(_wrap32(ap[i]) << ACT_SHIFT)
+        x = _wrap32(x + ain)
+        x = x - UV_SPAN * (x > MAX_UV) + UV_SPAN * (x <= -MAX_UV)
+        y = _wrap32(_trunc12(vp[i] * fv[i]))
+        y = _wrap32(y + x)
+        y = _wrap32(y + bp[i])
+        y = min(max(y, 1 - MAX_UV), MAX_UV - 1)
         s_i = y > tp[i]
-        reset = ((y - tp[i] + two31) & mask32) - two31 if sp_[i] != 0 else 0
+        reset = _wrap32(y - tp[i]) if sp_[i] != 0 else 0
         up[i] = x
         vp[i] = reset if s_i else y
         fp[i] = s_i
@@ -494,172 +549,124 @@ def _lif_float(up, vp, ap, fu, fv, bp, tp, sp_, fp):  # pragma: no cover - compi
         fp[i] = s_i
 
 
-def _kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bias, thr, sub, rec_off, rec_u, rec_v,
-            rec_s, dlv_syn, dlv_dst, syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1, bkt_delay,
-            bkt_kind, bkt_cp, colptr, rows, vals, dvals, u, v, rings, counts):  # pragma: no cover - compiled by numba
-    """Integer mode, steps ``k0 .. k1 - 1`` of every sample (module docstring); updates u, v, rings, counts,
-    rec_* in place."""
+def _shift(x, e):  # pragma: no cover - an overload: _shift_int or _shift_float
+    """A bucket's summed weights at the weight exponent ``e``: see :func:`_shift_int` and :func:`_shift_float`."""
+    raise NotImplementedError("compiled by numba only")
+
+
+def _shift_int(x, e):  # pragma: no cover - compiled by numba
+    """Integer mode: ``x << e``, or the floor shift ``x >> -e`` for a negative exponent (int64)."""
+    return x << e if e >= 0 else x >> -e
+
+
+def _shift_float(x, e):  # pragma: no cover - compiled by numba
+    """Float mode: ``x`` (float synapses carry no exponent; ``e`` is 0)."""
+    return x
+
+
+def _scatter(slot):  # pragma: no cover - an overload
+    """Whether a sparse bucket with ``e = 0`` may add its weights straight into the ring slot: in integer mode
+    (integer sums are exact in any order), not in float mode (the sum must be formed first, as scipy does)."""
+    raise NotImplementedError("compiled by numba only")
+
+
+def _kernel(stim, k0, k1, net, rec_off, rec_u, rec_v, rec_s, u, v, rings, counts):  # pragma: no cover - numba
+    """Steps ``k0 .. k1 - 1`` of every sample (module docstring), in the arithmetic of the state's dtype (int64:
+    Loihi integers, float64: float mode; numba compiles one specialisation per dtype); ``net`` is the
+    :class:`Net` of the lowered program. Updates u, v, rings, counts, rec_* in place."""
     n_in = stim.shape[2]
     n_neurons = u.shape[1]
-    n_src = src_off.shape[0]
-    n_pop = pop_off.shape[0]
-    n_syn = syn_nout.shape[0]
+    n_src = net.src_off.shape[0]
+    n_pop = net.pop_off.shape[0]
+    n_syn = net.syn_nout.shape[0]
     n_inputs = n_src - n_pop  # sources: the inputs, then the populations
     act = np.zeros(n_in + n_neurons, np.int64)
     a_start = np.zeros(n_src, np.int64)
     a_end = np.zeros(n_src, np.int64)
-    a_in = np.zeros(n_neurons, np.int64)
+    a_in = np.zeros(n_neurons, u.dtype)
     fired = np.zeros(n_neurons, np.uint8)
-    width = max(1, syn_nout.max()) if n_syn else 1
-    tmp = np.zeros(width, np.int64)
+    width = max(1, net.syn_nout.max()) if n_syn else 1
+    tmp = np.zeros(width, u.dtype)
     tmp32 = np.zeros(width, np.int32)
     mark = np.zeros(width, np.uint8)
     touched = np.zeros(width, np.int64)
+    pop_off = net.pop_off
+    pop_size = net.pop_size
     for b in range(stim.shape[0]):
         ub = u[b]
         vb = v[b]
         rb = rings[b]
         for k in range(k0, k1):
-            _deliver(k, a_in, rb, dlv_syn, dlv_dst, syn_nout, syn_ring, syn_len)
+            _deliver(k, a_in, rb, net.dlv_syn, net.dlv_dst, net.syn_nout, net.syn_ring, net.syn_len)
             n_act = 0
             for p in range(n_pop):  # 2. neurons, then 3. their spikes
                 o = pop_off[p]
                 size = pop_size[p]
-                _lif_int(ub[o:o + size], vb[o:o + size], a_in[o:o + size], fac_u[o:o + size], fac_v[o:o + size],
-                         bias[o:o + size], thr[o:o + size], sub[o:o + size], fired[o:o + size])
+                interval = net.pop_reset_interval[p]
+                if interval > 0 and (k + 1) % interval == net.pop_reset_offset[p]:  # Lava step t = k + 1
+                    ub[o:o + size] = 0
+                    vb[o:o + size] = 0
+                _lif(ub[o:o + size], vb[o:o + size], a_in[o:o + size], net.fac_u[o:o + size],
+                     net.fac_v[o:o + size], net.bias[o:o + size], net.thr[o:o + size], net.sub[o:o + size],
+                     fired[o:o + size])
                 n_act = _emit_population(p, b, k, o, size, ub[o:o + size], vb[o:o + size], fired[o:o + size],
                                          rec_off, rec_u, rec_v, rec_s, act, n_act, a_start, a_end, n_inputs, counts)
-            n_act = _emit_inputs(stim[b, k], src_off, src_size, n_inputs, act, n_act, a_start, a_end)
+            n_act = _emit_inputs(stim[b, k], net.src_off, net.src_size, n_inputs, act, n_act, a_start, a_end)
             # 4. synapses: clear the delivered slot, add the active columns per delay bucket
             for s in range(n_syn):
-                n = syn_nout[s]
-                length = syn_len[s]
-                ring0 = syn_ring[s]
+                n = net.syn_nout[s]
+                length = net.syn_len[s]
+                ring0 = net.syn_ring[s]
                 head = ring0 + (k % length) * n
                 rb[head:head + n] = 0
-                q0 = a_start[syn_src[s]]
-                q1 = a_end[syn_src[s]]
+                q0 = a_start[net.syn_src[s]]
+                q1 = a_end[net.syn_src[s]]
                 if q0 == q1:
                     continue
-                e = syn_exp[s]
+                e = net.syn_exp[s]
                 nxt = (k + 1) % length
-                for bk in range(syn_b0[s], syn_b1[s]):
-                    base = ring0 + ((nxt + bkt_delay[bk]) % length) * n
+                for bk in range(net.syn_b0[s], net.syn_b1[s]):
+                    base = ring0 + ((nxt + net.bkt_delay[bk]) % length) * n
                     slot = rb[base:base + n]
-                    cp = bkt_cp[bk]
-                    kind = bkt_kind[bk]
-                    if kind == 1:  # dense, |row sums| < 2**31: int32 sums of 4 columns at a time (vectorised)
+                    cp = net.bkt_cp[bk]
+                    kind = net.bkt_kind[bk]
+                    if kind == 1:  # dense (integer mode), |row sums| < 2**31: int32 sums of 4 columns at a time
                         acc32 = tmp32[:n]
                         q = q0
                         while q + 4 <= q1:
-                            w0 = dvals[colptr[cp + act[q]]:][:n]
-                            w1 = dvals[colptr[cp + act[q + 1]]:][:n]
-                            w2 = dvals[colptr[cp + act[q + 2]]:][:n]
-                            w3 = dvals[colptr[cp + act[q + 3]]:][:n]
+                            w0 = net.dvals[net.colptr[cp + act[q]]:][:n]
+                            w1 = net.dvals[net.colptr[cp + act[q + 1]]:][:n]
+                            w2 = net.dvals[net.colptr[cp + act[q + 2]]:][:n]
+                            w3 = net.dvals[net.colptr[cp + act[q + 3]]:][:n]
                             for i in range(n):
                                 acc32[i] += (np.int32(w0[i]) + np.int32(w1[i])) + (np.int32(w2[i]) + np.int32(w3[i]))
                             q += 4
                         while q < q1:
-                            w0 = dvals[colptr[cp + act[q]]:][:n]
+                            w0 = net.dvals[net.colptr[cp + act[q]]:][:n]
                             for i in range(n):
                                 acc32[i] += w0[i]
                             q += 1
-                        if e >= 0:
-                            for i in range(n):
-                                slot[i] += np.int64(acc32[i]) << e
-                                acc32[i] = 0
-                        else:
-                            for i in range(n):
-                                slot[i] += np.int64(acc32[i]) >> -e
-                                acc32[i] = 0
-                    elif kind == 2:  # dense, row sums may pass 2**31: int64 sums
+                        for i in range(n):
+                            slot[i] += _shift(np.int64(acc32[i]), e)
+                            acc32[i] = 0
+                    elif kind == 2:  # dense (integer mode), row sums may pass 2**31: int64 sums
                         acc = tmp[:n]
                         for q in range(q0, q1):
-                            w0 = dvals[colptr[cp + act[q]]:][:n]
+                            w0 = net.dvals[net.colptr[cp + act[q]]:][:n]
                             for i in range(n):
                                 acc[i] += w0[i]
-                        if e >= 0:
-                            for i in range(n):
-                                slot[i] += acc[i] << e
-                                acc[i] = 0
-                        else:
-                            for i in range(n):
-                                slot[i] += acc[i] >> -e
-                                acc[i] = 0
-                    elif e == 0:  # sparse (CSC) scatter straight into the slot
+                        for i in range(n):
+                            slot[i] += _shift(acc[i], e)
+                            acc[i] = 0
+                    elif e == 0 and _scatter(slot):  # sparse (CSC), integer mode: straight into the slot
                         for q in range(q0, q1):
                             j = act[q]
-                            for x in range(colptr[cp + j], colptr[cp + j + 1]):
-                                slot[rows[x]] += vals[x]
-                    else:  # sparse, shifted: int64 sums of the touched rows, then the shift
-                        n_t = _gather_rows(q0, q1, act, colptr, cp, rows, vals, tmp, mark, touched)
+                            for x in range(net.colptr[cp + j], net.colptr[cp + j + 1]):
+                                slot[net.rows[x]] += net.vals[x]
+                    else:  # sparse: the touched rows' sums (float: in scipy's order), then the shift
+                        n_t = _gather_rows(q0, q1, act, net.colptr, cp, net.rows, net.vals, tmp, mark, touched)
                         for t in range(n_t):
                             r = touched[t]
-                            if e > 0:
-                                slot[r] += tmp[r] << e
-                            else:
-                                slot[r] += tmp[r] >> -e
+                            slot[r] += _shift(tmp[r], e)
                             tmp[r] = 0
                             mark[r] = 0
-
-
-def _float_kernel(stim, k0, k1, src_off, src_size, pop_off, pop_size, fac_u, fac_v, bias, thr, sub, rec_off, rec_u,
-                  rec_v, rec_s, dlv_syn, dlv_dst, syn_src, syn_nout, syn_len, syn_ring, syn_exp, syn_b0, syn_b1,
-                  bkt_delay, bkt_kind, bkt_cp, colptr, rows, vals, dvals, u, v, rings,
-                  counts):  # pragma: no cover - compiled by numba
-    """Float mode, steps ``k0 .. k1 - 1`` of every sample, in the numpy engine's float operations and order.
-
-    Per step: ``a_in`` = 0 + the incoming synapses' delivered slots, in order; ``u = u (1 - du) + a_in``, ``v = (v
-    (1 - dv) + u) + bias``, ``s = v > vth``, reset; per synapse and delay bucket, ``acc[r] = 0 + W[r, j1] + W[r, j2]
-    + ...`` over the active sources ``j1 < j2 < ...`` (every bucket is CSC here), then ``slot[r] += acc[r]``.
-    """
-    n_in = stim.shape[2]
-    n_neurons = u.shape[1]
-    n_src = src_off.shape[0]
-    n_pop = pop_off.shape[0]
-    n_syn = syn_nout.shape[0]
-    n_inputs = n_src - n_pop
-    act = np.zeros(n_in + n_neurons, np.int64)
-    a_start = np.zeros(n_src, np.int64)
-    a_end = np.zeros(n_src, np.int64)
-    a_in = np.zeros(n_neurons, np.float64)
-    fired = np.zeros(n_neurons, np.uint8)
-    width = max(1, syn_nout.max()) if n_syn else 1
-    tmp = np.zeros(width, np.float64)
-    mark = np.zeros(width, np.uint8)
-    touched = np.zeros(width, np.int64)
-    for b in range(stim.shape[0]):
-        ub = u[b]
-        vb = v[b]
-        rb = rings[b]
-        for k in range(k0, k1):
-            _deliver(k, a_in, rb, dlv_syn, dlv_dst, syn_nout, syn_ring, syn_len)
-            n_act = 0
-            for p in range(n_pop):
-                o = pop_off[p]
-                size = pop_size[p]
-                _lif_float(ub[o:o + size], vb[o:o + size], a_in[o:o + size], fac_u[o:o + size], fac_v[o:o + size],
-                           bias[o:o + size], thr[o:o + size], sub[o:o + size], fired[o:o + size])
-                n_act = _emit_population(p, b, k, o, size, ub[o:o + size], vb[o:o + size], fired[o:o + size],
-                                         rec_off, rec_u, rec_v, rec_s, act, n_act, a_start, a_end, n_inputs, counts)
-            n_act = _emit_inputs(stim[b, k], src_off, src_size, n_inputs, act, n_act, a_start, a_end)
-            for s in range(n_syn):
-                n = syn_nout[s]
-                length = syn_len[s]
-                ring0 = syn_ring[s]
-                head = ring0 + (k % length) * n
-                rb[head:head + n] = 0.0
-                q0 = a_start[syn_src[s]]
-                q1 = a_end[syn_src[s]]
-                if q0 == q1:
-                    continue
-                nxt = (k + 1) % length
-                for bk in range(syn_b0[s], syn_b1[s]):
-                    base = ring0 + ((nxt + bkt_delay[bk]) % length) * n
-                    slot = rb[base:base + n]
-                    n_t = _gather_rows(q0, q1, act, colptr, bkt_cp[bk], rows, vals, tmp, mark, touched)
-                    for t in range(n_t):
-                        r = touched[t]
-                        slot[r] += tmp[r]
-                        tmp[r] = 0.0
-                        mark[r] = 0

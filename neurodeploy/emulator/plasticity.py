@@ -50,8 +50,8 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import InputError
+from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.learning import FACTOR_WIDTH, Term, parse_rule
 from neurodeploy.ir.ops import PlasticDense
 

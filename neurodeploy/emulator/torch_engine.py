@@ -3,19 +3,20 @@
 It computes exactly the integers of the numba kernel (:mod:`neurodeploy.emulator.kernel`), which is proven equal to
 Lava 0.10.0's bit-accurate models: same step order, same ``PyLifModelBitAcc`` update with int32 wrap-around, same
 Lava-effective weights, same per-bucket weight exponent. State is int64 (every value that Lava stores in int32 is
-wrapped explicitly, as :func:`neurodeploy.emulator.arithmetic.wrap_int32` does); torch is imported on first use.
+wrapped explicitly, as :func:`neurodeploy.ir.arithmetic.wrap_int32` does); torch is imported on first use.
 
 * **Preparation** (once per Program and device). The populations are concatenated (``N`` neurons) with per-neuron
   ``fu = 4096 - (du + 1)``, ``fv = 4096 - dv``, the effective bias (``bias_mant << bias_exp``, int32), the threshold
   ``wrap32(vth << 6)`` and the reset kind. Every synapse keeps its runner's delay buckets
-  (:mod:`neurodeploy.emulator.columns`; Lava-effective int16 weights) as they are: column pointers ``ptr[d n_in +
+  (:mod:`neurodeploy.ir.columns`; Lava-effective int16 weights) as they are: column pointers ``ptr[d n_in +
   j]``, int32 rows, int16 weights, the bucket delays. Its delay line is a ring ``[L, B, n_out]`` of int64, ``L =
   max_delay + 1``.
 * **Step** ``k`` (0-based), all samples of a batch chunk at once:
 
   1.-2. ``a_in`` and the LIF update exactly as steps 1-2 of :mod:`neurodeploy.emulator.kernel`'s docstring
      (Lava's int32 wraps, the 24-bit conditional wrap of u, the saturation of v, threshold and reset), as
-     elementwise int64 tensor operations;
+     elementwise int64 tensor operations; before it, the periodic state reset of populations with a
+     ``reset_interval`` (u = v = 0 at Lava steps ``t = k + 1`` with ``t mod interval = offset mod interval``);
   3. the sources emit: Input column ``k`` of the stimulus, the neurons' ``s``; their active ``(sample b, index
      j)`` pairs are listed once per source (``nonzero``);
   4. per synapse: ``ring[k mod L] = 0``; then, event-driven, for every active pair and every delay bucket ``d``
@@ -53,19 +54,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import CapacityError, InputError, UnsupportedOpError
+from neurodeploy.ir import arithmetic as ar
 
 if TYPE_CHECKING:
     from neurodeploy.emulator.engine import Program
 
 #: ``wrap32(x) = ((x + INT32_HALF) & INT32_MASK) - INT32_HALF``: the int32 store of arithmetic.wrap_int32
-INT32_HALF = -int(np.iinfo(np.int32).min)
-INT32_MASK = 2 * INT32_HALF - 1
+INT32_HALF = ar.INT32_HALF
+INT32_MASK = ar.INT32_MASK
 #: Lava's conditional wrap of u into 24 bits adds or subtracts 2**24 (arithmetic.lif_step)
-UV_SPAN = 2 * ar.MAX_UV
+UV_SPAN = ar.UV_SPAN
 #: adding ``DECAY_UNITY - 1`` to a negative product turns the floor shift into truncation (arithmetic._trunc_shift)
-TRUNC_BIAS = ar.DECAY_UNITY - 1
+TRUNC_BIAS = ar.TRUNC_BIAS
 #: Share of the free device memory a run plans to use.
 MEMORY_FRACTION = 0.85
 #: Environment variable: an upper bound, in GB, on the memory a run plans to use (any device).
@@ -187,6 +188,8 @@ class Prepared:
     n_in: int
     sources: dict  # source name -> ("input" | "pop", offset, size)
     synapses: list
+    #: populations with a periodic state reset: ``(offset, size, interval, offset mod interval)`` each
+    resets: list = field(default_factory=list)
 
 
 def _neuron_params(program: Program) -> tuple[list, list, list, dict]:
@@ -243,8 +246,13 @@ def prepare(program: Program, device) -> Prepared:
     for name, off in zip(names, offsets):
         for syn in program.neuron_inputs[name]:
             synapses[syn].targets.append(off)
+    resets = []
+    for name, off, size in zip(names, offsets, sizes):
+        p = program.neurons[name]
+        if p.reset_interval > 0:
+            resets.append((off, size, int(p.reset_interval), int(p.reset_offset) % int(p.reset_interval)))
     prepared = Prepared(device, int(sum(sizes)), names, offsets, sizes, t["fac_u"], t["fac_v"], t["bias"], t["thr"],
-                        t["sub"], input_off, n_in, sources, list(synapses.values()))
+                        t["sub"], input_off, n_in, sources, list(synapses.values()), resets)
     cache[key] = prepared
     return prepared
 
@@ -469,6 +477,10 @@ class _Runner:
         for syn, ring in zip(prep.synapses, self.rings):
             for off in syn.targets:
                 self.a_in[:, off:off + syn.n_out] += ring[k % syn.length]
+        for off, size, interval, phase in prep.resets:  # periodic state reset before the update (Lava t = k + 1)
+            if (k + 1) % interval == phase:
+                self.u[:, off:off + size] = 0
+                self.v[:, off:off + size] = 0
         self.u, self.v, s = lif_step(self.u, self.v, self.a_in, prep)
         active: dict[str, tuple] = {}
         for syn, ring, scratch in zip(prep.synapses, self.rings, self.scratch):

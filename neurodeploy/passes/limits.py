@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from neurodeploy.emulator.arithmetic import effective_weights
-from neurodeploy.emulator.columns import column_buckets, entry_arrays, nonzero_pattern, pattern_union
 from neurodeploy.errors import CapacityError, QuantizationError
+from neurodeploy.ir.arithmetic import effective_weights
+from neurodeploy.ir.columns import column_buckets, entry_arrays, nonzero_pattern, pattern_union
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Op, Sparse
 from neurodeploy.passes.quant_fields import merge_sparse

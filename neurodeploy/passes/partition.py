@@ -97,9 +97,9 @@ class _Synapses:
 
 def _synapse_ops(graph: Graph, shapes: dict, limits: CoreLimits) -> list[_Synapses]:
     """Every synapse op's stored (target, source) positions, repeats merged, as CSC (sorted rows per column, built
-    by :func:`neurodeploy.emulator.columns.column_buckets` in pattern mode) and in CSR order with each entry's row
+    by :func:`neurodeploy.ir.columns.column_buckets` in pattern mode) and in CSR order with each entry's row
     and the row of the previous entry in its column (:func:`_csr_of_csc`, one compiled pass)."""
-    from neurodeploy.emulator.columns import column_buckets, entry_arrays
+    from neurodeploy.ir.columns import column_buckets, entry_arrays
 
     csr_of_csc = _compiled("csr_of_csc", _csr_of_csc)
     out = []

@@ -49,8 +49,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurodeploy.emulator import Program
-from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.errors import InputError
+from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import inferred_sign_mode, op_matrix, synapse_entries
 from neurodeploy.ir.ops import Conv2d, Dense, Sparse, _Synapse

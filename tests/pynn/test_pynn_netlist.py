@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 from neurodeploy.backends.pynn import netlist as nl
-from neurodeploy.emulator import arithmetic as ar
 from neurodeploy.ir import Conv2d, CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse, linear
+from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.ops import _Synapse
 
 Q = QuantInfo(scale=100.0)
