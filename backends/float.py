@@ -13,7 +13,7 @@ step* (the tied neuron closest to its next spike wins; any tie left goes to the 
 compared within one population, whose integer v is ``64 * scale * v_float`` with one scale, so the order is the same
 in both units. With 16 steps, 13-40 % of the zoo's inputs tie in the float spike counts, and plain count-argmax
 (``same_decision_count_argmax``, reported next to it; the rule of :mod:`neurodeploy.backends.pynn.agreement`) then
-flips on any perturbation of those inputs. A readout's decision is its largest mean v, as in the pyNN comparison.
+can flip on any perturbation of those inputs. A readout's decision is its largest mean v, as in the pyNN comparison.
 The float run's v is rescaled to the integer units (``64 * scale``) before the comparison, so ``v_correlation``
 and ``v_rms_error_thresholds`` compare like with like.
 """
