@@ -40,19 +40,20 @@ import numpy as np
 from neurodeploy.backends.lava.rebuild import FORMAT, JSON_NAME, NPZ_NAME, VERSION, encode, load_description
 from neurodeploy.errors import BackendError, CapacityError, IRError, QuantizationError, UnsupportedOpError
 from neurodeploy.fileio import atomic_directory
+from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Dense, Input, Op, Output, PlasticDense, Sparse, _Synapse
 
 __all__ = ["describe", "save_description", "load_description", "SIGN_MODE_NAMES", "MAX_DELAY"]
 
 #: IR sign mode -> ``lava.utils.weightutils.SignMode`` member NAME (written by name; rebuild maps it to the member).
-SIGN_MODE_NAMES = {"mixed": "MIXED", "excitatory": "EXCITATORY", "inhibitory": "INHIBITORY"}
-#: Loihi 2 synaptic delays are 6-bit; the design fixes the usable range to [0, 62].
-MAX_DELAY = 62
-DECAY_MAX = 4095
-VTH_MAX = 2**17 - 1
-BIAS_MANT_RANGE = (-4096, 4095)
-BIAS_EXP_RANGE = (0, 7)
+SIGN_MODE_NAMES = {mode: mode.upper() for mode in ar.SIGN_MODE_CODES}
+#: Loihi 2 field ranges (one home: neurodeploy.ir.arithmetic); delays are 6-bit, the usable range is [0, 62].
+MAX_DELAY = ar.MAX_DELAY
+DECAY_MAX = ar.DECAY_MAX
+VTH_MAX = ar.VTH_MAX
+BIAS_MANT_RANGE = ar.BIAS_MANT_RANGE
+BIAS_EXP_RANGE = ar.BIAS_EXP_RANGE
 
 _CLASSES = {
     "input": "lava.proc.io.source.RingBuffer",
@@ -213,7 +214,7 @@ def _plastic(name: str, op: PlasticDense, kwargs: dict[str, Any]) -> dict[str, A
         raise UnsupportedOpError("PlasticDense with graded spikes has no lowering (its trace update differs)",
                                  node=name, fix="use binary spikes")
     weights = _int_array(op.weight, name, "weight")
-    _check_range(weights, -256, 255, name, "weight")
+    _check_range(weights, *ar.WEIGHT_RANGES["mixed"], name, "weight")
     kwargs["weights"] = weights
     kwargs["sign_mode"] = SIGN_MODE_NAMES[op.sign_mode or "mixed"]
     kwargs["learning_rule"] = {"dw": lava_expression(parse_rule(op.dw, name)), "x1_impulse": int(op.x1_impulse),

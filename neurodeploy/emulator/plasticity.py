@@ -61,7 +61,7 @@ ACC_BITS = 15                   # accumulator magnitude bits (W_ACCUMULATOR_U)
 ACC_MIN, ACC_MAX = -(2**ACC_BITS) - 1, 2**ACC_BITS - 1
 SCALE_BITS = 4                  # W_S_MANT
 WEIGHT_ROUND_SEED = 2           # lava ConnVarRandom default seed
-WEIGHT_BOUNDS = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+WEIGHT_BOUNDS = ar.WEIGHT_RANGES
 Y2_TAU = 2**16 - 1               # Loihi3FLearningRule fixes the y-trace taus at np.iinfo(np.uint16).max
 
 

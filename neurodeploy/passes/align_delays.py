@@ -21,12 +21,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from neurodeploy.errors import CapacityError, IRError
+from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
 from neurodeploy.ir.ops import Conv2d, Dense, Op, Shape, Sparse
 
 #: Loihi 2's usable synaptic delay range is [0, 62] steps.
-MAX_DELAY = 62
+MAX_DELAY = ar.MAX_DELAY
 
 
 def align(sources: Mapping[str, int], target: str, min_latency: int | None = None,

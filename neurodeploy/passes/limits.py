@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import CapacityError, QuantizationError
-from neurodeploy.ir.arithmetic import effective_weights
+from neurodeploy.ir.arithmetic import INT32_MAX, INT32_MIN, effective_weights
 from neurodeploy.ir.columns import column_buckets, entry_arrays, nonzero_pattern, pattern_union
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Op, Sparse
@@ -78,8 +78,8 @@ def _check_synapse(name: str, op, profile: Profile) -> None:
                   fix="shorten the delay (coarser time step, or relay neurons for long delays)")
     merged = merge_sparse(op) if isinstance(op, Sparse) else op
     fld = "value" if isinstance(op, Sparse) else "weight"
-    weights = _integers(name, op, fld, merged.value if isinstance(op, Sparse) else op.weight, -(1 << 31),
-                        (1 << 31) - 1, fix=requantize)
+    weights = _integers(name, op, fld, merged.value if isinstance(op, Sparse) else op.weight, INT32_MIN,
+                        INT32_MAX, fix=requantize)
     effective = effective_weights(weights, op.sign_mode, bits)
     changed = np.flatnonzero(effective.ravel() != weights.ravel())
     if changed.size:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodeploy.ir.arithmetic import DECAY_BITS, DECAY_UNITY, WEIGHT_BITS, WEIGHT_RANGES
 from neurodeploy.ir.ops import Sparse
 
-SIGN_LIMITS = {"excitatory": (0, 255), "inhibitory": (-255, 0), "mixed": (-256, 255)}
+SIGN_LIMITS = WEIGHT_RANGES  # sign mode -> Lava's clip range (neurodeploy.ir.arithmetic)
 
 
 def rint(x) -> np.ndarray:
@@ -43,7 +44,7 @@ def sign_mode_of(weights: np.ndarray) -> str:
 def weight_grid(sign_mode: str, num_weight_bits: int) -> tuple[int, int, int]:
     """``(lo, hi, step)``: mantissas unchanged by Lava's clip + truncate are the multiples of step in [lo, hi]."""
     lo, hi = SIGN_LIMITS[sign_mode]
-    step = 1 << (8 - int(num_weight_bits) + int(sign_mode == "mixed"))
+    step = 1 << (WEIGHT_BITS - int(num_weight_bits) + int(sign_mode == "mixed"))
     return -((-lo) // step) * step, (hi // step) * step, step
 
 
@@ -98,16 +99,16 @@ def quantize_threshold(scaled: float, vth_bits: int) -> tuple[int, int]:
     return v, int(v != q)
 
 
-def quantize_du(du: float, du_bits: int = 12) -> tuple[int, int]:
+def quantize_du(du: float, du_bits: int = DECAY_BITS) -> tuple[int, int]:
     """``du -> clip(rint(4096 du) - 1, 0, 2**du_bits - 1)``; returns ``(du_int, #clipped)``."""
-    q = int(rint(4096.0 * du)) - 1
+    q = int(rint(float(DECAY_UNITY) * du)) - 1
     v = min(max(q, 0), (1 << du_bits) - 1)
     return v, int(v != q)
 
 
-def quantize_dv(dv: float, dv_bits: int = 12) -> tuple[int, int]:
+def quantize_dv(dv: float, dv_bits: int = DECAY_BITS) -> tuple[int, int]:
     """``dv -> clip(rint(4096 dv), 0, 2**dv_bits - 1)``; returns ``(dv_int, #clipped)``."""
-    q = int(rint(4096.0 * dv))
+    q = int(rint(float(DECAY_UNITY) * dv))
     v = min(max(q, 0), (1 << dv_bits) - 1)
     return v, int(v != q)
 
