@@ -34,7 +34,7 @@ import numpy as np
 from neurodeploy.errors import ConversionError, NeurodeployError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
-from neurodeploy.ir.ops import IF, LI, Conv2d, Delay, Flatten, Op, Output, Scale, Shape, _Neuron
+from neurodeploy.ir.ops import IF, LI, Conv2d, Delay, Flatten, NeuronOp, Op, Output, Scale, Shape
 from neurodeploy.ir.timing import node_latency
 
 #: Relative tolerance under which an input gain counts as exactly 1 (float32 has a 1.2e-7 relative step).
@@ -276,7 +276,7 @@ def finish(nodes: dict[str, Op], edges: Iterable[tuple[str, str]], meta: dict[st
     graph.meta["output_latency_steps"] = outputs
     graph.meta["latency_steps"] = max(outputs.values()) if outputs else 0
     graph.meta["node_latency_steps"] = {n: int(dist[n]) for n, op in graph.nodes.items()
-                                        if isinstance(op, _Neuron) and n in dist}
+                                        if isinstance(op, NeuronOp) and n in dist}
     for out, steps in outputs.items():
         notes.add(out, f"latency: every synapse adds one step (Lava/Loihi timing), so a stimulus at step t first "
                        f"reaches this output at step t + {steps}")

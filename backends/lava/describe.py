@@ -16,7 +16,9 @@ PlasticDense   ``LearningDense(weights, weight_exp, num_weight_bits, sign_mode, 
                the plain bit-accurate LIF's spikes are the back-propagating action potentials). With ``delays``,
                a ``mask`` or a ``third_factor``: BackendError (Lava 0.10 has no learning process with delays;
                a Loihi3F rule would take y1 from a port too; the Astrocyte has no Lava process)
-CubaLIF        ``LIF(shape=(n,), du, dv, vth, bias_mant, bias_exp)`` (flat; reset to zero only)
+CubaLIF        ``LIF(shape=(n,), du, dv, vth, bias_mant, bias_exp)`` (flat; reset to zero only); the process class
+               and any further kwargs come from the op's neuron model (:mod:`neurodeploy.ir.neurons`), e.g.
+               ``LIFReset(..., reset_interval, reset_offset)``
 Output         nothing: it names what to read (the source neuron's spikes, a readout neuron's v, or the input)
 =============  ======================================================================================
 
@@ -42,7 +44,8 @@ from neurodeploy.errors import BackendError, CapacityError, IRError, Quantizatio
 from neurodeploy.fileio import atomic_directory
 from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.ops import Conv2d, CubaLIF, Dense, Input, Op, Output, PlasticDense, Sparse, _Synapse
+from neurodeploy.ir.neurons import model_of
+from neurodeploy.ir.ops import Conv2d, CubaLIF, Dense, Input, Op, Output, PlasticDense, Sparse, SynapseOp
 
 __all__ = ["describe", "save_description", "load_description", "SIGN_MODE_NAMES", "MAX_DELAY"]
 
@@ -62,7 +65,6 @@ _CLASSES = {
     "delay_dense": "lava.proc.dense.process.DelayDense",
     "sparse": "lava.proc.sparse.process.Sparse",
     "delay_sparse": "lava.proc.sparse.process.DelaySparse",
-    "lif": "lava.proc.lif.process.LIF",
 }
 
 
@@ -107,7 +109,13 @@ def _per_neuron(value: Any, size: int, node: str, fld: str) -> int | np.ndarray:
 
 
 # -------------------------------------------------------------------------------------------------- op -> kwargs
-def _lif(name: str, op: CubaLIF) -> dict[str, Any]:
+def _lif(name: str, op: CubaLIF) -> tuple[str, dict[str, Any]]:
+    """(Lava process class, kwargs) of a neuron node: the CUBA fields every model shares, plus the model's own
+    (:mod:`neurodeploy.ir.neurons`)."""
+    model = model_of(op, name)
+    if model.lava_class is None:
+        raise UnsupportedOpError(f"{op.op_type} has no Lava process: {model.lava_refusal}", node=name,
+                                 fix="target the emulator, or use a neuron model Lava runs")
     if op.reset != "zero":
         raise UnsupportedOpError(f"CubaLIF reset='{op.reset}' has no Lava model: Lava's LIF resets v to zero only",
                                  node=name, fix="quantize with reset='zero' or run this graph on the emulator")
@@ -119,7 +127,12 @@ def _lif(name: str, op: CubaLIF) -> dict[str, Any]:
     bias_exp = _per_neuron(op.bias_exp, op.size, name, "bias_exp")
     _check_range(bias, *BIAS_MANT_RANGE, name, "bias")
     _check_range(bias_exp, *BIAS_EXP_RANGE, name, "bias_exp")
-    return {"shape": [op.size], "du": du, "dv": dv, "vth": vth, "bias_mant": bias, "bias_exp": bias_exp}
+    kwargs = {"shape": [op.size], "du": du, "dv": dv, "vth": vth, "bias_mant": bias, "bias_exp": bias_exp}
+    for fld, value in model.lava_kwargs(op).items():
+        lo, hi = model.int_fields[fld]
+        kwargs[fld] = _int(value, name, fld)
+        _check_range(kwargs[fld], lo, hi, name, fld)
+    return model.lava_class, kwargs
 
 
 def _coo(shape: tuple[int, int], row: np.ndarray, col: np.ndarray, data: np.ndarray) -> dict[str, Any]:
@@ -127,7 +140,7 @@ def _coo(shape: tuple[int, int], row: np.ndarray, col: np.ndarray, data: np.ndar
                     "col": col.astype(np.int64), "data": data.astype(np.int64)}}
 
 
-def _synapse(name: str, op: _Synapse, in_shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
+def _synapse(name: str, op: SynapseOp, in_shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
     """Return (class key, kwargs) for a Dense / Sparse / Conv2d node."""
     if op.sign_mode is not None and op.sign_mode not in SIGN_MODE_NAMES:
         raise IRError(f"sign_mode '{op.sign_mode}' is not one of {sorted(SIGN_MODE_NAMES)}", node=name,
@@ -227,7 +240,7 @@ def _plastic(name: str, op: PlasticDense, kwargs: dict[str, Any]) -> dict[str, A
 def _check_structure(graph: Graph, name: str, op: Op) -> None:
     preds = [graph.nodes[p] for p in graph.predecessors(name)]
     succs = [graph.nodes[s] for s in graph.successors(name)]
-    if isinstance(op, _Synapse):
+    if isinstance(op, SynapseOp):
         if op.quant is None:
             raise UnsupportedOpError(f"{op.op_type} is not quantized; Lava runs Loihi integers", node=name,
                                      fix="run the quantize pass first")
@@ -242,7 +255,7 @@ def _check_structure(graph: Graph, name: str, op: Op) -> None:
         if op.quant is None:
             raise UnsupportedOpError("CubaLIF is not quantized; Lava runs Loihi integers", node=name,
                                      fix="run the quantize pass first")
-        direct = [p for p in graph.predecessors(name) if not isinstance(graph.nodes[p], _Synapse)]
+        direct = [p for p in graph.predecessors(name) if not isinstance(graph.nodes[p], SynapseOp)]
         if direct:
             raise UnsupportedOpError(f"neuron receives {direct} directly; on Lava every connection is a synapse "
                                      "process", node=name, fix="insert an identity Sparse synapse (fold pass)")
@@ -278,10 +291,10 @@ def describe(graph: Graph) -> dict[str, Any]:
                               "kwargs": {}, "data_shape": [int(math.prod(shape))]})
             inputs[name] = {"process": name, "shape": shape}
         elif isinstance(op, CubaLIF):
-            processes.append({"name": name, "node": name, "role": "neuron", "class": _CLASSES["lif"],
-                              "kwargs": _lif(name, op)})
+            cls, kwargs = _lif(name, op)
+            processes.append({"name": name, "node": name, "role": "neuron", "class": cls, "kwargs": kwargs})
             neurons[name] = {"process": name, "shape": shape, "readout": bool(op.readout)}
-        elif isinstance(op, _Synapse):
+        elif isinstance(op, SynapseOp):
             (src,) = graph.predecessors(name)
             key, kwargs = _synapse(name, op, shapes[src])
             processes.append({"name": name, "node": name, "role": "synapse", "class": _CLASSES[key],

@@ -32,7 +32,8 @@ from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir import linear
 from neurodeploy.ir.checks import is_folded
 from neurodeploy.ir.graph import Graph
-from neurodeploy.ir.ops import CubaLIF, Input, Sparse, _Synapse
+from neurodeploy.ir.neurons import model_of
+from neurodeploy.ir.ops import CubaLIF, Input, Sparse, SynapseOp
 
 from .neurons import LIFConversion, convert_lif, i_offset
 
@@ -125,7 +126,7 @@ def _index_dtype(n: int) -> type:
     return np.int32 if n < 2 ** 31 else np.int64
 
 
-def _stored_entries(op: _Synapse, in_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+def _stored_entries(op: SynapseOp, in_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """:func:`neurodeploy.ir.linear.synapse_entries`, but a Sparse op's arrays as stored (no int64 copies)."""
     if not isinstance(op, Sparse):
         return linear.synapse_entries(op, in_shape)
@@ -135,7 +136,7 @@ def _stored_entries(op: _Synapse, in_shape: tuple[int, ...]) -> tuple[np.ndarray
             (int(math.prod(op.out_shape)), int(op.in_size)))
 
 
-def synapse_entries(op: _Synapse, in_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+def synapse_entries(op: SynapseOp, in_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """``(rows, cols, A, delays)`` of a quantized synapse op: Lava's effective weights times ``2**weight_exp``,
     sorted by (col, row, delay), i.e. by (pre, post, delay); indices int32 where the sizes allow.
 
@@ -220,13 +221,17 @@ def build_netlist(graph: Graph, dt: float = 1.0, mv_per_unit: float = 1.0) -> Ne
                 raise UnsupportedOpError(f"{op.op_type} is a float-form neuron; the PyNN backend converts quantized "
                                          "CubaLIF neurons", node=name,
                                          fix="compile the model first (neurodeploy compile MODEL --target spinnaker)")
+            refusal = model_of(op, name).pynn_refusal
+            if refusal is not None:
+                raise UnsupportedOpError(f"{op.op_type} has no PyNN cell: {refusal}", node=name,
+                                         fix="target loihi2 or emulator, or use a CubaLIF neuron")
             conv = convert_lif(op, name, dt=dt, mv_per_unit=mv_per_unit)
             size = int(math.prod(op.shape))
             pops[name] = Population(name, tuple(op.shape), conv.cell_type, conv, i_offset(op, conv, size))
     projections: list[Projection] = []
     notes: list[str] = []
     for name, op in graph.nodes.items():
-        if not isinstance(op, _Synapse):
+        if not isinstance(op, SynapseOp):
             continue
         if op.quant is None:
             raise UnsupportedOpError(f"{op.op_type} holds float weights; the PyNN backend converts quantized "

@@ -44,7 +44,8 @@ from neurodeploy.ir.checks import require_folded
 from neurodeploy.ir.columns import column_buckets, entry_arrays
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import inferred_sign_mode, synapse_entries
-from neurodeploy.ir.ops import IF, LI, Astrocyte, CubaLIF, PlasticDense, _Synapse
+from neurodeploy.ir.neurons import compartment
+from neurodeploy.ir.ops import Astrocyte, PlasticDense, SynapseOp
 
 RECORDABLE = ("spikes", "u", "v")
 ENGINES = ("auto", "numpy", "numba", "torch")
@@ -92,7 +93,7 @@ class _SynapseRunner:
     weight is 0 stay stored (they add nothing). The numpy engine's scipy matrices are built on first use only.
     """
 
-    def __init__(self, name: str, op: _Synapse, in_shape: tuple[int, ...], integer: bool):
+    def __init__(self, name: str, op: SynapseOp, in_shape: tuple[int, ...], integer: bool):
         self.name = name
         self.n_in = int(math.prod(in_shape))
         rows, cols, values, delays, shape = entry_arrays(op, in_shape)
@@ -151,42 +152,18 @@ class _SynapseRunner:
         return out
 
 
-def neuron_params(name: str, op, integer: bool) -> dict:
-    """What the engines run for neuron ``op``, in the arithmetic of the run: ``du``, ``dv``, ``vth``, ``bias`` (per
-    neuron), ``reset``, ``readout``, ``reset_interval`` (periodic state reset every this many steps, 0: never) and
-    ``reset_offset`` -- the fields of the neuron-model table's compartment (``neurodeploy.ir.neurons``), which is
-    meant to replace this function. Integer mode: Loihi's fields and the effective bias (int32); float mode: decay
-    fractions (IF: du = 1, dv = 0), ``vth = inf`` for LI, float64 bias."""
-    size = int(math.prod(op.shape))
-    params = {"readout": isinstance(op, LI) or bool(getattr(op, "readout", False)),
-              "reset": getattr(op, "reset", "zero"),
-              "reset_interval": int(getattr(op, "reset_interval", 0)),
-              "reset_offset": int(getattr(op, "reset_offset", 0))}
-    if integer:
-        if not isinstance(op, CubaLIF) or op.quant is None:
-            raise UnsupportedOpError(f"{op.op_type} is not quantized; integer emulation needs Loihi integers",
-                                     node=name, fix="run the quantize pass (neurodeploy compile) first")
-        bias = np.broadcast_to(np.asarray(op.bias, dtype=np.int64).ravel(), (size,))
-        exp = np.broadcast_to(np.asarray(op.bias_exp, dtype=np.int64).ravel(), (size,))
-        params.update(du=int(op.du), dv=int(op.dv), vth=int(op.vth), bias=ar.effective_bias(bias, exp))
-    else:
-        du, dv = (1.0, 0.0) if isinstance(op, IF) else (float(op.du), float(op.dv))
-        params.update(du=du, dv=dv, vth=math.inf if isinstance(op, LI) else float(op.vth),
-                      bias=np.broadcast_to(np.asarray(op.bias, dtype=np.float64).ravel(), (size,)))
-    return params
-
-
 class _NeuronRunner:
-    """A neuron op prepared for execution: its parameters (:func:`neuron_params`) in the arithmetic of the run."""
+    """A neuron op prepared for execution: its compartment (:func:`neurodeploy.ir.neurons.compartment`, the
+    neuron-model table's one description of what an engine runs) in the arithmetic of the run."""
 
     def __init__(self, name: str, op, integer: bool):
         self.name = name
         self.shape = tuple(op.shape)
         self.size = int(math.prod(self.shape))
-        params = neuron_params(name, op, integer)
-        self.du, self.dv, self.vth, self.bias = params["du"], params["dv"], params["vth"], params["bias"]
-        self.reset, self.readout = params["reset"], params["readout"]
-        self.reset_interval, self.reset_offset = params["reset_interval"], params["reset_offset"]
+        c = compartment(op, integer, name)
+        self.du, self.dv, self.vth, self.bias = c.du, c.dv, c.vth, c.bias
+        self.reset, self.readout = c.reset, c.readout
+        self.reset_interval, self.reset_offset = c.reset_interval, c.reset_offset
         if self.reset_interval < 0:
             raise UnsupportedOpError(f"reset_interval {self.reset_interval} is negative", node=name,
                                      fix="use 0 (never) or a positive number of steps")
@@ -232,7 +209,7 @@ class Program:
         for name, op in graph.nodes.items():
             if isinstance(op, PlasticDense) and self.integer:  # on-chip learning (emulator.plasticity)
                 self.synapses[name] = PlasticRunner(name, op)
-            elif isinstance(op, _Synapse):  # float mode runs a PlasticDense with frozen weights (SimResult.note)
+            elif isinstance(op, SynapseOp):  # float mode runs a PlasticDense with frozen weights (SimResult.note)
                 (src,) = graph.predecessors(name)
                 self.synapses[name] = _SynapseRunner(name, op, shapes[src], self.integer)
         self.syn_source = {n: graph.predecessors(n)[0] for n in self.synapses}

@@ -18,12 +18,12 @@ from neurodeploy.ir.ops import (
     SIGN_MODES,
     CubaLIF,
     Input,
+    NeuronOp,
     Op,
     Output,
     Shape,
     Sparse,
-    _Neuron,
-    _Synapse,
+    SynapseOp,
 )
 
 
@@ -95,13 +95,13 @@ class Graph:
         """Infer every node's output shape (fixed point over the graph, so cycles through neurons resolve)."""
         shapes: dict[str, Shape] = {}
         for name, op in self.nodes.items():
-            if isinstance(op, Input | _Neuron):
+            if isinstance(op, Input | NeuronOp):
                 shapes[name] = tuple(int(d) for d in op.shape)
         changed = True
         while changed:
             changed = False
             for name in self.order():
-                if name in shapes and not isinstance(self.nodes[name], _Neuron):
+                if name in shapes and not isinstance(self.nodes[name], NeuronOp):
                     continue
                 preds = self._preds[name]
                 if not preds:
@@ -153,10 +153,10 @@ class Graph:
                               fix="connect exactly one source (sum several sources in a neuron instead)")
             if isinstance(op, Output) and n_pred < 1:
                 raise IRError("Output node has no source", node=name, fix="connect the layer to read to it")
-            if isinstance(op, _Neuron | CubaLIF) and getattr(op, "reset", "zero") not in RESET_MODES:
+            if isinstance(op, NeuronOp | CubaLIF) and getattr(op, "reset", "zero") not in RESET_MODES:
                 raise IRError(f"reset mode '{op.reset}' is not one of {RESET_MODES}", node=name,
                               fix="use 'zero' or 'subtract'")
-            if isinstance(op, _Synapse):
+            if isinstance(op, SynapseOp):
                 self._validate_synapse(name, op)
         self._validate_reachable()
         self.shapes()
@@ -181,7 +181,7 @@ class Graph:
                           f"bias-driven neuron: {unreached[:5]}{' ...' if len(unreached) > 5 else ''}", node=first,
                           fix="connect the node to the network (the model's edges may be missing) or remove it")
 
-    def _validate_synapse(self, name: str, op: _Synapse) -> None:
+    def _validate_synapse(self, name: str, op: SynapseOp) -> None:
         if op.sign_mode is not None and op.sign_mode not in SIGN_MODES:
             raise IRError(f"sign_mode '{op.sign_mode}' is not one of {SIGN_MODES}", node=name,
                           fix="use mixed, excitatory or inhibitory")

@@ -128,7 +128,7 @@ class Output(Op):
 
 # ------------------------------------------------------------------------------------------------------ synapses
 @dataclass(frozen=True, eq=False)
-class _Synapse(Op):
+class SynapseOp(Op):
     """Fields shared by synapse ops.
 
     Quantized maths (Lava ``PyDenseModelBitAcc``), applied once to the stored mantissas: clip by ``sign_mode``
@@ -154,7 +154,7 @@ class _Synapse(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Dense(_Synapse):
+class Dense(SynapseOp):
     """Dense synapses ``a = W @ s (+ bias)``; ``weight`` is ``[n_out, n_in]``, input flattened in C order.
 
     ``bias`` exists only in float form (converters fold it into the target neuron's bias).
@@ -345,7 +345,7 @@ class Astrocyte(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Sparse(_Synapse):
+class Sparse(SynapseOp):
     """Sparse synapses in COO form: ``a[row[k]] += value[k] * s[col[k]]`` (duplicates add, like a CSR sum).
 
     ``out_shape`` is the target shape, ``in_size`` the flattened source size, ``delays`` (optional) per entry.
@@ -370,7 +370,7 @@ class Sparse(_Synapse):
 
 
 @dataclass(frozen=True, eq=False)
-class Conv2d(_Synapse):
+class Conv2d(SynapseOp):
     """2-D convolution ``a[o, y, x] = sum_{c,i,j} W[o, c, i, j] * s[c, y*sy + i*dy - py, x*sx + j*dx - px]``.
 
     ``weight`` is ``[C_out, C_in / groups, kh, kw]``; input shape ``(C_in, H, W)``. ``bias`` float form only.
@@ -489,7 +489,7 @@ class Delay(Op):
 
 # -------------------------------------------------------------------------------------------------------- neurons
 @dataclass(frozen=True, eq=False)
-class _Neuron(Op):
+class NeuronOp(Op):
     shape: Shape = ()
     quant: QuantInfo | None = None
     role: ClassVar[str] = "neuron"
@@ -513,7 +513,7 @@ class _Neuron(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class CubaLIF(_Neuron):
+class CubaLIF(NeuronOp):
     """Current-based LIF neuron in Loihi form.
 
     Float form (Lava ``PyLifModelFloat``), each step with summed synaptic input ``a``::
@@ -545,7 +545,7 @@ class CubaLIF(_Neuron):
 
 
 @dataclass(frozen=True, eq=False)
-class IF(_Neuron):
+class IF(NeuronOp):
     """Integrate-and-fire: ``v = v + a + bias; s = v > vth; reset`` (float form only).
 
     The quantizer lowers it to :class:`CubaLIF` with ``du = 4095`` (u keeps only this step's input) and ``dv = 0``.
@@ -557,7 +557,7 @@ class IF(_Neuron):
 
 
 @dataclass(frozen=True, eq=False)
-class LI(_Neuron):
+class LI(NeuronOp):
     """Leaky integrator readout (no spikes): ``u = u*(1-du) + a; v = v*(1-dv) + u + bias`` (float form only).
 
     The quantizer lowers it to :class:`CubaLIF` with ``vth = 2**17 - 1`` and ``readout=True``; its output is v.

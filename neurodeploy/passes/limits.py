@@ -9,7 +9,9 @@ Field ranges (``a = profile.arithmetic``):
   ``num_message_bits <= a.message_bits_max``;
 * neurons: CubaLIF only (IF and LI must have been lowered), integral ``du``, ``dv`` in ``[0, 2**12 - 1]``,
   ``vth`` in ``[0, 2**vth_bits - 1]``, bias mantissa in the signed ``bias_bits`` range, ``bias_exp`` in
-  ``[a.bias_exp_min, a.bias_exp_max]``, a reset mode the profile supports.
+  ``[a.bias_exp_min, a.bias_exp_max]``, a reset mode the profile supports, and the neuron model's own integer
+  fields in their declared ranges (:attr:`neurodeploy.ir.neurons.NeuronModel.int_fields`, e.g. LIFReset's
+  ``reset_interval``).
 
 Capacity (``profile.limits``; a lower bound on what partitioning will need, so a failure here is certain):
 
@@ -35,6 +37,7 @@ from neurodeploy.errors import CapacityError, QuantizationError
 from neurodeploy.ir.arithmetic import INT32_MAX, INT32_MIN, effective_weights
 from neurodeploy.ir.columns import column_buckets, entry_arrays, nonzero_pattern, pattern_union
 from neurodeploy.ir.graph import Graph
+from neurodeploy.ir.neurons import model_of
 from neurodeploy.ir.ops import Conv2d, CubaLIF, Op, Sparse
 from neurodeploy.passes.quant_fields import merge_sparse
 from neurodeploy.profiles import Profile, load_profile
@@ -97,6 +100,8 @@ def _check_neuron(name: str, op, profile: Profile) -> None:
     _integers(name, op, "vth", op.vth, 0, a.vth_max, fix=requantize)
     _integers(name, op, "bias", op.bias, a.bias_min, a.bias_max, fix=requantize)
     _integers(name, op, "bias_exp", op.bias_exp, a.bias_exp_min, a.bias_exp_max, fix=requantize)
+    for fld, (lo, hi) in model_of(op, name).int_fields.items():  # the neuron model's own fields
+        _integers(name, op, fld, getattr(op, fld), lo, hi, fix=f"set {fld} within [{lo}, {hi}]")
     if op.reset not in profile.reset_modes:
         raise QuantizationError(f"{_subject(op, 'reset')}: reset mode '{op.reset}' is not supported by "
                                 f"{profile.name} (supported: {list(profile.reset_modes)})", node=name,

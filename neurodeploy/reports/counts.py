@@ -53,7 +53,7 @@ from neurodeploy.errors import InputError
 from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import inferred_sign_mode, op_matrix, synapse_entries
-from neurodeploy.ir.ops import Conv2d, Dense, Sparse, _Synapse
+from neurodeploy.ir.ops import Conv2d, Dense, Sparse, SynapseOp
 
 FLOAT_BITS = 32
 #: At most this many recorded neuron-steps (u, v and spikes: 9 bytes each in integer mode) per emulator chunk.
@@ -116,7 +116,7 @@ class RunCounts:
 
 
 # ----------------------------------------------------------------------------------------------- structure
-def _effective(values: np.ndarray, op: _Synapse, sign_mode: str, integer: bool) -> np.ndarray:
+def _effective(values: np.ndarray, op: SynapseOp, sign_mode: str, integer: bool) -> np.ndarray:
     if not integer:
         return np.asarray(values, dtype=np.float64)
     return ar.effective_weights(np.rint(values).astype(np.int64), sign_mode, op.num_weight_bits)
@@ -134,7 +134,7 @@ def _footprint_bits(op, n_in: int, n_out: int) -> int:
             return int(op.num_weight_bits)
         return int(bits.get(name, DEFAULT_BITS[name]))
 
-    if isinstance(op, _Synapse):
+    if isinstance(op, SynapseOp):
         weights = op.value if isinstance(op, Sparse) else op.weight
         total = np.size(weights) * width("weight") + width("weight_exp")
         if op.delays is not None:

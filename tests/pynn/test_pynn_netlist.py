@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from neurodeploy.backends.pynn import netlist as nl
 from neurodeploy.ir import Conv2d, CubaLIF, Dense, Graph, Input, Output, QuantInfo, Sparse, linear
 from neurodeploy.ir import arithmetic as ar
-from neurodeploy.ir.ops import _Synapse
+from neurodeploy.ir.ops import SynapseOp
 
 Q = QuantInfo(scale=100.0)
 
@@ -55,7 +55,7 @@ def _reference_projections(graph):
     shapes = graph.shapes()
     out = []
     for name, op in graph.nodes.items():
-        if not isinstance(op, _Synapse):
+        if not isinstance(op, SynapseOp):
             continue
         (src,) = graph.predecessors(name)
         (post,) = [t for t in graph.successors(name) if graph.nodes[t].role == "neuron"]
