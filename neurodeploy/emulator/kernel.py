@@ -274,6 +274,8 @@ def lower(program: Program) -> Lowered:
     state = np.int64 if program.integer else np.float64
 
     def cat(parts: list, dtype=np.int64) -> np.ndarray:
+        if len(parts) == 1:  # no copy of a single (possibly dense, tens of MB) part
+            return np.ascontiguousarray(parts[0], dtype=dtype)
         return np.ascontiguousarray(np.concatenate(parts), dtype=dtype) if parts else np.zeros(0, dtype)
 
     src_index = {name: i for i, name in enumerate(program.inputs)}
@@ -316,7 +318,10 @@ def lower(program: Program) -> Lowered:
                 # dense bucket: full columns in dvals, column-major, zeros kept
                 w = np.zeros((s.n_in, s.n_out), np.int16)
                 w[np.repeat(np.arange(s.n_in), np.diff(cp)), cb.rows[lo:hi]] = cb.vals[lo:hi]
-                bkt_kind.append(1 if np.abs(w.astype(np.int64)).sum(axis=0).max(initial=0) < INT32_SUMS else 2)
+                # largest row sum of |W| from the stored entries (O(nnz), not O(n_in * n_out))
+                row_abs = np.bincount(cb.rows[lo:hi], weights=np.abs(cb.vals[lo:hi].astype(np.float64)),
+                                      minlength=s.n_out)
+                bkt_kind.append(1 if row_abs.max(initial=0) < INT32_SUMS else 2)
                 ptr = n_dense + np.arange(s.n_in + 1, dtype=np.int64) * s.n_out
                 dvals.append(w.reshape(-1))
                 n_dense += w.size

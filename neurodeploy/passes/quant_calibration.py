@@ -51,12 +51,12 @@ def any_active_probability(rows: np.ndarray, cols: np.ndarray, rates: np.ndarray
     return 1.0 - np.exp(log_silent)
 
 
-def expected_input_error(errors: np.ndarray, rows: np.ndarray, cols: np.ndarray, rates: np.ndarray,
+def expected_input_error(errors: np.ndarray, rows: np.ndarray, entry_rates: np.ndarray, entry_idle: np.ndarray,
                          p_any: np.ndarray, n_out: int, weight_exp: int) -> float:
-    """The cost of the module docstring for entry errors ``errors`` (input units)."""
-    r = rates[cols]
-    mean = np.bincount(rows, weights=errors * r, minlength=n_out)
-    var = np.bincount(rows, weights=errors ** 2 * r * (1 - r), minlength=n_out)
+    """The cost of the module docstring for entry errors ``errors`` (input units); ``entry_rates`` is the rate
+    ``r`` of each entry's source and ``entry_idle`` its ``1 - r`` (per synapse, computed once)."""
+    mean = np.bincount(rows, weights=errors * entry_rates, minlength=n_out)
+    var = np.bincount(rows, weights=errors ** 2 * entry_rates * entry_idle, minlength=n_out)
     if weight_exp < 0:
         mean = mean - p_any * (1.0 - 2.0 ** weight_exp) / 2.0
         var = var + p_any / 12.0

@@ -70,6 +70,14 @@ class PreparedSynapse:
         limits = [hi / pos if pos > 0 else math.inf, -lo / neg if neg > 0 else math.inf]
         return min(limits)
 
+    def entry_rates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per expanded entry, its source's rate ``r`` and ``1 - r`` (computed once per rates: the search clears
+        :attr:`costs` when it sets them)."""
+        if "entry_rates" not in self.costs:
+            r = self.rates[self.cols]
+            self.costs["entry_rates"] = (r, 1 - r)
+        return self.costs["entry_rates"]
+
     def row_abs_sum_max(self) -> float:
         sums = np.bincount(self.rows, weights=np.abs(self.entry_weights(self.weights)), minlength=self.n_out)
         return float(sums.max()) if sums.size else 0.0

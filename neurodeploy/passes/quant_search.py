@@ -56,7 +56,7 @@ def cost(syn: PreparedSynapse, lam: float, exp: int, bits: int) -> tuple[float, 
         scaled = lam * np.asarray(syn.weights, np.float64)
         mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
         errors = syn.entry_weights(mant * 2.0 ** exp - scaled)
-        syn.costs[key] = (cal.expected_input_error(errors, syn.rows, syn.cols, syn.rates, syn.p_any, syn.n_out, exp),
+        syn.costs[key] = (cal.expected_input_error(errors, syn.rows, *syn.entry_rates(), syn.p_any, syn.n_out, exp),
                           clipped)
     return syn.costs[key]
 
