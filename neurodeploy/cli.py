@@ -93,10 +93,12 @@ def cli() -> None:
               "largest built system); a network needing more chips is refused")
 @click.option("--population-size", type=int, help="spinnaker: neurons per PyNN population; larger nodes are "
               "built as several populations (default: one per node)")
+@click.option("--precise", is_flag=True, help="quantize with residual synapses, exact thresholds and bias "
+              "correction (more synapses; what the model zoo compiles with)")
 @click.option("--force", is_flag=True, help="replace --out even when it is a directory neurodeploy did not make "
               "(everything in it is deleted)")
 def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dump_ir, ann_calibration, chips,
-                population_size, force) -> None:
+                population_size, precise, force) -> None:
     """Convert MODEL (NIR file, .ndg, or file.py:object) and compile it for TARGET into --out.
 
     --chips N sets the size of the target system in chips: the chips the network needs are reported in the
@@ -106,6 +108,9 @@ def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dum
     replaced.
     --population-size N (spinnaker) splits nodes larger than N neurons into PyNN populations of N contiguous
     neurons, which sPyNNaker needs for large populations (e.g. 10240 for a 1M-neuron reservoir).
+    --precise quantizes with neurodeploy.passes.quantize.PRECISE: a residual synapse wherever the 8-bit weights are
+    further than 0.05 % from the float ones, scales at which thresholds are exact integers, and the calibration
+    run's mean input error taken out of the biases.
     """
     from neurodeploy.compiler import check_artifact_dir, compile_graph, write_artifact
     from neurodeploy.model_loading import load_model
@@ -133,7 +138,13 @@ def compile_cmd(model, target, out_dir, input_shape, dt, reset, calibration, dum
         shapes = graph.shapes()
         calib = _stimulus(load_npz(calibration, "calibration"), {n: list(shapes[n]) for n in graph.inputs},
                           calibration)
-    artifact = compile_graph(graph, target, calibration=calib, dump_dir=dump_ir, chips=chips)
+    options = None
+    if precise:
+        from neurodeploy.passes.quantize import PRECISE
+
+        options = dict(PRECISE)
+    artifact = compile_graph(graph, target, calibration=calib, dump_dir=dump_ir, chips=chips,
+                             quantize_options=options)
     path = write_artifact(artifact, out_dir, backend_options=backend_options, force=force)
     shapes = artifact.graph.shapes()
     n_neurons = sum(int(np.prod(shapes[n])) for n in artifact.graph.by_role("neuron"))

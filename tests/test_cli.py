@@ -60,6 +60,18 @@ def test_compile_is_deterministic(capsys, tmp_path, model_file):
     assert (tmp_path / "a" / "model.ndg").read_bytes() == (tmp_path / "b" / "model.ndg").read_bytes()
 
 
+def test_compile_precise_uses_the_precision_options(capsys, tmp_path, model_file):
+    from neurodeploy.passes.quantize import PRECISE
+
+    assert cli(capsys, "compile", str(model_file), "--out", str(tmp_path / "p"), "--precise")[0] == 0
+    report = json.loads((tmp_path / "p" / "quantization.json").read_text())
+    assert {k: report[k] for k in PRECISE} == PRECISE
+    assert "bias_correction" in report["nodes"]["h"] and "bias_correction" in report["nodes"]["o"]
+    assert cli(capsys, "compile", str(model_file), "--out", str(tmp_path / "d"))[0] == 0
+    default = json.loads((tmp_path / "d" / "quantization.json").read_text())
+    assert (default["residual"], default["exact_threshold"], default["bias_correction"]) == (None, False, False)
+
+
 def _assert_clean_error(code, err, *fragments):
     assert code == 2
     assert "Traceback" not in err

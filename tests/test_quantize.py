@@ -555,3 +555,40 @@ def test_weights_too_small_for_any_scale_are_a_named_error():
               [("in", "fc"), ("fc", "h"), ("h", "out")])
     with pytest.raises(QuantizationError, match="needs over 1000 bits"):
         quantize(g, "emulator")
+
+
+# ------------------------------------------------------------------------------------------ bias correction
+def test_input_error_mean_is_the_floored_sum_against_the_float_input():
+    """One neuron, two sources: mantissas [3, 1] at weight_exp -1 for float weights [1.5, 0.5] (lam = 1): the
+    quantized weights are exact, so the only error is Loihi's floor of the summed mantissas shifted right."""
+    float_op = Dense(weight=np.array([[1.5, 0.5]]))
+    q = Dense(weight=np.array([[3, 1]]), weight_exp=-1, quant=QuantInfo(scale=1.0))
+    spikes = np.array([[[1, 0], [0, 1], [1, 1], [0, 0]]], np.uint8)  # sums 3, 1, 4, 0 -> floors 1, 0, 2, 0
+    mean = quant_ops.input_error_mean(float_op, [q], (2,), spikes, 1.0)
+    assert mean.tolist() == [((1 - 1.5) + (0 - 0.5) + (2 - 2.0) + 0) / 4]
+
+
+def _drifting_if() -> tuple[Graph, np.ndarray]:
+    """An IF neuron fed by 40 sources, compiled with residual synapses (whose negative weight_exp floors the summed
+    input: v drifts down)."""
+    rng = np.random.default_rng(5)
+    w = rng.uniform(0.001, 0.02, (1, 40))
+    g = Graph({"in": Input(shape=(40,)), "fc": Dense(weight=w), "n": IF(shape=(1,), vth=1.0), "out": Output()},
+              [("in", "fc"), ("fc", "n"), ("n", "out")])
+    return g, (rng.random((16, 64, 40)) < 0.3).astype(np.uint8)
+
+
+def test_bias_correction_takes_the_floor_drift_out_of_v():
+    g, stim = _drifting_if()
+    drift = {}
+    for corrected in (False, True):
+        report = {}
+        q, _ = quantize(g, "loihi2", stim, report=report, residual=0.0005, bias_correction=corrected)
+        lam = q.nodes["n"].quant.scale
+        v_int = simulate(q, stim, record=("v",), arithmetic="int").recorded["n/v"].ravel() / (64 * lam)
+        v_float = simulate(fold_linear(g)[0], stim, record=("v",)).recorded["n/v"].ravel()
+        drift[corrected] = abs(float(np.mean(v_int - v_float)))
+        assert ("bias_correction" in report["nodes"]["n"]) == corrected
+        assert report["bias_correction"] == corrected
+    assert min(op.weight_exp for n, op in q.nodes.items() if n.startswith("fc")) < 0
+    assert drift[True] < 0.2 * drift[False], drift

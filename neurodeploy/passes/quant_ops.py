@@ -7,6 +7,12 @@
   ``vth = round(lam * theta)`` (LI: the largest threshold, it never spikes), ``bias << bias_exp ~= 64 lam b``
   (per-neuron exponent). A CubaLIF -- or a subclass of it, whose extra fields are kept -- is the float op with
   those fields replaced; IF and LI become a plain CubaLIF (``du = 4095, dv = 0``; ``readout = True``).
+* :func:`correct_bias` (``bias_correction=True``): the mean per-step error of each neuron's synaptic input on the
+  calibration run (:func:`input_error_mean`: ``m_i = mean_{b,t} (a_int - lam a_float)``, input units, where
+  ``a_int`` sums the mantissas of the main op and its residuals per (op, delay, step) and floors the sum shifted
+  by a negative ``weight_exp`` as Loihi does; this floor, not the weight rounding, is most of it) is taken out of
+  the neuron's bias: ``bias << bias_exp ~= 64 lam b - 64 m_i 4096 / (du + 1)`` (``4096 / (du + 1)``: u's
+  steady-state gain).
 * :func:`add_residual`: up to ``MAX_RESIDUALS`` synapses ``<name>.residual``, ``<name>.residual2`` from the same
   source into the same target, each holding ``q(w - sum_k q_k(w))`` at the same ``lam`` and its own fitting
   exponent, until the combined RMS relative weight error is at most the tolerance.
@@ -16,8 +22,13 @@ Each returns the op and its part of the report (plain numbers, JSON-able).
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
+import numpy as np
+import scipy.sparse as sp
+
+from neurodeploy.ir.arithmetic import DECAY_UNITY
+from neurodeploy.ir.linear import synapse_entries
 from neurodeploy.ir.ops import CubaLIF, Op, QuantInfo, Sparse
 from neurodeploy.passes import quant_fields as qf
 from neurodeploy.passes.quant_prepare import Population, PreparedSynapse
@@ -129,3 +140,40 @@ def add_residual(name: str, syn: PreparedSynapse, new_nodes: dict[str, Op], edge
             node_reports[res_name]["weights"] = int(np.count_nonzero(weights))
 
 
+
+
+def input_error_mean(float_op: Op, ops: list[Op], in_shape: tuple[int, ...], spikes: np.ndarray, lam: float
+                     ) -> np.ndarray:
+    """``m_i`` of the module docstring for one float synapse ``float_op`` quantized as ``ops`` (the main op and its
+    residuals), measured on the calibration run: the source's ``spikes`` ``[B, T, n]`` through each op's mantissas,
+    summed per (op, delay, step) and shifted by its ``weight_exp`` as Loihi does (a right shift floors), against
+    ``lam`` times the float input; the mean over samples and steps per target neuron."""
+    s = sp.csr_matrix(np.asarray(spikes, np.float64).reshape(-1, int(math.prod(in_shape))))
+    rows, cols, values, _, shape = synapse_entries(float_op, in_shape)
+    exact = s @ sp.csr_matrix((np.asarray(values, np.float64), (rows, cols)), shape=shape).T
+    error = -lam * np.asarray(exact.sum(axis=0)).ravel()
+    for op in ops:
+        rows, cols, values, delays, shape = synapse_entries(op, in_shape)
+        delays = np.zeros(rows.size, np.int64) if delays is None else np.broadcast_to(delays, rows.shape)
+        for d in np.unique(delays):
+            k = delays == d
+            m = sp.csr_matrix((np.asarray(values[k], np.float64), (rows[k], cols[k])), shape=shape)
+            sums = (s @ m.T).toarray()  # integers (exact in float64)
+            error += np.floor(sums * 2.0 ** int(op.weight_exp)).sum(axis=0)
+    return error / max(1, s.shape[0])
+
+
+def correct_bias(pop: Population, neuron: CubaLIF, mean_error: np.ndarray, profile: Profile
+                 ) -> tuple[CubaLIF, dict]:
+    """``neuron`` (``pop`` quantized) with ``mean_error`` (``m_i``, input units per step) taken out of its bias
+    (module docstring); the report entry gives the largest correction in units of the threshold."""
+    a = profile.arithmetic
+    lam = float(neuron.quant.scale)
+    gain = DECAY_UNITY / (int(neuron.du) + 1)
+    bias = np.broadcast_to(np.asarray(pop.bias, np.float64).ravel(), (mean_error.size,))
+    target = 64.0 * lam * bias - 64.0 * gain * mean_error
+    mant, exps, saturated = qf.quantize_bias(target, a.bias_bits, a.bias_exp_min, a.bias_exp_max)
+    new = neuron.replace(bias=mant.reshape(pop.shape), bias_exp=exps.reshape(pop.shape))
+    vth = max(1, int(neuron.vth)) * 64.0
+    return new, {"max_abs": float(np.max(np.abs(64.0 * gain * mean_error), initial=0.0)) / vth,
+                 "saturated": saturated}

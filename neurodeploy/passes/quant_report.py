@@ -58,7 +58,8 @@ def pass_report(profile: Profile, method: str, bits: int, options: Mapping[str, 
                 node_reports: dict[str, dict], warnings: list[str]) -> dict[str, Any]:
     """The whole report: settings, calibration, per-node entries, warnings."""
     return {"profile": profile.name, "method": method, "num_weight_bits": bits, "residual": options["residual"],
-            "exact_threshold": bool(options["exact_threshold"]), "state_headroom": options["state_headroom"],
+            "exact_threshold": bool(options["exact_threshold"]), "bias_correction": bool(options["bias_correction"]),
+            "state_headroom": options["state_headroom"],
             "min_weight_bits": options["min_weight_bits"], "calibration": calibration, "nodes": node_reports,
             "warnings": warnings}
 

@@ -65,6 +65,13 @@ at most ``MAX_RESIDUALS`` = 2.
 ``lam * theta`` is an integer, so ``vth`` is exact and a reset by subtraction removes exactly the float threshold
 (otherwise every spike leaves ``vth - lam theta`` behind, which accumulates in neurons that fire often).
 
+``bias_correction=True`` (off by default) takes the mean per-step error of each neuron's integer input on the
+calibration run out of its bias (:func:`~neurodeploy.passes.quant_ops.correct_bias`; report entry
+``bias_correction`` on the neuron: the largest correction per step in thresholds). Most of that error is not the
+weights' rounding but Loihi's flooring of a synapse's summed input shifted right by a negative ``weight_exp``
+(every residual synapse has one): about half an input unit per step and op, which an IF or slowly leaking neuron
+integrates into a drift of its v. ``PRECISE`` (``neurodeploy compile --precise``) turns on all three options.
+
 Duplicate Sparse entries are summed first (:func:`~neurodeploy.passes.quant_fields.merge_sparse`), as Lava does.
 
 ``method="maxabs"`` is the naive baseline: ``lam = min_S mantissa_max / max|w_S|`` (the largest incoming weight
@@ -119,7 +126,7 @@ from neurodeploy.passes import quant_prepare as prep
 from neurodeploy.passes import quant_report as rpt
 from neurodeploy.passes import quant_search as srch
 from neurodeploy.passes.fold import fold_linear
-from neurodeploy.passes.quant_ops import add_residual
+from neurodeploy.passes.quant_ops import add_residual, correct_bias, input_error_mean
 from neurodeploy.passes.simulator import Simulator
 from neurodeploy.profiles import Profile, load_profile
 
@@ -128,6 +135,10 @@ METHODS = ("calibrated", "maxabs")
 DEFAULT_RATE = 0.2
 DEFAULT_BATCH = 8
 DEFAULT_STEPS = 100
+
+
+#: The precision options of ``neurodeploy compile --precise`` (and of the model zoo, tests/test_zoo.py).
+PRECISE = {"residual": 0.0005, "exact_threshold": True, "bias_correction": True}
 
 
 def _check_options(profile: Profile, method: str, bits: int, residual, state_headroom: float) -> None:
@@ -149,7 +160,8 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, simulato
              method: str = "calibrated", num_weight_bits: int | None = None, state_headroom: float = 2.0,
              min_weight_bits: int = 4, candidates: int = 8, calibration_rate: float = DEFAULT_RATE,
              calibration_batch: int = DEFAULT_BATCH, calibration_steps: int = DEFAULT_STEPS, seed: int = 0,
-             report: dict | None = None, residual: float | None = None, exact_threshold: bool = False
+             report: dict | None = None, residual: float | None = None, exact_threshold: bool = False,
+             bias_correction: bool = False
              ) -> tuple[Graph, bool]:
     """Quantize a float graph for ``profile`` (see the module docstring); return ``(graph, changed)``.
 
@@ -161,7 +173,8 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, simulato
     weight error, e.g. ``0.01``; default None: off): every synapse whose quantized weights are further than this
     from the float weights gets a second synapse ``<name>.residual`` (and if needed a third, ``.residual2``) from
     the same source into the same target carrying the rounding (and clipping) residual at its own ``weight_exp``
-    (see "Residual synapses" in the module docstring). ``exact_threshold``: every candidate scale is moved down
+    (see "Residual synapses" in the module docstring); ``bias_correction``: the calibration run's mean input
+    error is taken out of each neuron's bias. ``exact_threshold``: every candidate scale is moved down
     to the nearest one at which ``lam * theta`` is an integer, so ``vth`` is exact (default False).
     """
     profile = load_profile(profile)
@@ -201,7 +214,8 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, simulato
     # 2. the search, population by population
     ctx = srch.Context(profile, bits, shapes, flat_stim, rec, simulator)
     options = {"state_headroom": state_headroom, "min_weight_bits": min_weight_bits, "candidates": candidates,
-               "seed": seed, "exact_threshold": bool(exact_threshold), "residual": residual}
+               "seed": seed, "exact_threshold": bool(exact_threshold), "residual": residual,
+               "bias_correction": bool(bias_correction)}
     warnings: list[str] = []
     new_nodes: dict[str, Op] = dict(graph.nodes)
     node_reports: dict[str, dict] = {}
@@ -221,6 +235,18 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, simulato
         for name, syn in syns.items():
             if node_reports[name]["error"]["weight"] > residual and not isinstance(syn.op, PlasticDense):
                 add_residual(name, syn, new_nodes, edges, node_reports, profile, bits, float(residual))
+    if bias_correction:
+        for name, op in graph.nodes.items():
+            incoming = [syns[s] for s in graph.predecessors(name) if s in syns and not isinstance(syns[s].op,
+                                                                                                  PlasticDense)]
+            if op.role != "neuron" or not incoming:
+                continue
+            lam = float(node_reports[name]["scale"])
+            mean = sum(input_error_mean(syn.op, [new_nodes[n] for n in [syn.name, *node_reports[syn.name].get(
+                "residual", {}).get("synapses", [])]], shapes[syn.source],
+                prep.spikes_of(syn.source, flat_stim, rec), lam) for syn in incoming)
+            new_nodes[name], node_reports[name]["bias_correction"] = correct_bias(prep.population(name, op),
+                                                                                  new_nodes[name], mean, profile)
     del syns, ctx  # the prepared synapses' arrays are not needed for the final run (large graphs: GBs)
     qgraph = Graph(new_nodes, edges, graph.meta).validate()
     final = simulator.prepare(qgraph, "int").run(stim, record=("spikes", "v"))
