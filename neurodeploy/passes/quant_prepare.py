@@ -25,6 +25,7 @@ import numpy as np
 from neurodeploy.errors import InputError, QuantizationError, UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
+from neurodeploy.ir.neurons import compartment
 from neurodeploy.ir.ops import IF, LI, Conv2d, CubaLIF, Dense, Input, Op, Output, PlasticDense, Sparse
 from neurodeploy.passes import quant_calibration as cal
 from neurodeploy.passes import quant_fields as qf
@@ -236,15 +237,12 @@ def prepare_synapse(graph: Graph, shapes, name: str, op) -> PreparedSynapse:
 
 
 def population(name: str, op) -> Population:
-    """Neuron node ``name`` in CubaLIF form (IF: ``du = 1, dv = 0``; LI: no threshold, readout)."""
-    size = int(math.prod(op.shape))
-    bias = np.broadcast_to(np.asarray(op.bias, np.float64).ravel(), (size,)).copy()
-    if isinstance(op, IF):
-        return Population(name, op, tuple(op.shape), 1.0, 0.0, float(op.vth), bias, op.reset, False)
-    if isinstance(op, LI):
-        return Population(name, op, tuple(op.shape), float(op.du), float(op.dv), None, bias, "zero", True)
-    return Population(name, op, tuple(op.shape), float(op.du), float(op.dv), float(op.vth), bias, op.reset,
-                       bool(op.readout))
+    """Neuron node ``name`` in CubaLIF form: its float compartment from the neuron-model table
+    (:func:`neurodeploy.ir.neurons.compartment`; IF: ``du = 1, dv = 0``; LI: no threshold, readout)."""
+    c = compartment(op, integer=False, node=name)
+    theta = None if math.isinf(c.vth) else float(c.vth)
+    return Population(name, op, tuple(op.shape), float(c.du), float(c.dv), theta, np.array(c.bias, np.float64),
+                      c.reset if theta is not None else "zero", bool(c.readout))
 
 
 def stimuli(graph: Graph, shapes, calibration, batch: int, steps: int, rate: float, seed: int
