@@ -24,6 +24,7 @@ from neurodeploy.errors import CapacityError, IRError
 from neurodeploy.ir import arithmetic as ar
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
+from neurodeploy.ir.neurons import compartment
 from neurodeploy.ir.ops import Conv2d, Dense, Op, Shape, Sparse
 
 #: Loihi 2's usable synaptic delay range is [0, 62] steps.
@@ -94,7 +95,7 @@ def gate_biases(graph: Graph, clock: str = "clock", max_delay: int = MAX_DELAY) 
     bias ``v``; with ``du = 1`` both add to ``v`` once per step); other neurons with a bias raise
     :class:`IRError`. Neurons at latency 0 or without a bias are unchanged; a graph without biases is returned as is.
     """
-    from neurodeploy.ir.ops import IF, LI, CubaLIF
+    from neurodeploy.ir.ops import CubaLIF
     from neurodeploy.ir.timing import node_latency
 
     latency = node_latency(graph)
@@ -104,12 +105,12 @@ def gate_biases(graph: Graph, clock: str = "clock", max_delay: int = MAX_DELAY) 
         raise IRError(f"the graph already has a node named '{clock}'", node=clock, fix="choose another clock name")
     added = False
     for name, op in graph.nodes.items():
-        if not isinstance(op, CubaLIF | IF | LI) or op.quantized:
+        if op.role != "neuron" or op.quantized:
             continue
-        bias = np.broadcast_to(np.asarray(op.bias, np.float64).ravel(), (op.size,))
-        if not bias.any() or latency.get(name, 0) == 0:
+        float_form = compartment(op, integer=False, node=name)  # the neuron-model table's float compartment
+        if not float_form.bias.any() or latency.get(name, 0) == 0:
             continue
-        du = 1.0 if isinstance(op, IF) else float(op.du)
+        du = float(float_form.du)
         if du != 1.0:
             raise IRError(f"a bias on a neuron with du = {du} cannot be gated by a synapse (it would pass through "
                           "the current decay)", node=name, fix="use du = 1, or keep the bias (warm-up not exact)")
@@ -119,7 +120,7 @@ def gate_biases(graph: Graph, clock: str = "clock", max_delay: int = MAX_DELAY) 
                                 f"exceeds 0..{max_delay}", node=name,
                                 fix="shorten the path to this neuron, or relay the clock through neurons")
         syn = f"{clock}->{name}"
-        nodes[syn] = with_delay(Dense(weight=bias.reshape(-1, 1).copy(), origin=op.origin), delay, (1,))
+        nodes[syn] = with_delay(Dense(weight=np.array(float_form.bias).reshape(-1, 1), origin=op.origin), delay, (1,))
         nodes[name] = op.replace(bias=0.0)
         edges += [(clock, syn), (syn, name)]
         added = True

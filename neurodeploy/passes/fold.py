@@ -25,7 +25,8 @@ import scipy.sparse as sp
 from neurodeploy.errors import UnsupportedOpError
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.linear import op_matrix
-from neurodeploy.ir.ops import IF, LI, Conv2d, CubaLIF, Delay, Dense, Flatten, Op, Output, Sparse
+from neurodeploy.ir.neurons import compartment
+from neurodeploy.ir.ops import Conv2d, Delay, Dense, Flatten, Op, Output, Sparse
 
 
 def _is_source(op: Op) -> bool:
@@ -43,11 +44,9 @@ def _chain_bias(op: Op, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def _absorbs_bias(op: Op) -> bool:
-    if isinstance(op, IF):
-        return True
-    if isinstance(op, CubaLIF | LI):
-        return float(op.du) == 1.0
-    return False
+    """A neuron whose float current does not decay (``du = 1``, IF included: the neuron-model table's compartment)
+    adds a synapse bias to v exactly as its own bias."""
+    return op.role == "neuron" and float(compartment(op, integer=False).du) == 1.0
 
 
 def _paths(graph: Graph, source: str) -> list[list[str]]:
