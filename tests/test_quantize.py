@@ -96,9 +96,9 @@ def test_expected_input_error_weights_errors_by_rates():
     p_any = cal.any_active_probability(rows, cols, rates, 1)
     r = rates[cols]
     # only the active source counts: mean 0.5 * 2, variance 0.25 * 4
-    assert cal.expected_input_error(np.array([2.0, 100.0]), rows, r, 1 - r, p_any, 1, 0) == pytest.approx(2.0)
+    assert cal.expected_input_error(np.array([2.0, 100.0]), None, rows, r, 1 - r, p_any, 1, 0) == pytest.approx(2.0)
     # a negative exponent floors the sum: mean shifts by -p (1 - 2**-1) / 2, variance grows by p / 12
-    floor = cal.expected_input_error(np.zeros(2), rows, r, 1 - r, p_any, 1, -1)
+    floor = cal.expected_input_error(np.zeros(2), None, rows, r, 1 - r, p_any, 1, -1)
     assert floor == pytest.approx((0.5 * 0.25) ** 2 + 0.5 / 12)
 
 

@@ -55,9 +55,9 @@ def cost(syn: PreparedSynapse, lam: float, exp: int, bits: int) -> tuple[float, 
     if key not in syn.costs:
         scaled = lam * np.asarray(syn.weights, np.float64)
         mant, clipped = qf.quantize_weights(scaled, exp, syn.sign_mode, bits)
-        errors = syn.entry_weights(mant * 2.0 ** exp - scaled)
-        syn.costs[key] = (cal.expected_input_error(errors, syn.rows, *syn.entry_rates(), syn.p_any, syn.n_out, exp),
-                          clipped)
+        errors = mant * 2.0 ** exp - scaled  # per parameter; the entries read them through syn.kidx
+        syn.costs[key] = (cal.expected_input_error(errors, syn.kidx, syn.rows, *syn.entry_rates(), syn.p_any,
+                                                   syn.n_out, exp), clipped)
     return syn.costs[key]
 
 
