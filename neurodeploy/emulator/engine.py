@@ -164,9 +164,6 @@ class _NeuronRunner:
         self.du, self.dv, self.vth, self.bias = c.du, c.dv, c.vth, c.bias
         self.reset, self.readout = c.reset, c.readout
         self.reset_interval, self.reset_offset = c.reset_interval, c.reset_offset
-        if self.reset_interval < 0:
-            raise UnsupportedOpError(f"reset_interval {self.reset_interval} is negative", node=name,
-                                     fix="use 0 (never) or a positive number of steps")
 
     def resets_at(self, t: int) -> bool:
         """Whether u and v are set to 0 before the update of Lava step ``t`` (1-based): ``t mod reset_interval ==

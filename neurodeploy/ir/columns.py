@@ -27,8 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurodeploy.errors import IRError
-
-_NUMBA: dict = {}
+from neurodeploy.ir.compiled import compiled
 
 
 @dataclass
@@ -63,22 +62,12 @@ class ColumnBuckets:
         return m
 
 
-def _kernels() -> dict:
-    if "count" not in _NUMBA:
-        import numba
-
-        jit = numba.njit(cache=True, nogil=True)
-        _NUMBA.update(histogram=jit(_delay_histogram), count=jit(_count), scatter=jit(_scatter),
-                      canonical=jit(_canonical), nonzero=jit(_nonzero), union=jit(_union))
-    return _NUMBA
-
-
 def nonzero_pattern(cb: ColumnBuckets) -> tuple[np.ndarray, np.ndarray]:
     """``(ptr, rows)`` of the entries of a one-bucket :class:`ColumnBuckets` whose summed weight is not 0 (CSC,
     ``n_in + 1`` column pointers, sorted rows)."""
     ptr = np.empty(cb.n_in + 1, np.int64)
     rows = np.empty(cb.rows.size, np.uint32)
-    kept = _kernels()["nonzero"](cb.column_pointers(0), cb.rows, cb.vals, ptr, rows)
+    kept = compiled(_nonzero)(cb.column_pointers(0), cb.rows, cb.vals, ptr, rows)
     return ptr, rows[:kept]
 
 
@@ -87,7 +76,7 @@ def pattern_union(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndar
     """The union of two CSC patterns ``(ptr, rows)`` of the same shape (sorted rows, each position once)."""
     ptr = np.empty_like(a[0])
     rows = np.empty(a[1].size + b[1].size, np.uint32)
-    kept = _kernels()["union"](a[0], a[1], b[0], b[1], ptr, rows)
+    kept = compiled(_union)(a[0], a[1], b[0], b[1], ptr, rows)
     return ptr, rows[:kept]
 
 
@@ -99,7 +88,6 @@ def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None
     first offending entry (checked inside the compiled passes, before any entry is placed). ``values=None`` builds
     the pattern only: ``vals`` is empty, repeated positions are kept once and ``fanout`` counts every stored
     entry."""
-    k = _kernels()
     rows, cols = np.ravel(rows), np.ravel(cols)
     has_values = values is not None
     values = np.ravel(values) if has_values else np.zeros(0)
@@ -114,14 +102,14 @@ def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None
     elif uniform:
         present = np.array([int(delays[0])], np.int64)
     else:
-        hist = k["histogram"](delays, int(delays.max()))
+        hist = compiled(_delay_histogram)(delays, int(delays.max()))
         present = np.flatnonzero(hist).astype(np.int64)
     lut = np.full(int(present[-1]) + 1, -1, np.int64)
     lut[present] = np.arange(present.size)
     n_groups = present.size * n_in
     starts = np.zeros(n_groups + 1, np.int64)
     fanout = np.zeros(n_in, np.int64)
-    bad = k["count"](rows, cols, delays, uniform, values, has_values, lut, n_out, n_in, starts, fanout)
+    bad = compiled(_count)(rows, cols, delays, uniform, values, has_values, lut, n_out, n_in, starts, fanout)
     if bad >= 0:
         raise IRError(f"synapse entry {bad} connects neuron {int(rows[bad])} to source {int(cols[bad])}, outside "
                       f"the op's {n_out} targets x {n_in} sources", node=node,
@@ -129,9 +117,10 @@ def column_buckets(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None
     np.cumsum(starts, out=starts)
     out_rows = np.empty(nnz, np.uint32)
     out_vals = np.empty(nnz if has_values else 0, np.float64)
-    k["scatter"](rows, cols, values, has_values, delays, uniform, lut, n_in, starts[:-1].copy(), out_rows, out_vals)
+    compiled(_scatter)(rows, cols, values, has_values, delays, uniform, lut, n_in, starts[:-1].copy(), out_rows,
+                       out_vals)
     ptr = np.empty_like(starts)
-    kept = k["canonical"](starts, out_rows, out_vals, has_values, ptr)
+    kept = compiled(_canonical)(starts, out_rows, out_vals, has_values, ptr)
     if kept < nnz:  # repeated (row, column, delay) entries were summed
         out_rows, out_vals = out_rows[:kept].copy(), out_vals[:kept].copy()
     return ColumnBuckets(int(n_out), int(n_in), present, ptr, out_rows, out_vals, fanout)
@@ -168,7 +157,7 @@ def _check_entries(rows, cols, values, delays, uniform: bool, node: str | None) 
         raise IRError(f"synaptic delay {int(delays.min())} is negative", node=node, fix=fix)
 
 
-# --- numba kernels (compiled by _kernels) ------------------------------------------------------------------------
+# --- numba kernels (compiled by ir.compiled) -----------------------------------------------------------------------
 
 def _delay_histogram(delays, max_delay):  # pragma: no cover - compiled by numba
     hist = np.zeros(max_delay + 1, np.int64)

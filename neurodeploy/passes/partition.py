@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from neurodeploy.errors import CapacityError
+from neurodeploy.ir.compiled import compiled
 from neurodeploy.ir.graph import Graph
 from neurodeploy.ir.ops import Conv2d, Sparse
 from neurodeploy.passes.cores import core_index, pack, run_end, units_needed
@@ -101,7 +102,7 @@ def _synapse_ops(graph: Graph, shapes: dict, limits: CoreLimits) -> list[_Synaps
     and the row of the previous entry in its column (:func:`_csr_of_csc`, one compiled pass)."""
     from neurodeploy.ir.columns import column_buckets, entry_arrays
 
-    csr_of_csc = _compiled("csr_of_csc", _csr_of_csc)
+    csr_of_csc = compiled(_csr_of_csc)
     out = []
     for name, op in graph.nodes.items():
         if op.role != "synapse":
@@ -225,7 +226,7 @@ def _count(synapses: list[_Synapses], core_of: dict[str, np.ndarray], sizes: dic
     One compiled pass per synapse op (:func:`_count_pairs`): ``core_of`` is non-decreasing in the neuron index
     (slices are contiguous runs in order), so along a column with sorted rows the distinct cores are the positions
     where the core changes."""
-    count_pairs = _compiled("count_pairs", _count_pairs)
+    count_pairs = compiled(_count_pairs)
     fan_out = {node: np.zeros(n, np.int64) for node, n in sizes.items()}
     fan_in = np.zeros(n_cores, np.int64)
     for s in synapses:
@@ -249,18 +250,6 @@ def _count_pairs(col_ptr, col_rows, core_of, fan_out, fan_in):  # pragma: no cov
                 fan_in[c] += 1
                 last = c
         fan_out[j] += distinct
-
-
-_NUMBA: dict = {}
-
-
-def _compiled(name: str, fn):
-    """``fn`` compiled by numba (imported on first use; ``cache=True``: compiled once per machine)."""
-    if name not in _NUMBA:
-        import numba
-
-        _NUMBA[name] = numba.njit(cache=True, nogil=True)(fn)
-    return _NUMBA[name]
 
 
 class _Mapping:

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from neurodeploy.ir.compiled import compiled
+
 
 def bernoulli_stimuli(shapes: Mapping[str, tuple[int, ...]], batch: int, steps: int, rate: float, seed: int
                       ) -> dict[str, np.ndarray]:
@@ -57,13 +59,12 @@ def expected_input_error(errors: np.ndarray, kidx: np.ndarray | None, rows: np.n
     parameter ``kidx[k]`` (None: parameter ``k``); ``entry_rates`` is the rate ``r`` of each entry's source and
     ``entry_idle`` its ``1 - r`` (per synapse, computed once). The row sums run in one compiled pass over the
     entries, in entry order (the same sums, bit for bit, as ``numpy.bincount`` over the expanded arrays)."""
-    kernel = _row_sums_kernel()
     mean = np.zeros(n_out)
     var = np.zeros(n_out)
     errors = np.ascontiguousarray(errors, np.float64)
     if kidx is None:
         kidx = np.arange(errors.size)
-    kernel(errors, kidx, rows, entry_rates, entry_idle, mean, var)
+    compiled(_row_sums)(errors, kidx, rows, entry_rates, entry_idle, mean, var)
     if weight_exp < 0:
         mean = mean - p_any * (1.0 - 2.0 ** weight_exp) / 2.0
         var = var + p_any / 12.0
@@ -76,17 +77,6 @@ def _row_sums(errors, kidx, rows, rates, idle, mean, var):  # pragma: no cover -
         e = errors[kidx[k]]
         mean[rows[k]] += e * rates[k]
         var[rows[k]] += e * e * rates[k] * idle[k]
-
-
-_NUMBA: dict = {}
-
-
-def _row_sums_kernel():
-    if "row_sums" not in _NUMBA:
-        import numba
-
-        _NUMBA["row_sums"] = numba.njit(cache=True, nogil=True)(_row_sums)
-    return _NUMBA["row_sums"]
 
 
 def spike_agreement(float_spikes: np.ndarray, int_spikes: np.ndarray) -> dict[str, float | int]:

@@ -140,8 +140,6 @@ def add_residual(name: str, syn: PreparedSynapse, new_nodes: dict[str, Op], edge
             node_reports[res_name]["weights"] = int(np.count_nonzero(weights))
 
 
-
-
 def input_error_mean(float_op: Op, ops: list[Op], in_shape: tuple[int, ...], spikes: np.ndarray, lam: float
                      ) -> np.ndarray:
     """``m_i`` of the module docstring for one float synapse ``float_op`` quantized as ``ops`` (the main op and its

@@ -219,9 +219,10 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, simulato
     warnings: list[str] = []
     new_nodes: dict[str, Op] = dict(graph.nodes)
     node_reports: dict[str, dict] = {}
+    pops: dict[str, prep.Population] = {}
     for name, op in graph.nodes.items():
         if op.role == "neuron":
-            pop = prep.population(name, op)
+            pop = pops[name] = prep.population(name, op)
             choice = srch.choose(pop, [syns[s] for s in graph.predecessors(name) if s in syns], ctx, method,
                                  options, warnings)
             new_nodes.update(choice.best.syn_ops)
@@ -236,17 +237,19 @@ def quantize(graph: Graph, profile: Profile | str, calibration=None, *, simulato
             if node_reports[name]["error"]["weight"] > residual and not isinstance(syn.op, PlasticDense):
                 add_residual(name, syn, new_nodes, edges, node_reports, profile, bits, float(residual))
     if bias_correction:
-        for name, op in graph.nodes.items():
-            incoming = [syns[s] for s in graph.predecessors(name) if s in syns and not isinstance(syns[s].op,
-                                                                                                  PlasticDense)]
-            if op.role != "neuron" or not incoming:
+        for name, pop in pops.items():
+            incoming = [syns[s] for s in graph.predecessors(name)
+                        if s in syns and not isinstance(syns[s].op, PlasticDense)]
+            if not incoming:
                 continue
             lam = float(node_reports[name]["scale"])
-            mean = sum(input_error_mean(syn.op, [new_nodes[n] for n in [syn.name, *node_reports[syn.name].get(
-                "residual", {}).get("synapses", [])]], shapes[syn.source],
-                prep.spikes_of(syn.source, flat_stim, rec), lam) for syn in incoming)
-            new_nodes[name], node_reports[name]["bias_correction"] = correct_bias(prep.population(name, op),
-                                                                                  new_nodes[name], mean, profile)
+            mean = 0.0
+            for syn in incoming:  # the synapse as quantized: its main op and its residual ops
+                parts = [syn.name, *node_reports[syn.name].get("residual", {}).get("synapses", [])]
+                mean = mean + input_error_mean(syn.op, [new_nodes[p] for p in parts], shapes[syn.source],
+                                               prep.spikes_of(syn.source, flat_stim, rec), lam)
+            new_nodes[name], node_reports[name]["bias_correction"] = correct_bias(pop, new_nodes[name], mean,
+                                                                                  profile)
     del syns, ctx  # the prepared synapses' arrays are not needed for the final run (large graphs: GBs)
     qgraph = Graph(new_nodes, edges, graph.meta).validate()
     final = simulator.prepare(qgraph, "int").run(stim, record=("spikes", "v"))
